@@ -1,0 +1,29 @@
+# Two commands matter: `make demo` and `make test`. Each builds its own virtual environment.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test bench clean docs
+
+$(BIN)/socialcredit: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+demo: $(BIN)/socialcredit
+	rm -f demo.db demo.db.key demo.db-wal demo.db-shm
+	$(BIN)/socialcredit --db sqlite:///demo.db demo --seed 7
+
+test: $(BIN)/socialcredit
+	$(BIN)/python -m pytest -q
+
+bench: $(BIN)/socialcredit
+	$(BIN)/python bench/bench_ingest.py
+	$(BIN)/python bench/bench_check.py
+
+docs: $(BIN)/socialcredit
+	$(BIN)/python docs/generate_cli_docs.py
+
+clean:
+	rm -rf $(VENV) demo.db demo.db.key demo.db-wal demo.db-shm
