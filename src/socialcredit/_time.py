@@ -1,0 +1,176 @@
+"""Instants and durations.
+
+Instants are integers: microseconds since the Unix epoch, UTC. Integers keep the fold exact
+(no float drift between engines) and cheap to compare. Durations are ISO 8601 (`P2Y`,
+`P180D`, `PT24H`); years and months are calendar units, so adding them goes through a
+calendar date (2024-02-29 + P1Y = 2025-02-28), the rest is plain arithmetic.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+
+US_PER_SECOND = 1_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+class TimeFormatError(ValueError):
+    """A time or duration that does not parse; the message says what was expected."""
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def parse_instant(text: str, *, allow_date: bool = False) -> int:
+    """RFC 3339 (`2026-03-01T08:00:00+08:00`, `...Z`) to epoch microseconds.
+
+    A time zone offset is required: a bare local time would mean different instants on
+    different machines. With `allow_date`, `2026-03-01` means midnight UTC.
+    """
+    if not isinstance(text, str):
+        raise TimeFormatError(f"expected an RFC 3339 time string, got {type(text).__name__}")
+    candidate = text.strip()
+    if allow_date and len(candidate) == 10:
+        try:
+            day = date.fromisoformat(candidate)
+        except ValueError:
+            raise TimeFormatError(f"{text!r} is not a date (expected YYYY-MM-DD)") from None
+        return to_us(datetime(day.year, day.month, day.day, tzinfo=timezone.utc))
+    try:
+        moment = datetime.fromisoformat(candidate)
+    except ValueError:
+        raise TimeFormatError(
+            f"{text!r} is not an RFC 3339 time (expected e.g. 2026-03-01T08:00:00Z)"
+        ) from None
+    if moment.tzinfo is None or "T" not in candidate.upper():
+        raise TimeFormatError(f"{text!r} has no time zone offset (add Z or +08:00)")
+    return to_us(moment)
+
+
+def to_us(moment: datetime) -> int:
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * US_PER_SECOND + delta.microseconds
+
+
+def from_us(instant: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=instant)
+
+
+def format_instant(instant: int) -> str:
+    """Epoch microseconds to canonical RFC 3339 UTC (`2026-03-01T00:00:00Z`)."""
+    moment = from_us(instant)
+    if moment.microsecond:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def format_day(instant: int) -> str:
+    return from_us(instant).strftime("%Y-%m-%d")
+
+
+_DURATION = re.compile(
+    r"^P(?!$)(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
+    r"(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?$"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Duration:
+    """An ISO 8601 duration split into calendar months and exact microseconds."""
+
+    text: str
+    months: int
+    micros: int
+
+    @classmethod
+    def parse(cls, text: str) -> "Duration":
+        match = _DURATION.match(text.strip().upper()) if isinstance(text, str) else None
+        if not match:
+            raise TimeFormatError(
+                f"{text!r} is not an ISO 8601 duration (expected e.g. P2Y, P180D, PT24H)"
+            )
+        part = {name: int(value or 0) for name, value in match.groupdict().items()}
+        months = part["years"] * 12 + part["months"]
+        seconds = (
+            (part["weeks"] * 7 + part["days"]) * 86_400
+            + part["hours"] * 3_600
+            + part["minutes"] * 60
+            + part["seconds"]
+        )
+        return cls(text.strip().upper(), months, seconds * US_PER_SECOND)
+
+    def after(self, instant: int) -> int:
+        """The instant this duration after `instant` (calendar months clamp to month end)."""
+        if self.months:
+            instant = _add_months(instant, self.months)
+        return instant + self.micros
+
+    def approx_micros(self) -> int:
+        """Length in microseconds with 30.44-day months, for comparisons and decay rates only."""
+        return self.months * 2_629_746 * US_PER_SECOND + self.micros
+
+    def words(self) -> str:
+        """`P2Y` → `2 years`, for explanations."""
+        years, months = divmod(self.months, 12)
+        days, rest = divmod(self.micros // US_PER_SECOND, 86_400)
+        hours = rest // 3_600
+        parts = [
+            _plural(years, "year"),
+            _plural(months, "month"),
+            _plural(days, "day"),
+            _plural(hours, "hour"),
+        ]
+        return " ".join(p for p in parts if p) or "no time"
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _plural(count: int, unit: str) -> str:
+    if not count:
+        return ""
+    return f"{count} {unit}" if count == 1 else f"{count} {unit}s"
+
+
+def _add_months(instant: int, months: int) -> int:
+    moment = from_us(instant)
+    total = moment.year * 12 + (moment.month - 1) + months
+    year, month = divmod(total, 12)
+    month += 1
+    day = min(moment.day, _days_in_month(year, month))
+    return to_us(moment.replace(year=year, month=month, day=day))
+
+
+def _days_in_month(year: int, month: int) -> int:
+    if month == 12:
+        return 31
+    return (date(year, month + 1, 1) - date(year, month, 1)).days
+
+
+def period_start(instant: int, period: str) -> int:
+    """Start of the calendar period (`P1D`, `P1W`, `P1M`, `P1Y`, UTC) that holds `instant`.
+
+    Caps count events per calendar period because "at most 2 a month" is what a resident
+    can check on a calendar; a rolling window is not.
+    """
+    moment = from_us(instant)
+    if period == "P1D":
+        start = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    elif period == "P1W":
+        start = (moment - timedelta(days=moment.weekday())).replace(
+            hour=0, minute=0, second=0, microsecond=0
+        )
+    elif period == "P1M":
+        start = moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    elif period == "P1Y":
+        start = moment.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
+    else:  # validated by the policy schema
+        raise TimeFormatError(f"{period!r} is not a calendar period (P1D, P1W, P1M or P1Y)")
+    return to_us(start)
+
+
+CALENDAR_PERIODS = ("P1D", "P1W", "P1M", "P1Y")

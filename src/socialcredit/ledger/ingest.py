@@ -1,0 +1,157 @@
+"""The ingest boundary: parse provider files, validate each event, pseudonymize its subject.
+
+Nothing here writes. Every line comes out either as a `ValidEvent` (the subject already
+replaced by its pseudonym, the attributes checked against the policy's catalog) or as an
+error naming the line and the cause, so the registry can refuse a whole file before a single
+row is written.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from .._time import TimeFormatError, parse_instant
+from ..policy.compiled import EventError, Policy
+from .entries import event_digest
+from .identity import IdentityError, Pseudonymizer
+
+FIELDS = ("subject", "subject_kind", "type", "occurred_at", "provider", "key", "attributes")
+REQUIRED = ("subject", "type", "occurred_at", "key")
+KINDS = ("person", "organization")
+MAX_KEY = 200
+
+
+class InputError(ValueError):
+    """One bad event: `line` says where, the message says why."""
+
+    def __init__(self, line: int | None, message: str):
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class ValidEvent:
+    line: int | None
+    subject: str  # the pseudonym: the raw reference goes no further than this module
+    subject_kind: str
+    type: str
+    occurred_us: int
+    provider: str
+    key: str
+    attributes: dict
+    digest: str
+
+
+def read_jsonl(stream: Iterable[str]) -> Iterator[tuple[int, dict | InputError]]:
+    for number, line in enumerate(stream, start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield number, InputError(number, f"not valid JSON ({exc.msg} at column {exc.colno})")
+            continue
+        if not isinstance(value, dict):
+            yield number, InputError(number, "expected a JSON object with subject, type, occurred_at, provider, key")
+            continue
+        yield number, value
+
+
+def read_csv(stream: Iterable[str]) -> Iterator[tuple[int, dict | InputError]]:
+    """CSV with the JSONL fields as columns; any other column is an attribute."""
+    reader = csv.DictReader(stream)
+    if reader.fieldnames is None:
+        return
+    missing = [name for name in REQUIRED if name not in reader.fieldnames]
+    if missing:
+        yield 1, InputError(1, f"the header lacks column(s) {', '.join(missing)}")
+        return
+    for row in reader:
+        number = reader.line_num
+        if None in row:
+            yield number, InputError(number, "more cells than header columns")
+            continue
+        event = {name: row.pop(name) for name in FIELDS if name in row and name != "attributes"}
+        # An empty cell is an absent attribute, not an empty string.
+        event["attributes"] = {name: value for name, value in row.items() if value not in ("", None)}
+        if not event.get("subject_kind"):
+            event.pop("subject_kind", None)
+        if not event.get("provider"):
+            event.pop("provider", None)
+        yield number, event
+
+
+def read_events(stream: Iterable[str], fmt: str) -> Iterator[tuple[int, dict | InputError]]:
+    if fmt == "jsonl":
+        return read_jsonl(stream)
+    if fmt == "csv":
+        return read_csv(stream)
+    raise ValueError(f"unknown format {fmt!r} (jsonl or csv)")
+
+
+class Validator:
+    """Turns raw event dicts into ValidEvents under one policy and one pseudonym key."""
+
+    def __init__(self, policy: Policy, pseudonymizer: Pseudonymizer, default_provider: str | None = None):
+        self.policy = policy
+        self.pseudonymizer = pseudonymizer
+        self.default_provider = default_provider
+
+    def validate(self, raw: dict, line: int | None = None) -> ValidEvent:
+        try:
+            return self._validate(raw, line)
+        except (EventError, IdentityError, TimeFormatError) as exc:
+            raise InputError(line, str(exc)) from None
+
+    def _validate(self, raw: dict, line: int | None) -> ValidEvent:
+        for name in raw:
+            if name not in FIELDS:
+                raise InputError(line, f"unknown field {name!r} (fields: {', '.join(FIELDS)})")
+        for name in REQUIRED:
+            if name not in raw or raw[name] in (None, ""):
+                raise InputError(line, f"missing {name!r}")
+        subject, event_type, key = raw["subject"], raw["type"], raw["key"]
+        if not isinstance(subject, str):
+            raise InputError(line, "subject must be text")
+        if not isinstance(event_type, str):
+            raise InputError(line, "type must be text")
+        if isinstance(key, int) and not isinstance(key, bool):
+            key = str(key)
+        if not isinstance(key, str) or len(key) > MAX_KEY:
+            raise InputError(line, f"key must be text of at most {MAX_KEY} characters")
+        kind = raw.get("subject_kind") or "person"
+        if kind not in KINDS:
+            raise InputError(line, f"subject_kind must be person or organization, got {kind!r}")
+        provider = raw.get("provider") or self.default_provider
+        if provider is None:
+            raise InputError(line, "missing 'provider' (give it in the event or with --provider)")
+        if not isinstance(provider, str) or len(provider) > MAX_KEY:
+            raise InputError(line, "provider must be text")
+        if self.default_provider is not None and provider != self.default_provider:
+            raise InputError(line, f"provider {provider!r} differs from --provider {self.default_provider!r}")
+        try:
+            occurred = parse_instant(raw["occurred_at"])
+        except TimeFormatError as exc:
+            raise InputError(line, f"occurred_at: {exc}") from None
+        attributes = self.policy.validate_event(event_type, raw.get("attributes"), kind)
+        pseudonym = self.pseudonymizer.pseudonym(subject, kind)
+        return ValidEvent(
+            line,
+            pseudonym,
+            kind,
+            event_type,
+            occurred,
+            provider,
+            key,
+            attributes,
+            event_digest(pseudonym, kind, event_type, occurred, attributes),
+        )
+
+
+def open_text(data: bytes | str) -> io.StringIO:
+    return io.StringIO(data.decode("utf-8") if isinstance(data, bytes) else data)

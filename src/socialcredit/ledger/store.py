@@ -1,0 +1,484 @@
+"""Storage: one schema on SQLite (the default) and PostgreSQL (the scale-up).
+
+The schema and its migrations are SQLAlchemy Core and Alembic. The hot paths (appending a
+batch of entries, writing standings, logging decisions) hand rows straight to the driver's
+`executemany`, inside the same SQLAlchemy transaction, because building an ORM object per
+event would cost more than everything else ingest does.
+
+Appends are serialized: SQLite takes its write lock up front (BEGIN IMMEDIATE), PostgreSQL
+an exclusive lock on the checkpoints table, so sequence numbers are gapless and the Merkle
+tree grows one writer at a time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from sqlalchemy import create_engine, event, select, text
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError, ProgrammingError
+
+from . import tables
+from .entries import EVENT, POLICY, VOID, Entry
+
+FORMAT = "socialcredit-registry"
+FORMAT_VERSION = "1"
+_CHUNK = 500  # keys per IN (...) lookup: well under every driver's parameter limit
+
+
+class StoreError(RuntimeError):
+    """The database cannot be used as a registry; the message says which and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    size: int
+    root: bytes
+    frontier: list[str]
+    recorded_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewEntry:
+    """A row ready to append: the Entry plus what is stored beside its canonical body."""
+
+    entry: Entry
+    body: str
+    leaf_hash: bytes
+    digest: str | None
+
+
+def describe_url(url: str) -> str:
+    """The URL without a password, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+class Store:
+    def __init__(self, engine: Engine, url: str):
+        self.engine = engine
+        self.url = url
+        self.dialect = engine.dialect.name
+        self._param = "?" if self.dialect == "sqlite" else "%s"
+
+    # -- opening -------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, url: str, *, create: bool = False) -> "Store":
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            raise StoreError(f"{url!r} is not a database URL (e.g. sqlite:///socialcredit.db)") from None
+        backend = parsed.get_backend_name()
+        if backend == "sqlite":
+            path = parsed.database
+            if not path or path == ":memory:":
+                raise StoreError("an in-memory SQLite database cannot hold a registry; give a file")
+            if not create and not Path(path).exists():
+                raise StoreError(f"no registry at {path}: run `socialcredit init` first")
+            if create and not Path(path).parent.exists():
+                raise StoreError(f"cannot create {path}: folder {Path(path).parent} does not exist")
+            engine = create_engine(url)
+            _sqlite_pragmas(engine)
+        elif backend == "postgresql":
+            if parsed.get_driver_name() not in ("psycopg", "psycopg2"):
+                parsed = parsed.set(drivername="postgresql+psycopg")
+            engine = create_engine(parsed, pool_pre_ping=True)
+            _postgres_append_lock(engine)
+        else:
+            raise StoreError(f"{describe_url(url)}: unsupported database (use sqlite:/// or postgresql://)")
+        store = cls(engine, url)
+        store._check_reachable()
+        if not create:
+            store._check_is_registry()
+        return store
+
+    def _check_reachable(self) -> None:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except (OperationalError, DatabaseError) as exc:
+            raise StoreError(f"{describe_url(self.url)}: cannot open database ({_first_line(exc)})") from None
+
+    def _check_is_registry(self) -> None:
+        where = describe_url(self.url)
+        try:
+            with self.engine.connect() as conn:
+                rows = dict(conn.execute(select(tables.meta.c.name, tables.meta.c.value)).all())
+        except (OperationalError, ProgrammingError, DatabaseError) as exc:
+            if "file is not a database" in str(exc) or "not a database" in str(exc):
+                raise StoreError(f"{where} is not a SQLite database (another program's file?)") from None
+            raise StoreError(f"{where} is not a socialcredit registry (no meta table); run `socialcredit init`") from None
+        if rows.get("format") != FORMAT:
+            raise StoreError(f"{where} is not a socialcredit registry")
+        if rows.get("format_version") != FORMAT_VERSION:
+            raise StoreError(f"{where} is registry format {rows.get('format_version')}, this program reads {FORMAT_VERSION}")
+
+    def initialize(self, meta: dict[str, str]) -> None:
+        """Create the schema with Alembic and record what this database is."""
+        from alembic import command
+        from alembic.config import Config
+
+        try:
+            with self.engine.begin() as conn:
+                existing = conn.dialect.has_table(conn, "meta")
+                if existing:
+                    raise StoreError(f"{describe_url(self.url)} already holds a registry")
+                if self.dialect == "sqlite":
+                    has_tables = conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar()
+                    if has_tables:
+                        raise StoreError(f"{describe_url(self.url)} is another program's database; not touching it")
+                config = Config()
+                config.set_main_option("script_location", str(resources.files("socialcredit.ledger") / "migrations"))
+                config.attributes["connection"] = conn
+                command.upgrade(config, "head")
+                rows = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta}
+                conn.execute(tables.meta.insert(), [{"name": k, "value": v} for k, v in rows.items()])
+        except DatabaseError as exc:
+            if "file is not a database" in str(exc):
+                raise StoreError(f"{describe_url(self.url)} is not a SQLite database (another program's file?)") from None
+            raise
+
+    def set_meta(self, name: str, value: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(tables.meta.insert(), [{"name": name, "value": value}])
+
+    def meta(self) -> dict[str, str]:
+        with self.engine.connect() as conn:
+            return dict(conn.execute(select(tables.meta.c.name, tables.meta.c.value)).all())
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- transactions --------------------------------------------------------------------------
+
+    @contextmanager
+    def appending(self) -> Iterator[Connection]:
+        """A write transaction that holds the ledger's append lock until it commits."""
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(socialcredit_append=True)
+            with conn.begin():
+                yield conn
+
+    def _sql(self, statement: str) -> str:
+        return _placeholders(statement, self._param)
+
+    def _cursor(self, conn: Connection):
+        return conn.connection.driver_connection.cursor()
+
+    # -- the ledger ----------------------------------------------------------------------------
+
+    def last_checkpoint(self, conn: Connection | None = None) -> Checkpoint | None:
+        query = select(tables.checkpoints).order_by(tables.checkpoints.c.size.desc()).limit(1)
+        with _maybe_connect(self.engine, conn) as c:
+            row = c.execute(query).first()
+        if row is None:
+            return None
+        return Checkpoint(row.size, bytes(row.root), json.loads(row.frontier), row.recorded_us)
+
+    def checkpoints(self) -> list[Checkpoint]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(tables.checkpoints).order_by(tables.checkpoints.c.size)).all()
+        return [Checkpoint(r.size, bytes(r.root), json.loads(r.frontier), r.recorded_us) for r in rows]
+
+    def size(self) -> int:
+        checkpoint = self.last_checkpoint()
+        return checkpoint.size if checkpoint else 0
+
+    def existing_events(self, conn: Connection, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, str]]:
+        """(provider, key) → (seq, digest) for the keys already in the ledger."""
+        found: dict[tuple[str, str], tuple[int, str]] = {}
+        by_provider: dict[str, list[str]] = {}
+        for provider, key in keys:
+            by_provider.setdefault(provider, []).append(key)
+        cursor = self._cursor(conn)
+        for provider, provider_keys in by_provider.items():
+            for start in range(0, len(provider_keys), _CHUNK):
+                chunk = provider_keys[start : start + _CHUNK]
+                marks = ",".join([self._param] * len(chunk))
+                cursor.execute(
+                    f"SELECT key, seq, digest FROM entries WHERE provider = {self._param} AND key IN ({marks})",
+                    [provider, *chunk],
+                )
+                for key, seq, digest in cursor.fetchall():
+                    found[(provider, key)] = (seq, digest)
+        return found
+
+    def append(self, conn: Connection, rows: Sequence[NewEntry], checkpoint: Checkpoint) -> None:
+        """Insert entries and the checkpoint that covers them, in the caller's transaction."""
+        cursor = self._cursor(conn)
+        cursor.executemany(
+            self._sql(
+                "INSERT INTO entries (seq, kind, recorded_us, provider, key, subject, type, "
+                "occurred_us, digest, body, leaf_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+            ),
+            [
+                (
+                    r.entry.seq,
+                    r.entry.kind,
+                    r.entry.recorded_us,
+                    r.entry.provider,
+                    r.entry.key,
+                    r.entry.subject,
+                    r.entry.type,
+                    r.entry.occurred_us,
+                    r.digest,
+                    r.body,
+                    r.leaf_hash,
+                )
+                for r in rows
+            ],
+        )
+        cursor.execute(
+            self._sql("INSERT INTO checkpoints (size, root, frontier, recorded_us) VALUES (?,?,?,?)"),
+            (checkpoint.size, checkpoint.root, json.dumps(checkpoint.frontier), checkpoint.recorded_us),
+        )
+
+    def entries_for_subjects(self, subjects: Iterable[str], conn: Connection | None = None,
+                             before: int | None = None) -> dict[str, list[Entry]]:
+        """Every entry about each subject (events and the voids that cancel them), in seq order."""
+        result: dict[str, list[Entry]] = {}
+        subjects = list(subjects)
+        with _maybe_connect(self.engine, conn) as c:
+            cursor = self._cursor(c)
+            for start in range(0, len(subjects), _CHUNK):
+                chunk = subjects[start : start + _CHUNK]
+                marks = ",".join([self._param] * len(chunk))
+                query = (
+                    "SELECT seq, kind, recorded_us, subject, type, occurred_us, provider, key, body "
+                    f"FROM entries WHERE subject IN ({marks})"
+                )
+                params: list = list(chunk)
+                if before is not None:
+                    query += f" AND seq < {self._param}"
+                    params.append(before)
+                cursor.execute(query + " ORDER BY seq", params)
+                for row in cursor.fetchall():
+                    entry = _row_entry(row)
+                    result.setdefault(entry.subject, []).append(entry)
+        return result
+
+    def entries_for_subject(self, subject: str) -> list[Entry]:
+        return self.entries_for_subjects([subject]).get(subject, [])
+
+    def iter_columns(self, batch: int = 20_000) -> Iterator[tuple]:
+        """Every stored entry in seq order, streamed: (seq, kind, recorded_us, provider, key,
+        subject, type, occurred_us, body, leaf_hash)."""
+        with self.engine.connect() as conn:
+            cursor = self._cursor(conn)
+            last = -1
+            while True:
+                cursor.execute(
+                    self._sql(
+                        "SELECT seq, kind, recorded_us, provider, key, subject, type, occurred_us, body, leaf_hash "
+                        "FROM entries WHERE seq > ? ORDER BY seq LIMIT ?"
+                    ),
+                    (last, batch),
+                )
+                rows = cursor.fetchall()
+                if not rows:
+                    return
+                for row in rows:
+                    yield (*row[:9], bytes(row[9]))
+                last = rows[-1][0]
+
+    def count_entries(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.exec_driver_sql("SELECT count(*) FROM entries").scalar()
+
+    def leaf_hashes(self, size: int) -> list[bytes]:
+        with self.engine.connect() as conn:
+            cursor = self._cursor(conn)
+            cursor.execute(self._sql("SELECT leaf_hash FROM entries WHERE seq < ? ORDER BY seq"), (size,))
+            return [bytes(row[0]) for row in cursor.fetchall()]
+
+    def entry(self, seq: int) -> Entry | None:
+        with self.engine.connect() as conn:
+            cursor = self._cursor(conn)
+            cursor.execute(
+                self._sql(
+                    "SELECT seq, kind, recorded_us, subject, type, occurred_us, provider, key, body "
+                    "FROM entries WHERE seq = ?"
+                ),
+                (seq,),
+            )
+            row = cursor.fetchone()
+        return _row_entry(row) if row else None
+
+    def policy_entries(self) -> list[Entry]:
+        with self.engine.connect() as conn:
+            cursor = self._cursor(conn)
+            cursor.execute(
+                self._sql(
+                    "SELECT seq, kind, recorded_us, subject, type, occurred_us, provider, key, body "
+                    "FROM entries WHERE kind = ? ORDER BY seq"
+                ),
+                (POLICY,),
+            )
+            return [_row_entry(row) for row in cursor.fetchall()]
+
+    def subjects(self, conn: Connection | None = None) -> list[str]:
+        with _maybe_connect(self.engine, conn) as c:
+            cursor = self._cursor(c)
+            cursor.execute("SELECT DISTINCT subject FROM entries WHERE subject IS NOT NULL")
+            return [row[0] for row in cursor.fetchall()]
+
+    def subjects_since(self, seq: int) -> set[str]:
+        with self.engine.connect() as conn:
+            cursor = self._cursor(conn)
+            cursor.execute(self._sql("SELECT DISTINCT subject FROM entries WHERE seq >= ? AND subject IS NOT NULL"), (seq,))
+            return {row[0] for row in cursor.fetchall()}
+
+    # -- derived: standings ---------------------------------------------------------------------
+
+    def put_standings(self, conn: Connection, rows: Sequence[tuple]) -> None:
+        """Upsert (subject, policy_digest, known_size, valid_from, valid_until, cacheable, score, tier, body)."""
+        if not rows:
+            return
+        cursor = self._cursor(conn)
+        cursor.executemany(
+            self._sql(
+                "INSERT INTO standings (subject, policy_digest, known_size, valid_from_us, valid_until_us, "
+                "cacheable, score, tier, body) VALUES (?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT (subject) DO UPDATE SET policy_digest = excluded.policy_digest, "
+                "known_size = excluded.known_size, valid_from_us = excluded.valid_from_us, "
+                "valid_until_us = excluded.valid_until_us, cacheable = excluded.cacheable, "
+                "score = excluded.score, tier = excluded.tier, body = excluded.body"
+            ),
+            rows,
+        )
+
+    def clear_standings(self, conn: Connection) -> None:
+        conn.execute(tables.standings.delete())
+
+    def standing_row(self, subject: str) -> tuple | None:
+        with self.engine.connect() as conn:
+            cursor = self._cursor(conn)
+            cursor.execute(
+                self._sql(
+                    "SELECT policy_digest, known_size, valid_from_us, valid_until_us, cacheable, body "
+                    "FROM standings WHERE subject = ?"
+                ),
+                (subject,),
+            )
+            return cursor.fetchone()
+
+    def standing_rows(self) -> Iterator[tuple]:
+        with self.engine.connect() as conn:
+            cursor = self._cursor(conn)
+            cursor.execute(
+                "SELECT subject, policy_digest, known_size, valid_from_us, valid_until_us, cacheable, body FROM standings"
+            )
+            while True:
+                rows = cursor.fetchmany(10_000)
+                if not rows:
+                    return
+                yield from rows
+
+    def tier_counts(self) -> dict[str | None, int]:
+        with self.engine.connect() as conn:
+            rows = conn.exec_driver_sql("SELECT tier, count(*) FROM standings GROUP BY tier").all()
+        return {tier: count for tier, count in rows}
+
+    # -- logs: decisions and audit --------------------------------------------------------------
+
+    def log_decisions(self, rows: Sequence[tuple]) -> None:
+        if not rows:
+            return
+        with self.engine.begin() as conn:
+            self._cursor(conn).executemany(
+                self._sql(
+                    "INSERT INTO decisions (id, subject, service, at_us, policy_digest, ledger_size, allowed, "
+                    "effect, measures, recorded_us, principal) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+                ),
+                rows,
+            )
+
+    def decision(self, decision_id: str):
+        with self.engine.connect() as conn:
+            return conn.execute(select(tables.decisions).where(tables.decisions.c.id == decision_id)).first()
+
+    def log_audit(self, rows: Sequence[tuple]) -> None:
+        """(at_us, principal, action, subject, detail) rows."""
+        if not rows:
+            return
+        with self.engine.begin() as conn:
+            self._cursor(conn).executemany(
+                self._sql("INSERT INTO audit (at_us, principal, action, subject, detail) VALUES (?,?,?,?,?)"),
+                rows,
+            )
+
+    def audit_rows(self, subject: str | None = None, limit: int = 100):
+        query = select(tables.audit).order_by(tables.audit.c.id.desc()).limit(limit)
+        if subject is not None:
+            query = query.where(tables.audit.c.subject == subject)
+        with self.engine.connect() as conn:
+            return conn.execute(query).all()
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def _row_entry(row) -> Entry:
+    seq, kind, recorded_us, subject, event_type, occurred_us, provider, key, body = row
+    data = json.loads(body)
+    if kind == EVENT:
+        return Entry(seq, kind, recorded_us, subject, data["subject_kind"], event_type, occurred_us,
+                     provider, key, data["attributes"])
+    if kind == VOID:
+        return Entry(seq, kind, recorded_us, subject, target=data["target"], reason=data["reason"])
+    return Entry(seq, kind, recorded_us, policy=data["policy"])
+
+
+@lru_cache(maxsize=256)
+def _placeholders(statement: str, param: str) -> str:
+    return statement if param == "?" else statement.replace("?", param)
+
+
+@contextmanager
+def _maybe_connect(engine: Engine, conn: Connection | None):
+    if conn is not None:
+        yield conn
+    else:
+        with engine.connect() as fresh:
+            yield fresh
+
+
+def _first_line(exc: Exception) -> str:
+    original = getattr(exc, "orig", None) or exc
+    return str(original).strip().splitlines()[0] if str(original).strip() else exc.__class__.__name__
+
+
+def _sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection, _record):
+        # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's implicit BEGIN is
+        # deferred, which lets two writers both read size N and then collide).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(conn):
+        if conn.get_execution_options().get("socialcredit_append"):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+
+def _postgres_append_lock(engine: Engine) -> None:
+    @event.listens_for(engine, "begin")
+    def on_begin(conn):
+        if conn.get_execution_options().get("socialcredit_append"):
+            conn.exec_driver_sql("LOCK TABLE checkpoints IN EXCLUSIVE MODE")

@@ -1,0 +1,101 @@
+"""The database schema, in SQLAlchemy Core. Alembic's migrations create exactly this.
+
+The ledger (`entries`) is the only source of truth; `standings` is derived and can be
+rebuilt at any time; `decisions` and `audit` are logs.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+entries = Table(
+    "entries",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("kind", String(16), nullable=False),
+    Column("recorded_us", BigInteger, nullable=False),
+    Column("provider", String(200)),
+    Column("key", String(200)),
+    Column("subject", String(64)),
+    Column("type", String(120)),
+    Column("occurred_us", BigInteger),
+    Column("digest", String(64)),
+    Column("body", Text, nullable=False),
+    Column("leaf_hash", LargeBinary(32), nullable=False),
+    UniqueConstraint("provider", "key", name="uq_entries_provider_key"),
+    Index("ix_entries_subject_seq", "subject", "seq"),
+)
+
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("size", BigInteger, primary_key=True, autoincrement=False),
+    Column("root", LargeBinary(32), nullable=False),
+    Column("frontier", Text, nullable=False),
+    Column("recorded_us", BigInteger, nullable=False),
+)
+
+standings = Table(
+    "standings",
+    metadata,
+    Column("subject", String(64), primary_key=True),
+    Column("policy_digest", String(64), nullable=False),
+    Column("known_size", BigInteger, nullable=False),
+    Column("valid_from_us", BigInteger),
+    Column("valid_until_us", BigInteger),
+    Column("cacheable", Boolean, nullable=False),
+    Column("score", Float, nullable=False),
+    Column("tier", String(40)),
+    Column("body", Text, nullable=False),
+)
+
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("subject", String(64), nullable=False),
+    Column("service", String(120), nullable=False),
+    Column("at_us", BigInteger, nullable=False),
+    Column("policy_digest", String(64), nullable=False),
+    Column("ledger_size", BigInteger, nullable=False),
+    Column("allowed", Boolean, nullable=False),
+    Column("effect", String(40), nullable=False),
+    Column("measures", Text, nullable=False),
+    Column("recorded_us", BigInteger, nullable=False),
+    Column("principal", String(200), nullable=False),
+    Index("ix_decisions_subject", "subject"),
+)
+
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at_us", BigInteger, nullable=False),
+    Column("principal", String(200), nullable=False),
+    Column("action", String(40), nullable=False),
+    Column("subject", String(64)),
+    Column("detail", Text, nullable=False),
+    Index("ix_audit_subject", "subject"),
+)
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)

@@ -1,0 +1,108 @@
+"""`verify`: recompute the whole Merkle tree from the stored entries and say what is wrong.
+
+Every entry is checked three ways: its body hashes to its stored leaf hash (else it was
+modified), its body names its own position (else entries were reordered or renumbered),
+and its indexed columns agree with its body (else someone edited the columns the fold
+reads). Positions must run 0, 1, 2, … (a gap is a deletion). The tree rebuilt from the
+recomputed leaves must reproduce the root of every checkpoint (else history was rewritten
+consistently, hashes and all, somewhere before that checkpoint), and every entry must be
+covered by a checkpoint (else it was inserted behind the registry's back).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from .._time import parse_instant
+from . import merkle
+from .store import Store
+
+_MAX_PROBLEMS = 1000
+
+
+def verify_ledger(store: Store, progress: Callable[[int], None] | None = None):
+    from ..registry import VerifyReport
+
+    checkpoints = {c.size: c.root for c in store.checkpoints()}
+    last_size = max(checkpoints, default=0)
+    problems: list[dict] = []
+
+    def problem(kind: str, seq: int | None, message: str) -> None:
+        if len(problems) < _MAX_PROBLEMS:
+            problems.append({"kind": kind, "entry": seq, "message": message})
+
+    frontier = merkle.Frontier()
+    expected = 0
+    count = 0
+    for row in store.iter_columns():
+        seq, kind, recorded_us, provider, key, subject, event_type, occurred_us, body, leaf = row
+        count += 1
+        if seq != expected:
+            if seq > expected:
+                missing = f"#{expected}" if seq == expected + 1 else f"#{expected} to #{seq - 1}"
+                problem("deleted", expected, f"entries {missing} are missing (deleted)")
+            expected = seq
+        _check_entry(row, problem)
+        frontier.append(merkle.leaf_hash(body.encode("utf-8")))
+        expected += 1
+        stored_root = checkpoints.get(frontier.size)
+        if stored_root is not None and frontier.root() != stored_root:
+            problem(
+                "checkpoint",
+                None,
+                f"the tree of the first {frontier.size} entries does not reproduce its checkpoint root "
+                "(history before it was rewritten)",
+            )
+        if progress is not None and count % 10_000 == 0:
+            progress(10_000)
+    if progress is not None:
+        progress(count % 10_000)
+    if expected > last_size:
+        problem("inserted", last_size, f"entries #{last_size} to #{expected - 1} are not covered by any checkpoint "
+                                       "(inserted outside the registry)")
+    for size in sorted(checkpoints):
+        if size > expected:
+            problem("deleted", expected, f"a checkpoint covers {size} entries but only {expected} are stored "
+                                         "(entries deleted from the end)")
+            break
+    return VerifyReport(
+        ok=not problems,
+        size=last_size,
+        root=checkpoints[last_size].hex() if last_size else merkle.EMPTY_ROOT.hex(),
+        entries=count,
+        checkpoints=len(checkpoints),
+        problems=problems,
+    )
+
+
+def _check_entry(row, problem) -> None:
+    seq, kind, recorded_us, provider, key, subject, event_type, occurred_us, body, leaf = row
+    if merkle.leaf_hash(body.encode("utf-8")) != leaf:
+        problem("modified", seq, f"entry #{seq} does not match its leaf hash (modified)")
+    try:
+        data = json.loads(body)
+    except ValueError:
+        problem("modified", seq, f"entry #{seq} is not valid JSON (modified)")
+        return
+    if data.get("seq") != seq:
+        problem("reordered", seq, f"position #{seq} holds entry #{data.get('seq')} (reordered or renumbered)")
+    columns = {
+        "kind": kind,
+        "recorded_at": recorded_us,
+        "provider": provider,
+        "key": key,
+        "subject": subject,
+        "type": event_type,
+        "occurred_at": occurred_us,
+    }
+    for name, value in columns.items():
+        if name not in data:
+            if value is not None and name in ("provider", "key", "type", "occurred_at"):
+                problem("modified", seq, f"entry #{seq}: column {name} is set but its body has none (modified)")
+            continue
+        stated = data[name]
+        if name in ("recorded_at", "occurred_at"):
+            stated = parse_instant(stated)
+        if stated != value:
+            problem("modified", seq, f"entry #{seq}: column {name} disagrees with the hashed body (modified)")

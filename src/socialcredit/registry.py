@@ -1,0 +1,605 @@
+"""The library facade: one object that ties ledger, policy, scoring and decisions together.
+
+    with Registry.open("sqlite:///town.db") as registry:
+        registry.ingest(events)
+        registry.standing("110105194912310021")
+        registry.check("110105194912310021", "transport.rail.high_speed")
+
+The CLI and (later) the HTTP API are thin shells over this class.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+from ._time import format_instant, now_us, parse_instant
+from .decide import Decision, decide
+from .ledger import merkle
+from .ledger.entries import EVENT, POLICY, VOID, Entry, canonical_json
+from .ledger.identity import Pseudonymizer, create_key_file, load_key
+from .ledger.ingest import InputError, ValidEvent, Validator
+from .ledger.store import Checkpoint, NewEntry, Store, StoreError
+from .policy.compiled import Policy
+from .policy.load import load_policy, parse_policy
+from .scoring.explain import explain_entries, summarize
+from .scoring.fold import Standing, fold
+
+DEFAULT_URL = "sqlite:///socialcredit.db"
+_MATERIALIZE_CHUNK = 2_000
+_DECISION_BUFFER = 1_000
+_DECISION_MAX_AGE_S = 1.0
+
+
+class RegistryError(RuntimeError):
+    """A request the registry cannot carry out; the message says why in one line."""
+
+
+@dataclass
+class IngestResult:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    errors: list[dict] = field(default_factory=list)
+    ledger_size: int = 0
+    root: str | None = None
+    written: bool = False
+
+    def to_dict(self) -> dict:
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "errors": self.errors,
+            "ledger_size": self.ledger_size,
+            "root": self.root,
+            "written": self.written,
+        }
+
+
+@dataclass
+class VerifyReport:
+    ok: bool
+    size: int
+    root: str | None
+    entries: int
+    checkpoints: int
+    problems: list[dict]
+
+    def to_dict(self) -> dict:
+        return {
+            "ok": self.ok,
+            "size": self.size,
+            "root": self.root,
+            "entries": self.entries,
+            "checkpoints": self.checkpoints,
+            "problems": self.problems,
+        }
+
+
+class _Cached:
+    """A materialized standing held in memory for checks: valid on [valid_from, valid_until)."""
+
+    __slots__ = ("policy_digest", "valid_from", "valid_until", "cacheable", "summary", "measures")
+
+    def __init__(self, policy_digest, valid_from, valid_until, cacheable, summary):
+        self.policy_digest = policy_digest
+        self.valid_from = valid_from
+        self.valid_until = valid_until
+        self.cacheable = cacheable
+        self.summary = summary
+        self.measures = {m["id"]: m for m in summary["measures"]}
+
+    def covers(self, at_us: int, digest: str) -> bool:
+        return (
+            self.cacheable
+            and self.policy_digest == digest
+            and (self.valid_from is None or self.valid_from <= at_us)
+            and (self.valid_until is None or at_us < self.valid_until)
+        )
+
+
+def key_path_for(url: str) -> Path:
+    """Where the pseudonym key lives: beside a SQLite file, else in the working folder."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        return Path(parsed.database + ".key")
+    return Path(os.environ.get("SOCIALCREDIT_KEY_FILE", "socialcredit.key"))
+
+
+class Registry:
+    def __init__(self, store: Store, pseudonymizer: Pseudonymizer, principal: str = "library"):
+        self.store = store
+        self.pseudonymizer = pseudonymizer
+        self.principal = principal
+        self._decision_prefix = secrets.token_hex(5)
+        self._decision_counter = 0
+        self._decisions: list[tuple] = []
+        self._decisions_since = time.monotonic()
+        self._cache: dict[str, _Cached] = {}
+        self._load_policies()
+        self._size = store.size()
+        self.freshness_s = 0.05
+        self._synced = time.monotonic()
+
+    # -- opening and closing -------------------------------------------------------------------
+
+    @classmethod
+    def init(cls, url: str = DEFAULT_URL, policy: str | Path | Policy | None = None,
+             key_file: Path | None = None, principal: str = "library") -> "Registry":
+        """Create a registry: schema, pseudonym key (0600 file unless SOCIALCREDIT_KEY is set), policy."""
+        chosen = policy if isinstance(policy, Policy) else load_policy(policy)
+        key_file = key_file or key_path_for(url)
+        from_env = bool(os.environ.get("SOCIALCREDIT_KEY"))
+        if not from_env and key_file.exists():
+            raise RegistryError(f"{key_file} already exists: refusing to replace a registry's key")
+        store = Store.open(url, create=True)
+        try:
+            store.initialize({"created_at": format_instant(now_us())})
+            pseudonymizer = load_key(None) if from_env else create_key_file(key_file)
+            store.set_meta("key_fingerprint", pseudonymizer.fingerprint)
+        except Exception:
+            store.close()
+            raise
+        registry = cls(store, pseudonymizer, principal)
+        registry.activate(chosen)
+        return registry
+
+    @classmethod
+    def open(cls, url: str = DEFAULT_URL, key_file: Path | None = None, principal: str = "library") -> "Registry":
+        store = Store.open(url)
+        try:
+            pseudonymizer = load_key(key_file or key_path_for(url))
+            expected = store.meta().get("key_fingerprint")
+            if expected and expected != pseudonymizer.fingerprint:
+                raise RegistryError(
+                    "the pseudonym key does not belong to this registry (its fingerprint differs); "
+                    "use the key file created by `socialcredit init`"
+                )
+            return cls(store, pseudonymizer, principal)
+        except Exception:
+            store.close()
+            raise
+
+    def close(self) -> None:
+        self.flush()
+        self.store.close()
+
+    def __enter__(self) -> "Registry":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- policies ------------------------------------------------------------------------------
+
+    def _load_policies(self) -> None:
+        self._policies: list[tuple[int, int, Policy]] = []
+        self._policy_by_digest: dict[str, Policy] = {}
+        for entry in self.store.policy_entries():
+            self._remember_policy(entry)
+
+    def _remember_policy(self, entry: Entry) -> None:
+        policy = self._policy_by_digest.get(entry.policy["digest"])
+        if policy is None:
+            policy = parse_policy(entry.policy["text"], source=f"ledger entry #{entry.seq}")
+            self._policy_by_digest[policy.digest] = policy
+        self._policies.append((entry.seq, entry.recorded_us, policy))
+
+    @property
+    def policy(self) -> Policy:
+        if not self._policies:
+            raise RegistryError("this registry has no active policy; run `socialcredit policy activate`")
+        return self._policies[-1][2]
+
+    def policy_at(self, at_us: int, known_at: int | None = None) -> Policy:
+        """The policy in force at `at_us`, among the activations known at `known_at`."""
+        known = [p for p in self._policies if known_at is None or p[0] < known_at]
+        if not known:
+            raise RegistryError("no policy was active at that ledger size")
+        in_force = [p for p in known if p[1] <= at_us]
+        return (in_force[-1] if in_force else known[0])[2]
+
+    def activate(self, policy: Policy) -> int:
+        """Put a policy in force from now: a ledger entry, then every standing is rebuilt."""
+        body = {"id": policy.id, "version": policy.version, "digest": policy.digest, "text": policy.text}
+        entry = self._append_one(lambda seq, at: Entry(seq, POLICY, at, policy=body))
+        self._remember_policy(entry)
+        self.rebuild_standings()
+        return entry.seq
+
+    # -- ingest --------------------------------------------------------------------------------
+
+    def validator(self, provider: str | None = None) -> Validator:
+        return Validator(self.policy, self.pseudonymizer, provider)
+
+    def ingest(self, events: Iterable[tuple[int | None, dict | InputError] | dict], *, provider: str | None = None,
+               skip_invalid: bool = False, progress: Callable[[int], None] | None = None) -> IngestResult:
+        """Validate every event, then append the new ones in one transaction (or none of them).
+
+        `events` are dicts, or (line, dict | InputError) pairs from `read_events`. With
+        `skip_invalid` the good events go in and the bad ones are listed; without it one bad
+        event refuses the whole batch and nothing is written.
+        """
+        validator = self.validator(provider)
+        valid: list[ValidEvent] = []
+        errors: list[dict] = []
+        for number, item in enumerate(events, start=1):
+            line, raw = item if isinstance(item, tuple) else (number, item)
+            if isinstance(raw, InputError):
+                errors.append({"line": line, "error": raw.message})
+            else:
+                try:
+                    valid.append(validator.validate(raw, line))
+                except InputError as exc:
+                    errors.append({"line": line, "error": exc.message})
+            if progress is not None:
+                progress(1)
+        result = IngestResult(rejected=len(errors), errors=errors)
+        if errors and not skip_invalid:
+            result.ledger_size = self._size
+            return result
+        with self.store.appending() as conn:
+            checkpoint = self.store.last_checkpoint(conn)
+            size = checkpoint.size if checkpoint else 0
+            existing = self.store.existing_events(conn, [(e.provider, e.key) for e in valid]) if size else {}
+            fresh, conflicts = _sort_out(valid, existing, result)
+            if conflicts:
+                result.errors.extend(conflicts)
+                result.rejected += len(conflicts)
+                if not skip_invalid:
+                    result.duplicates = 0
+                    result.ledger_size = size
+                    return result  # the transaction holds no writes yet; leaving it rolls back
+            recorded = now_us()
+            new_entries = [
+                Entry(size + i, EVENT, recorded, e.subject, e.subject_kind, e.type, e.occurred_us, e.provider, e.key,
+                      e.attributes)
+                for i, e in enumerate(fresh)
+            ]
+            digests = [e.digest for e in fresh]
+            checkpoint = self._append(conn, checkpoint, new_entries, digests)
+            self._materialize(conn, {e.subject for e in new_entries}, new_entries, size, checkpoint.size, recorded)
+        result.accepted = len(fresh)
+        result.written = bool(fresh)
+        result.ledger_size = checkpoint.size
+        result.root = checkpoint.root.hex()
+        self._after_append(checkpoint.size, {e.subject for e in new_entries})
+        return result
+
+    def void(self, seq: int, reason: str) -> int:
+        """Cancel an event with a new entry that names it and says why (nothing is deleted)."""
+        if not reason or not reason.strip():
+            raise RegistryError("a correction needs a reason")
+        target = self.store.entry(seq)
+        if target is None or target.kind != EVENT:
+            raise RegistryError(f"entry #{seq} is not an event in this ledger")
+        already = [e for e in self.store.entries_for_subject(target.subject) if e.kind == VOID and e.target == seq]
+        if already:
+            raise RegistryError(f"entry #{seq} was already cancelled by entry #{already[0].seq}")
+        entry = self._append_one(lambda s, at: Entry(s, VOID, at, subject=target.subject, target=seq, reason=reason.strip()))
+        return entry.seq
+
+    def _append_one(self, make: Callable[[int, int], Entry]) -> Entry:
+        with self.store.appending() as conn:
+            checkpoint = self.store.last_checkpoint(conn)
+            size = checkpoint.size if checkpoint else 0
+            recorded = now_us()
+            entry = make(size, recorded)
+            checkpoint = self._append(conn, checkpoint, [entry], [None])
+            if entry.subject is not None:
+                self._materialize(conn, {entry.subject}, [entry], size, checkpoint.size, recorded)
+        self._after_append(checkpoint.size, {entry.subject} if entry.subject else set())
+        return entry
+
+    def _append(self, conn, checkpoint: Checkpoint | None, entries: list[Entry], digests: list) -> Checkpoint:
+        frontier = merkle.Frontier.from_json(checkpoint.size, checkpoint.frontier) if checkpoint else merkle.Frontier()
+        rows = []
+        for entry, digest in zip(entries, digests):
+            body = entry.canonical()
+            leaf = merkle.leaf_hash(body.encode("utf-8"))
+            frontier.append(leaf)
+            rows.append(NewEntry(entry, body, leaf, digest))
+        new_checkpoint = Checkpoint(frontier.size, frontier.root(), frontier.to_json(), now_us())
+        if rows:
+            self.store.append(conn, rows, new_checkpoint)
+        return new_checkpoint if rows else (checkpoint or new_checkpoint)
+
+    def _after_append(self, size: int, subjects: set[str]) -> None:
+        self._size = size
+        for subject in subjects:
+            self._cache.pop(subject, None)
+
+    # -- standings -----------------------------------------------------------------------------
+
+    def _materialize(self, conn, subjects: set[str], new_entries: list[Entry], first_new: int, size: int,
+                     as_of: int) -> None:
+        """Recompute and store the current standing of every subject the new entries touch."""
+        if not self._policies:
+            return
+        policy = self.policy
+        by_subject: dict[str, list[Entry]] = {}
+        for entry in new_entries:
+            by_subject.setdefault(entry.subject, []).append(entry)
+        ordered = sorted(subjects)
+        for start in range(0, len(ordered), _MATERIALIZE_CHUNK):
+            chunk = ordered[start : start + _MATERIALIZE_CHUNK]
+            prior = self.store.entries_for_subjects(chunk, conn, before=first_new) if first_new else {}
+            rows = []
+            for subject in chunk:
+                history = prior.get(subject, []) + by_subject.get(subject, [])
+                rows.append(_standing_row(fold(policy, history, as_of, None, subject), size))
+            self.store.put_standings(conn, rows)
+
+    def rebuild_standings(self, progress: Callable[[int], None] | None = None) -> int:
+        """Throw away every materialized standing and fold them again from the ledger."""
+        with self.store.appending() as conn:
+            self.store.clear_standings(conn)
+            subjects = sorted(self.store.subjects(conn))
+            size = (self.store.last_checkpoint(conn) or Checkpoint(0, b"", [], 0)).size
+            as_of = now_us()
+            policy = self.policy
+            for start in range(0, len(subjects), _MATERIALIZE_CHUNK):
+                chunk = subjects[start : start + _MATERIALIZE_CHUNK]
+                histories = self.store.entries_for_subjects(chunk, conn)
+                rows = [_standing_row(fold(policy, histories.get(s, []), as_of, None, s), size) for s in chunk]
+                self.store.put_standings(conn, rows)
+                if progress is not None:
+                    progress(len(chunk))
+        self._cache.clear()
+        return len(subjects)
+
+    def pseudonym(self, ref: str, kind: str = "person") -> str:
+        return self.pseudonymizer.pseudonym(ref, kind)
+
+    def fold_subject(self, subject: str, at_us: int, known_at: int | None = None) -> Standing:
+        """The reference fold for a pseudonym: entries from the ledger, the policy then in force."""
+        entries = self.store.entries_for_subject(subject)
+        policy = self.policy_at(at_us, known_at)
+        return fold(policy, entries, at_us, known_at, subject)
+
+    def standing(self, ref: str, *, kind: str = "person", at: str | int | None = None,
+                 known_at: int | None = None) -> dict:
+        """The subject's standing as plain data (score, tier, dimensions, lists, measures, reasons)."""
+        subject = self.pseudonym(ref, kind)
+        at_us = _instant(at)
+        known_at = self._check_known_at(known_at)
+        standing = self.fold_subject(subject, at_us, known_at)
+        self._audit("standing", subject, {"at": format_instant(at_us), "known_at": known_at})
+        summary = summarize(standing)
+        summary.update(subject=subject, at=format_instant(at_us),
+                       known_at=known_at if known_at is not None else self._size,
+                       entries=len(standing.events))
+        return summary
+
+    def explain(self, ref: str, *, kind: str = "person", at: str | int | None = None) -> dict:
+        """Every entry about the subject and what it contributes, in words."""
+        subject = self.pseudonym(ref, kind)
+        at_us = _instant(at)
+        standing = self.fold_subject(subject, at_us)
+        self._audit("explain", subject, {"at": format_instant(at_us)})
+        summary = summarize(standing)
+        summary.update(subject=subject, at=format_instant(at_us), known_at=self._size,
+                       entries=explain_entries(standing))
+        return summary
+
+    def materialized(self, subject: str) -> dict | None:
+        """The stored standing of a pseudonym, as written at ingest (for tests and audits)."""
+        row = self.store.standing_row(subject)
+        return None if row is None else json.loads(row[5])
+
+    # -- decisions -----------------------------------------------------------------------------
+
+    def check(self, ref: str, service: str, *, kind: str = "person", at: str | int | None = None) -> Decision:
+        """May this subject use this service at `at` (default now)? Logged, replayable."""
+        subject = self.pseudonym(ref, kind)
+        return self.check_subject(subject, service, _instant(at))
+
+    def check_subject(self, subject: str, service: str, at_us: int) -> Decision:
+        if time.monotonic() - self._synced > self.freshness_s:
+            self._sync()
+        policy = self.policy
+        cached = self._cache.get(subject)
+        if cached is None or not cached.covers(at_us, policy.digest):
+            cached = self._load_cached(subject, at_us, policy)
+        allowed, effect, measures, reasons = decide(policy, cached.measures, service)
+        self._decision_counter += 1
+        decision_id = f"d-{self._decision_prefix}-{self._decision_counter:x}"
+        self._decisions.append(
+            (decision_id, subject, service, at_us, policy.digest, self._size, allowed, effect,
+             ",".join(m["id"] for m in measures), 0, self.principal)
+        )
+        if len(self._decisions) >= _DECISION_BUFFER or time.monotonic() - self._decisions_since > _DECISION_MAX_AGE_S:
+            self.flush()
+        summary = cached.summary
+        return Decision(decision_id, subject, service, format_instant(at_us), allowed, effect, measures, reasons,
+                        summary["policy"], self._size, summary["score"], summary["tier"])
+
+    def _load_cached(self, subject: str, at_us: int, policy: Policy) -> _Cached:
+        row = self.store.standing_row(subject)
+        if row is not None:
+            digest, _known, valid_from, valid_until, cacheable, body = row
+            cached = _Cached(digest, valid_from, valid_until, bool(cacheable), json.loads(body))
+            if cached.covers(at_us, policy.digest):
+                self._cache[subject] = cached
+                return cached
+        standing = self.fold_subject(subject, at_us, self._size)
+        if standing.policy is not policy:
+            return _Cached(standing.policy.digest, None, None, False, summarize(standing))
+        cached = _Cached(policy.digest, standing.valid_from_us, standing.valid_until_us, standing.cacheable,
+                         summarize(standing))
+        if cached.cacheable:
+            self._cache[subject] = cached
+        return cached
+
+    def flush(self) -> None:
+        """Write buffered decision records (checks buffer up to 1,000 or one second of them)."""
+        if self._decisions:
+            recorded = now_us()
+            rows = [row[:9] + (recorded,) + row[10:] for row in self._decisions]
+            self._decisions = []
+            self.store.log_decisions(rows)
+        self._decisions_since = time.monotonic()
+
+    def _sync(self) -> None:
+        """Notice entries appended by other processes and drop the standings they touch."""
+        self._synced = time.monotonic()
+        size = self.store.size()
+        if size == self._size:
+            return
+        known = len(self._policies)
+        self._load_policies()
+        if len(self._policies) != known:
+            self._cache.clear()
+        else:
+            for subject in self.store.subjects_since(self._size):
+                self._cache.pop(subject, None)
+        self._size = size
+
+    def replay(self, decision_id: str) -> dict:
+        """Recompute a logged decision from the ledger as it was; it must come out the same."""
+        self.flush()
+        row = self.store.decision(decision_id)
+        if row is None:
+            raise RegistryError(f"no decision {decision_id!r} in this registry")
+        policy = self._policy_by_digest.get(row.policy_digest)
+        if policy is None:
+            raise RegistryError(f"decision {decision_id} names a policy this ledger does not hold")
+        entries = self.store.entries_for_subject(row.subject)
+        standing = fold(policy, entries, row.at_us, row.ledger_size, row.subject)
+        summary = summarize(standing)
+        allowed, effect, measures, reasons = decide(policy, {m["id"]: m for m in summary["measures"]}, row.service)
+        logged = {"allowed": bool(row.allowed), "effect": row.effect,
+                  "measures": [m for m in row.measures.split(",") if m]}
+        replayed = {"allowed": allowed, "effect": effect, "measures": [m["id"] for m in measures]}
+        self._audit("replay", row.subject, {"decision_id": decision_id})
+        return {
+            "decision_id": decision_id,
+            "service": row.service,
+            "at": format_instant(row.at_us),
+            "ledger_size": row.ledger_size,
+            "policy": policy.ref(),
+            "logged": logged,
+            "replayed": replayed,
+            "reasons": reasons,
+            "same": logged == replayed,
+        }
+
+    # -- tamper evidence -----------------------------------------------------------------------
+
+    def size(self) -> int:
+        return self.store.size()
+
+    def root(self) -> dict:
+        checkpoint = self.store.last_checkpoint()
+        if checkpoint is None:
+            return {"size": 0, "root": merkle.EMPTY_ROOT.hex()}
+        return {"size": checkpoint.size, "root": checkpoint.root.hex()}
+
+    def inclusion_proof(self, seq: int, size: int | None = None) -> dict:
+        size = self._check_known_at(size) or self.store.size()
+        if not 0 <= seq < size:
+            raise RegistryError(f"entry #{seq} is not in a ledger of size {size}")
+        leaves = self.store.leaf_hashes(size)
+        return {
+            "seq": seq,
+            "size": size,
+            "leaf_hash": leaves[seq].hex(),
+            "root": merkle.root(leaves).hex(),
+            "proof": [h.hex() for h in merkle.inclusion_proof(leaves, seq)],
+        }
+
+    def consistency_proof(self, old_size: int, new_size: int | None = None) -> dict:
+        new_size = self._check_known_at(new_size) or self.store.size()
+        if not 0 <= old_size <= new_size:
+            raise RegistryError(f"old size {old_size} must be between 0 and {new_size}")
+        leaves = self.store.leaf_hashes(new_size)
+        return {
+            "old_size": old_size,
+            "new_size": new_size,
+            "old_root": merkle.root(leaves[:old_size]).hex(),
+            "new_root": merkle.root(leaves).hex(),
+            "proof": [h.hex() for h in merkle.consistency_proof(leaves, old_size)],
+        }
+
+    def verify(self, progress: Callable[[int], None] | None = None) -> VerifyReport:
+        """Recompute every leaf and every checkpoint root from the stored entries."""
+        from .ledger.verify import verify_ledger
+
+        return verify_ledger(self.store, progress)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _check_known_at(self, known_at: int | None) -> int | None:
+        if known_at is None:
+            return None
+        size = self.store.size()
+        if not 0 < known_at <= size:
+            raise RegistryError(f"known-at size must be between 1 and the ledger size {size}, got {known_at}")
+        return known_at
+
+    def _audit(self, action: str, subject: str | None, detail: dict) -> None:
+        self.store.log_audit([(now_us(), self.principal, action, subject, canonical_json(detail))])
+
+
+def _sort_out(valid: list[ValidEvent], existing: dict, result: IngestResult):
+    """Split events into new ones, duplicates (counted) and conflicting reuses of a key."""
+    fresh: list[ValidEvent] = []
+    conflicts: list[dict] = []
+    seen: dict[tuple[str, str], ValidEvent] = {}
+    for event in valid:
+        key = (event.provider, event.key)
+        if key in existing:
+            seq, digest = existing[key]
+            if digest == event.digest:
+                result.duplicates += 1
+            else:
+                conflicts.append({"line": event.line, "error": (
+                    f"key {event.key!r} of provider {event.provider!r} was already used for a different "
+                    f"event (entry #{seq}); a correction is a new event with a new key")})
+            continue
+        earlier = seen.get(key)
+        if earlier is not None:
+            if earlier.digest == event.digest:
+                result.duplicates += 1
+            else:
+                conflicts.append({"line": event.line, "error": (
+                    f"key {event.key!r} of provider {event.provider!r} is used on line {earlier.line} "
+                    "for a different event")})
+            continue
+        seen[key] = event
+        fresh.append(event)
+    return fresh, conflicts
+
+
+def _standing_row(standing: Standing, size: int) -> tuple:
+    summary = summarize(standing)
+    return (
+        standing.subject,
+        standing.policy.digest,
+        size,
+        standing.valid_from_us,
+        standing.valid_until_us,
+        standing.cacheable,
+        float(standing.score),
+        standing.tier,
+        canonical_json(summary),
+    )
+
+
+def _instant(at: str | int | None) -> int:
+    if at is None:
+        return now_us()
+    if isinstance(at, int):
+        return at
+    return parse_instant(at, allow_date=True)
+
+
+__all__ = ["Registry", "RegistryError", "IngestResult", "VerifyReport", "StoreError", "DEFAULT_URL"]

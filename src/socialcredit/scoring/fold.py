@@ -1,0 +1,450 @@
+"""The reference semantics: a subject's standing as a pure fold of its ledger entries.
+
+    standing = fold(policy, entries, at, known_at)
+
+`at` says what counts as having happened (events with occurred_at <= at); `known_at` says
+what the registry knew (entries with seq < known_at). Nothing else goes in: no clock, no
+database, no other subject. Every other engine (materialized standings, the NumPy batch
+engine) is tested against this function.
+
+The fold also reports the interval [valid_from, valid_until) around `at` in which nothing
+changes (no event occurs, no record expires, no listing starts or ends), so a standing
+computed once can answer every check inside it with a lookup.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from ..ledger.entries import EVENT, VOID, Entry
+from ..policy.compiled import CompiledMeasure, CompiledRule, Policy, matches
+from .._time import period_start
+
+# How many future change points the fold looks through to say when a score-based measure
+# lifts by itself (records expiring). Beyond that it says "no end in sight" rather than
+# spending unbounded work on one subject.
+_LOOKAHEAD = 64
+
+
+@dataclass(slots=True)
+class Contribution:
+    """What one event does under one rule, at the time asked about."""
+
+    seq: int
+    rule: CompiledRule
+    occurred_us: int
+    until_us: int | None  # None: lasts while a listing lasts, with no known end
+    status: str  # counts | expired | capped
+    points: float  # effective now (after decay); 0 unless it counts
+
+
+@dataclass(slots=True)
+class Spell:
+    """One stay on a list: entered by an event, ended by an exit, a term or never (yet)."""
+
+    list_id: str
+    case: str
+    seq: int
+    since_us: int
+    until_us: int | None
+    trigger: str = ""
+    left_seq: int | None = None
+    extended: int = 0
+    cap_us: int | None = None
+    refused_exits: list[int] = field(default_factory=list)
+
+    def active_at(self, instant: int) -> bool:
+        return self.since_us <= instant and (self.until_us is None or instant < self.until_us)
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    kind: str  # list | cap | rule
+    ident: str  # the list id or rule id
+    seq: int  # the evidence entry
+    points: float = 0.0
+    occurred_us: int = 0
+    until_us: int | None = None
+    case: str | None = None
+
+    def key(self) -> tuple:
+        return (self.kind, self.ident, self.seq)
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveMeasure:
+    measure: CompiledMeasure
+    until_us: int | None
+    reasons: tuple[Reason, ...]
+
+    @property
+    def id(self) -> str:
+        return self.measure.id
+
+
+@dataclass(slots=True)
+class Standing:
+    subject: str | None
+    policy: Policy
+    at_us: int
+    known_at: int | None
+    score: float
+    tier: str | None
+    dimensions: tuple[float, ...]
+    spells: list[Spell]
+    active_lists: tuple[Spell, ...]
+    measures: tuple[ActiveMeasure, ...]
+    reasons: tuple[Reason, ...]
+    contributions: list[Contribution]
+    events: list[Entry]
+    voided: dict[int, Entry]
+    valid_from_us: int | None
+    valid_until_us: int | None  # None: nothing known will change it
+    cacheable: bool
+
+    def measures_for(self, service: str) -> list[ActiveMeasure]:
+        wanted = {m.id for m in self.policy.measures_for_service(service)}
+        return [m for m in self.measures if m.measure.id in wanted]
+
+
+def fold(policy: Policy, entries: list[Entry], at_us: int, known_at: int | None = None,
+         subject: str | None = None) -> Standing:
+    """The standing of one subject (all `entries` are its own), at `at_us`, as known at `known_at`."""
+    known = entries if known_at is None else [e for e in entries if e.seq < known_at]
+    voided = {e.target: e for e in known if e.kind == VOID}
+    events = sorted(
+        (e for e in known if e.kind == EVENT and e.seq not in voided),
+        key=lambda e: (e.occurred_us, e.seq),
+    )
+    clock = _ChangePoints(at_us)
+    spells = _list_spells(policy, events, at_us, clock)
+    contributions = _contributions(policy, events, spells, at_us, clock)
+    sums, caps = _sums(policy, contributions)
+    score = combine(policy, sums, caps)
+    tier = policy.tier_for(score)
+    active_lists = tuple(s for s in spells if s.active_at(at_us))
+    listed = {s.list_id for s in active_lists}
+    reasons = _standing_reasons(active_lists, contributions)
+    measures = []
+    for measure in policy.measures:
+        active, until = _measure_active(policy, measure, score, tier, sums, listed, active_lists, at_us)
+        if not active:
+            continue
+        if measure.kind != "list":
+            until = _lifts_at(policy, measure, contributions, spells, at_us)
+        if until is not None:
+            clock.add(until)
+        measures.append(
+            ActiveMeasure(measure, until, _measure_reasons(policy, measure, active_lists, contributions))
+        )
+    decaying = any(c.rule.half_life_us and c.status == "counts" for c in contributions)
+    return Standing(
+        subject=subject,
+        policy=policy,
+        at_us=at_us,
+        known_at=known_at,
+        score=score,
+        tier=tier,
+        dimensions=tuple(_dimension_values(policy, sums)),
+        spells=spells,
+        active_lists=active_lists,
+        measures=tuple(measures),
+        reasons=reasons,
+        contributions=contributions,
+        events=events,
+        voided=voided,
+        valid_from_us=clock.before,
+        valid_until_us=clock.after,
+        cacheable=not decaying,
+    )
+
+
+# -- lists -----------------------------------------------------------------------------------
+
+
+def _list_spells(policy: Policy, events: list[Entry], at_us: int, clock: "_ChangePoints") -> list[Spell]:
+    spells: list[Spell] = []
+    open_by_case: dict[tuple[str, str], Spell] = {}
+    for event in events:
+        clock.add(event.occurred_us)
+        if event.occurred_us > at_us:
+            continue  # has not happened yet at the time asked about
+        for trigger in policy.list_triggers_by_event.get(event.type, ()):
+            if trigger.match and not matches(trigger.match, event.attributes):
+                continue
+            case = str(event.attributes.get(trigger.case_attribute, "*")) if trigger.case_attribute else "*"
+            slot = (trigger.list_id, case)
+            current = open_by_case.get(slot)
+            if current is not None and not current.active_at(event.occurred_us):
+                current = None
+            if trigger.action == "enter":
+                if current is not None:
+                    continue  # already listed for this case; the first listing stands
+                until = trigger.duration.after(event.occurred_us) if trigger.duration else None
+                max_total = policy.list_max_total[trigger.list_id]
+                spell = Spell(
+                    trigger.list_id,
+                    case,
+                    event.seq,
+                    event.occurred_us,
+                    until,
+                    trigger=str(event.attributes.get("trigger", "")),
+                    cap_us=max_total.after(event.occurred_us) if max_total else None,
+                )
+                spells.append(spell)
+                open_by_case[slot] = spell
+            elif current is None:
+                continue  # leaving or extending a listing that is not in force changes nothing
+            elif trigger.action == "leave":
+                if trigger.not_before and event.occurred_us < trigger.not_before.after(current.since_us):
+                    current.refused_exits.append(event.seq)
+                    continue
+                current.until_us = event.occurred_us
+                current.left_seq = event.seq
+            elif current.until_us is not None:  # extend a listing that has a term
+                if trigger.by_attribute:
+                    amount = int(event.attributes.get(trigger.by_attribute, 0))
+                    until = current.until_us
+                    for _ in range(max(amount, 0)):
+                        until = trigger.unit.after(until)
+                else:
+                    until = trigger.duration.after(current.until_us)
+                if current.cap_us is not None:
+                    until = min(until, current.cap_us)
+                if until > current.until_us:
+                    current.until_us = until
+                    current.extended += 1
+    for spell in spells:
+        clock.add(spell.since_us)
+        if spell.until_us is not None:
+            clock.add(spell.until_us)
+    return spells
+
+
+# -- rules -----------------------------------------------------------------------------------
+
+
+def _contributions(policy: Policy, events: list[Entry], spells: list[Spell], at_us: int,
+                   clock: "_ChangePoints") -> list[Contribution]:
+    contributions: list[Contribution] = []
+    counted: dict[tuple[str, int], int] = {}
+    spell_by_seq = {(s.list_id, s.seq): s for s in spells}
+    for event in events:
+        if event.occurred_us > at_us:
+            continue
+        for rule in policy.rules_by_event.get(event.type, ()):
+            if rule.match and not matches(rule.match, event.attributes):
+                continue
+            if rule.cap_count is not None:
+                period = (rule.id, period_start(event.occurred_us, rule.cap_period))
+                seen = counted.get(period, 0)
+                if seen >= rule.cap_count:
+                    contributions.append(Contribution(event.seq, rule, event.occurred_us, event.occurred_us, "capped", 0.0))
+                    continue
+                counted[period] = seen + 1
+            if rule.lifetime is not None:
+                until = rule.lifetime.after(event.occurred_us)
+            else:
+                spell = spell_by_seq.get((rule.until_list, event.seq))
+                if spell is None:
+                    until = event.occurred_us  # the listing never began: nothing to count
+                elif spell.until_us is None:
+                    until = None
+                else:
+                    until = rule.until_after.after(spell.until_us)
+            if until is not None:
+                clock.add(until)
+            if until is None or at_us < until:
+                points = rule.points
+                if rule.half_life_us:
+                    points *= 0.5 ** ((at_us - event.occurred_us) / rule.half_life_us)
+                contributions.append(Contribution(event.seq, rule, event.occurred_us, until, "counts", points))
+            else:
+                contributions.append(Contribution(event.seq, rule, event.occurred_us, until, "expired", 0.0))
+    return contributions
+
+
+def _sums(policy: Policy, contributions: list[Contribution], at_us: int | None = None):
+    """Points per dimension and the score caps in force (at `at_us` if given, else as folded)."""
+    sums = [0.0] * len(policy.dimensions)
+    caps: list[float] = []
+    for c in contributions:
+        if at_us is None:
+            if c.status != "counts":
+                continue
+            points = c.points
+        else:
+            if c.status == "capped" or not (c.until_us is None or at_us < c.until_us):
+                continue
+            points = c.rule.points
+        if c.rule.dimension >= 0:
+            sums[c.rule.dimension] += points
+        if c.rule.score_cap is not None:
+            caps.append(c.rule.score_cap)
+    return sums, caps
+
+
+def combine(policy: Policy, sums: list[float], caps: list[float]) -> float:
+    """Dimension sums to the score: the one formula every engine uses."""
+    scale = policy.scale
+    if scale.combine == "sum":
+        total = scale.base
+        for dimension, points in zip(policy.dimensions, sums):
+            total += dimension.weight * points
+    else:
+        weighted = 0.0
+        weights = 0.0
+        for dimension, points in zip(policy.dimensions, sums):
+            value = min(max(dimension.base + points, dimension.min), dimension.max)
+            weighted += dimension.weight * (value - dimension.min) / (dimension.max - dimension.min)
+            weights += dimension.weight
+        total = scale.min + (scale.max - scale.min) * weighted / weights
+    total = min(max(total, scale.min), scale.max)
+    for cap in caps:
+        total = min(total, cap)
+    return round_half_up(total, scale.decimals)
+
+
+def round_half_up(value: float, decimals: int) -> float:
+    """Half-up rounding, as a resident would do it (Python's round() goes to even)."""
+    factor = 10**decimals
+    rounded = math.floor(value * factor + 0.5) / factor
+    return int(rounded) if decimals == 0 else rounded
+
+
+def _dimension_values(policy: Policy, sums: list[float]) -> list[float]:
+    if policy.scale.combine == "sum":
+        return [round_half_up(s, policy.scale.decimals) for s in sums]
+    return [
+        round_half_up(min(max(d.base + s, d.min), d.max), policy.scale.decimals)
+        for d, s in zip(policy.dimensions, sums)
+    ]
+
+
+# -- measures --------------------------------------------------------------------------------
+
+
+def _measure_active(policy, measure: CompiledMeasure, score, tier, sums, listed, active_lists, at_us):
+    """(applies?, when it ends: None for no known end)."""
+    if measure.unless_lists and listed.intersection(measure.unless_lists):
+        return False, None
+    kind = measure.kind
+    if kind == "list":
+        spells = [s for s in active_lists if s.list_id == measure.list_id]
+        if not spells:
+            return False, None
+        ends = [s.until_us for s in spells]
+        until = None if None in ends else max(ends)
+        if measure.duration is not None:
+            stop = measure.duration.after(min(s.since_us for s in spells))
+            if at_us >= stop:
+                return False, None
+            until = stop if until is None else min(until, stop)
+        return True, until
+    return _condition_holds(policy, measure, score, tier, sums), None
+
+
+def _condition_holds(policy, measure: CompiledMeasure, score, tier, sums) -> bool:
+    kind = measure.kind
+    if kind == "tier":
+        return tier in measure.tiers
+    if kind == "score_below":
+        return score < measure.threshold
+    if kind == "score_at_least":
+        return score >= measure.threshold
+    value = _dimension_values(policy, sums)[measure.dimension]
+    if kind == "dimension_below":
+        return value < measure.threshold
+    return value >= measure.threshold
+
+
+def _lifts_at(policy, measure, contributions, spells, at_us) -> int | None:
+    """When a score-based measure stops by itself, as records expire, if no new event comes."""
+    ends = sorted({c.until_us for c in contributions if c.status == "counts" and c.until_us is not None})
+    ends = [t for t in ends if t > at_us][:_LOOKAHEAD]
+    for instant in ends:
+        sums, caps = _sums(policy, contributions, instant)
+        score = combine(policy, sums, caps)
+        listed = {s.list_id for s in spells if s.active_at(instant)}
+        if measure.unless_lists and listed.intersection(measure.unless_lists):
+            return instant
+        if not _condition_holds(policy, measure, score, policy.tier_for(score), sums):
+            return instant
+    return None
+
+
+# -- reasons ---------------------------------------------------------------------------------
+
+
+def _list_reason(spell: Spell) -> Reason:
+    return Reason("list", spell.list_id, spell.seq, 0.0, spell.since_us, spell.until_us, spell.case)
+
+
+def _rule_reason(c: Contribution) -> Reason:
+    kind = "cap" if c.rule.score_cap is not None and not c.rule.points else "rule"
+    return Reason(kind, c.rule.id, c.seq, c.points, c.occurred_us, c.until_us)
+
+
+def _ranked(contributions: list[Contribution], direction: int) -> list[Contribution]:
+    """Counting contributions, biggest effect first; direction -1 keeps the negative ones."""
+    chosen = [
+        c
+        for c in contributions
+        if c.status == "counts"
+        and (direction == 0 or c.points * direction > 0 or (direction < 0 and c.rule.score_cap is not None))
+    ]
+    # Caps first (they override points), then by size of effect, then the most recent.
+    chosen.sort(key=lambda c: (c.rule.score_cap is None, -abs(c.points), -c.occurred_us, c.seq))
+    return chosen
+
+
+def _standing_reasons(active_lists, contributions) -> tuple[Reason, ...]:
+    reasons = [_list_reason(s) for s in sorted(active_lists, key=lambda s: (s.since_us, s.seq))]
+    reasons.extend(_rule_reason(c) for c in _ranked(contributions, 0))
+    return tuple(reasons)
+
+
+def _measure_reasons(policy: Policy, measure: CompiledMeasure, active_lists, contributions) -> tuple[Reason, ...]:
+    if measure.kind == "list":
+        spells = sorted(
+            (s for s in active_lists if s.list_id == measure.list_id), key=lambda s: (s.since_us, s.seq)
+        )
+        return tuple(_list_reason(s) for s in spells[:4])
+    direction = -1 if _is_adverse_condition(policy, measure) else 1
+    relevant = [
+        c
+        for c in _ranked(contributions, direction)
+        if measure.dimension < 0 or c.rule.dimension == measure.dimension
+    ]
+    return tuple(_rule_reason(c) for c in relevant[:4])
+
+
+def _is_adverse_condition(policy: Policy, measure: CompiledMeasure) -> bool:
+    """True when the condition is about a low score (so the reasons are what pulled it down)."""
+    if measure.kind in ("score_below", "dimension_below"):
+        return True
+    if measure.kind == "tier":
+        base_tier = policy.tier_for(policy.scale.base)
+        return base_tier not in measure.tiers and all(
+            (policy.tier_floor(t) or -math.inf) < policy.scale.base for t in measure.tiers
+        )
+    return False
+
+
+class _ChangePoints:
+    """Tracks the last instant <= at and the first instant > at where anything changes."""
+
+    __slots__ = ("at", "before", "after")
+
+    def __init__(self, at_us: int):
+        self.at = at_us
+        self.before: int | None = None
+        self.after: int | None = None
+
+    def add(self, instant: int) -> None:
+        if instant <= self.at:
+            if self.before is None or instant > self.before:
+                self.before = instant
+        elif self.after is None or instant < self.after:
+            self.after = instant
