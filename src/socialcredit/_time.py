@@ -11,10 +11,12 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import date, datetime, timedelta, timezone
 
 US_PER_SECOND = 1_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH_DATE = date(1970, 1, 1)
 
 
 class TimeFormatError(ValueError):
@@ -60,16 +62,36 @@ def from_us(instant: int) -> datetime:
     return _EPOCH + timedelta(microseconds=instant)
 
 
+_US_PER_DAY = 86_400 * US_PER_SECOND
+
+
 def format_instant(instant: int) -> str:
-    """Epoch microseconds to canonical RFC 3339 UTC (`2026-03-01T00:00:00Z`)."""
-    moment = from_us(instant)
-    if moment.microsecond:
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    """Epoch microseconds to canonical RFC 3339 UTC (`2026-03-01T00:00:00Z`).
+
+    Hot: every ledger entry and every reason goes through it, so the date part is cached
+    and the time of day is plain arithmetic.
+    """
+    day, rest = divmod(instant, _US_PER_DAY)
+    seconds, micros = divmod(rest, US_PER_SECOND)
+    if micros:
+        return f"{_date_of_day(day)}T{_time_of_day(seconds)}.{micros:06d}Z"
+    return f"{_date_of_day(day)}T{_time_of_day(seconds)}Z"
 
 
 def format_day(instant: int) -> str:
-    return from_us(instant).strftime("%Y-%m-%d")
+    return _date_of_day(instant // _US_PER_DAY)
+
+
+@lru_cache(maxsize=86_400)
+def _time_of_day(seconds: int) -> str:
+    hours, seconds = divmod(seconds, 3_600)
+    minutes, seconds = divmod(seconds, 60)
+    return f"{hours:02d}:{minutes:02d}:{seconds:02d}"
+
+
+@lru_cache(maxsize=65_536)
+def _date_of_day(day: int) -> str:
+    return (_EPOCH + timedelta(days=day)).strftime("%Y-%m-%d")
 
 
 _DURATION = re.compile(
@@ -106,7 +128,9 @@ class Duration:
     def after(self, instant: int) -> int:
         """The instant this duration after `instant` (calendar months clamp to month end)."""
         if self.months:
-            instant = _add_months(instant, self.months)
+            # Months move the date only; the time of day rides along unchanged.
+            day, time_of_day = divmod(instant, _US_PER_DAY)
+            instant = _shift_day(day, self.months) * _US_PER_DAY + time_of_day
         return instant + self.micros
 
     def approx_micros(self) -> int:
@@ -136,13 +160,15 @@ def _plural(count: int, unit: str) -> str:
     return f"{count} {unit}" if count == 1 else f"{count} {unit}s"
 
 
-def _add_months(instant: int, months: int) -> int:
-    moment = from_us(instant)
+@lru_cache(maxsize=65_536)
+def _shift_day(day: int, months: int) -> int:
+    """Days since the epoch, `months` calendar months later (31 Jan + 1 month = 28/29 Feb)."""
+    moment = _EPOCH_DATE + timedelta(days=day)
     total = moment.year * 12 + (moment.month - 1) + months
     year, month = divmod(total, 12)
     month += 1
-    day = min(moment.day, _days_in_month(year, month))
-    return to_us(moment.replace(year=year, month=month, day=day))
+    shifted = moment.replace(year=year, month=month, day=min(moment.day, _days_in_month(year, month)))
+    return (shifted - _EPOCH_DATE).days
 
 
 def _days_in_month(year: int, month: int) -> int:
@@ -157,7 +183,12 @@ def period_start(instant: int, period: str) -> int:
     Caps count events per calendar period because "at most 2 a month" is what a resident
     can check on a calendar; a rolling window is not.
     """
-    moment = from_us(instant)
+    return _period_start_of_day(instant // _US_PER_DAY, period)
+
+
+@lru_cache(maxsize=65_536)
+def _period_start_of_day(day: int, period: str) -> int:
+    moment = from_us(day * _US_PER_DAY)
     if period == "P1D":
         start = moment.replace(hour=0, minute=0, second=0, microsecond=0)
     elif period == "P1W":

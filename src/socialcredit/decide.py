@@ -45,30 +45,28 @@ class Decision:
         }
 
 
-def decide(policy: Policy, measures_by_id: dict[str, dict], service: str) -> tuple[bool, str, list[dict], list[dict]]:
+def decide(policy: Policy, active: dict[str, tuple], service: str) -> tuple[bool, str, list[tuple], list]:
     """(allowed, effect, the measures that applied, up to four ranked reasons).
 
-    A deny anywhere above the service wins; otherwise the first favourable measure (in
-    policy order) gives the effect; with no measure the service is simply allowed.
+    `active` maps the id of each measure in force to (until, reasons), as the fold's compact
+    form (`scoring.explain.core`) stores it. A deny anywhere above the service wins;
+    otherwise the first favourable measure (in policy order) gives the effect; with no
+    measure the service is simply allowed.
     """
-    applied = [measures_by_id[m.id] for m in policy.measures_for_service(service) if m.id in measures_by_id]
+    applied = [(m.id, *active[m.id]) for m in policy.measures_for_service(service) if m.id in active]
     if not applied:
-        return True, "allow", [], []
-    denials = [m for m in applied if m["effect"] == "deny"]
+        return True, "allow", applied, []
+    denials = [a for a in applied if policy.measures_by_id[a[0]].effect == "deny"]
     if denials:
         allowed, effect, deciding = False, "deny", denials
     else:
-        allowed, effect, deciding = True, applied[0]["effect"], applied
-    reasons: list[dict] = []
+        allowed, effect, deciding = True, policy.measures_by_id[applied[0][0]].effect, applied
+    reasons: list = []
     seen: set[tuple] = set()
-    for measure in deciding:
-        for reason in measure["reasons"]:
-            key = (reason["kind"], reason.get("rule") or reason.get("list"), reason["entry"])
+    for _id, _until, measure_reasons in deciding:
+        for reason in measure_reasons:
+            key = (reason[0], reason[1], reason[2])
             if key not in seen:
                 seen.add(key)
                 reasons.append(reason)
-    return allowed, effect, [_public(m) for m in applied], reasons[:MAX_REASONS]
-
-
-def _public(measure: dict) -> dict:
-    return {k: v for k, v in measure.items() if k != "reasons"}
+    return allowed, effect, applied, reasons[:MAX_REASONS]

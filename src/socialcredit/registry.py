@@ -10,11 +10,13 @@ The CLI and (later) the HTTP API are thin shells over this class.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import secrets
 import time
 from collections.abc import Callable, Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,13 +25,13 @@ from sqlalchemy.engine import make_url
 from ._time import format_instant, now_us, parse_instant
 from .decide import Decision, decide
 from .ledger import merkle
-from .ledger.entries import EVENT, POLICY, VOID, Entry, canonical_json
+from .ledger.entries import EVENT, POLICY, VOID, Entry, canonical_json, stored_event_content
 from .ledger.identity import Pseudonymizer, create_key_file, load_key
 from .ledger.ingest import InputError, ValidEvent, Validator
-from .ledger.store import Checkpoint, NewEntry, Store, StoreError
+from .ledger.store import Checkpoint, Store, StoreError, entry_row
 from .policy.compiled import Policy
 from .policy.load import load_policy, parse_policy
-from .scoring.explain import explain_entries, summarize
+from .scoring.explain import core, explain_entries, measure_dict, reason_dict, summarize
 from .scoring.fold import Standing, fold
 
 DEFAULT_URL = "sqlite:///socialcredit.db"
@@ -87,15 +89,16 @@ class VerifyReport:
 class _Cached:
     """A materialized standing held in memory for checks: valid on [valid_from, valid_until)."""
 
-    __slots__ = ("policy_digest", "valid_from", "valid_until", "cacheable", "summary", "measures")
+    __slots__ = ("policy_digest", "valid_from", "valid_until", "cacheable", "score", "tier", "measures")
 
-    def __init__(self, policy_digest, valid_from, valid_until, cacheable, summary):
-        self.policy_digest = policy_digest
-        self.valid_from = valid_from
-        self.valid_until = valid_until
+    def __init__(self, data: dict, cacheable: bool):
+        self.policy_digest = data["policy"]
+        self.valid_from = data["valid_from"]
+        self.valid_until = data["valid_until"]
         self.cacheable = cacheable
-        self.summary = summary
-        self.measures = {m["id"]: m for m in summary["measures"]}
+        self.score = data["score"]
+        self.tier = data["tier"]
+        self.measures = {mid: (until, reasons) for mid, until, reasons in data["measures"]}
 
     def covers(self, at_us: int, digest: str) -> bool:
         return (
@@ -228,6 +231,10 @@ class Registry:
         `skip_invalid` the good events go in and the bad ones are listed; without it one bad
         event refuses the whole batch and nothing is written.
         """
+        with _no_cyclic_gc():
+            return self._ingest(events, provider, skip_invalid, progress)
+
+    def _ingest(self, events, provider, skip_invalid, progress) -> IngestResult:
         validator = self.validator(provider)
         valid: list[ValidEvent] = []
         errors: list[dict] = []
@@ -258,15 +265,20 @@ class Registry:
                     result.duplicates = 0
                     result.ledger_size = size
                     return result  # the transaction holds no writes yet; leaving it rolls back
+            if not fresh:
+                result.ledger_size = size
+                result.root = checkpoint.root.hex() if checkpoint else merkle.EMPTY_ROOT.hex()
+                return result
             recorded = now_us()
             new_entries = [
                 Entry(size + i, EVENT, recorded, e.subject, e.subject_kind, e.type, e.occurred_us, e.provider, e.key,
-                      e.attributes)
+                      e.attributes, None, None, None, e.attributes_json)
                 for i, e in enumerate(fresh)
             ]
-            digests = [e.digest for e in fresh]
-            checkpoint = self._append(conn, checkpoint, new_entries, digests)
-            self._materialize(conn, {e.subject for e in new_entries}, new_entries, size, checkpoint.size, recorded)
+            rows, checkpoint = self._prepare(checkpoint, new_entries)
+            self.store.append(conn, rows, checkpoint)
+            histories = self._histories(conn, new_entries, size)
+            self.store.put_standings(conn, self._standing_rows(histories, checkpoint.size, recorded))
         result.accepted = len(fresh)
         result.written = bool(fresh)
         result.ledger_size = checkpoint.size
@@ -293,24 +305,25 @@ class Registry:
             size = checkpoint.size if checkpoint else 0
             recorded = now_us()
             entry = make(size, recorded)
-            checkpoint = self._append(conn, checkpoint, [entry], [None])
+            rows, checkpoint = self._prepare(checkpoint, [entry])
+            self.store.append(conn, rows, checkpoint)
             if entry.subject is not None:
-                self._materialize(conn, {entry.subject}, [entry], size, checkpoint.size, recorded)
+                histories = self._histories(conn, [entry], size)
+                self.store.put_standings(conn, self._standing_rows(histories, checkpoint.size, recorded))
         self._after_append(checkpoint.size, {entry.subject} if entry.subject else set())
         return entry
 
-    def _append(self, conn, checkpoint: Checkpoint | None, entries: list[Entry], digests: list) -> Checkpoint:
+    def _prepare(self, checkpoint: Checkpoint | None, entries: list[Entry]) -> tuple[list[tuple], Checkpoint]:
+        """Canonical bodies, leaf hashes and the checkpoint that will cover them."""
         frontier = merkle.Frontier.from_json(checkpoint.size, checkpoint.frontier) if checkpoint else merkle.Frontier()
         rows = []
-        for entry, digest in zip(entries, digests):
-            body = entry.canonical()
+        recorded_at = format_instant(entries[0].recorded_us) if entries else None
+        for entry in entries:
+            body = entry.canonical(recorded_at)
             leaf = merkle.leaf_hash(body.encode("utf-8"))
             frontier.append(leaf)
-            rows.append(NewEntry(entry, body, leaf, digest))
-        new_checkpoint = Checkpoint(frontier.size, frontier.root(), frontier.to_json(), now_us())
-        if rows:
-            self.store.append(conn, rows, new_checkpoint)
-        return new_checkpoint if rows else (checkpoint or new_checkpoint)
+            rows.append(entry_row(entry, body, leaf))
+        return rows, Checkpoint(frontier.size, frontier.root(), frontier.to_json(), now_us())
 
     def _after_append(self, size: int, subjects: set[str]) -> None:
         self._size = size
@@ -319,24 +332,27 @@ class Registry:
 
     # -- standings -----------------------------------------------------------------------------
 
-    def _materialize(self, conn, subjects: set[str], new_entries: list[Entry], first_new: int, size: int,
-                     as_of: int) -> None:
-        """Recompute and store the current standing of every subject the new entries touch."""
-        if not self._policies:
-            return
-        policy = self.policy
+    def _histories(self, conn, new_entries: list[Entry], first_new: int) -> dict[str, list[Entry]]:
+        """Every entry about each subject the new entries touch: what was there, then the new."""
         by_subject: dict[str, list[Entry]] = {}
         for entry in new_entries:
             by_subject.setdefault(entry.subject, []).append(entry)
-        ordered = sorted(subjects)
-        for start in range(0, len(ordered), _MATERIALIZE_CHUNK):
-            chunk = ordered[start : start + _MATERIALIZE_CHUNK]
+        subjects = sorted(by_subject)
+        histories: dict[str, list[Entry]] = {}
+        for start in range(0, len(subjects), _MATERIALIZE_CHUNK):
+            chunk = subjects[start : start + _MATERIALIZE_CHUNK]
             prior = self.store.entries_for_subjects(chunk, conn, before=first_new) if first_new else {}
-            rows = []
             for subject in chunk:
-                history = prior.get(subject, []) + by_subject.get(subject, [])
-                rows.append(_standing_row(fold(policy, history, as_of, None, subject), size))
-            self.store.put_standings(conn, rows)
+                earlier = prior.get(subject)
+                histories[subject] = earlier + by_subject[subject] if earlier else by_subject[subject]
+        return histories
+
+    def _standing_rows(self, histories: dict[str, list[Entry]], size: int, as_of: int) -> list[tuple]:
+        """Materialized standings: `core(fold(...))` of each history, now, under the policy in force."""
+        if not self._policies:
+            return []
+        policy = self.policy
+        return [_standing_row(fold(policy, history, as_of, None, subject), size) for subject, history in histories.items()]
 
     def rebuild_standings(self, progress: Callable[[int], None] | None = None) -> int:
         """Throw away every materialized standing and fold them again from the ledger."""
@@ -391,7 +407,7 @@ class Registry:
         return summary
 
     def materialized(self, subject: str) -> dict | None:
-        """The stored standing of a pseudonym, as written at ingest (for tests and audits)."""
+        """The stored (compact) standing of a pseudonym, as written at ingest: `core(fold(...))`."""
         row = self.store.standing_row(subject)
         return None if row is None else json.loads(row[5])
 
@@ -409,32 +425,32 @@ class Registry:
         cached = self._cache.get(subject)
         if cached is None or not cached.covers(at_us, policy.digest):
             cached = self._load_cached(subject, at_us, policy)
-        allowed, effect, measures, reasons = decide(policy, cached.measures, service)
+        allowed, effect, applied, reasons = decide(policy, cached.measures, service)
         self._decision_counter += 1
         decision_id = f"d-{self._decision_prefix}-{self._decision_counter:x}"
         self._decisions.append(
             (decision_id, subject, service, at_us, policy.digest, self._size, allowed, effect,
-             ",".join(m["id"] for m in measures), 0, self.principal)
+             ",".join(a[0] for a in applied), 0, self.principal)
         )
         if len(self._decisions) >= _DECISION_BUFFER or time.monotonic() - self._decisions_since > _DECISION_MAX_AGE_S:
             self.flush()
-        summary = cached.summary
-        return Decision(decision_id, subject, service, format_instant(at_us), allowed, effect, measures, reasons,
-                        summary["policy"], self._size, summary["score"], summary["tier"])
+        return Decision(
+            decision_id, subject, service, format_instant(at_us), allowed, effect,
+            [measure_dict(policy, mid, until) for mid, until, _ in applied] if applied else [],
+            [reason_dict(policy, r) for r in reasons] if reasons else [],
+            policy.ref(), self._size, cached.score, cached.tier,
+        )
 
     def _load_cached(self, subject: str, at_us: int, policy: Policy) -> _Cached:
         row = self.store.standing_row(subject)
         if row is not None:
-            digest, _known, valid_from, valid_until, cacheable, body = row
-            cached = _Cached(digest, valid_from, valid_until, bool(cacheable), json.loads(body))
+            _digest, _known, _from, _until, cacheable, body = row
+            cached = _Cached(json.loads(body), bool(cacheable))
             if cached.covers(at_us, policy.digest):
                 self._cache[subject] = cached
                 return cached
         standing = self.fold_subject(subject, at_us, self._size)
-        if standing.policy is not policy:
-            return _Cached(standing.policy.digest, None, None, False, summarize(standing))
-        cached = _Cached(policy.digest, standing.valid_from_us, standing.valid_until_us, standing.cacheable,
-                         summarize(standing))
+        cached = _Cached(core(standing), standing.cacheable and standing.policy is policy)
         if cached.cacheable:
             self._cache[subject] = cached
         return cached
@@ -474,11 +490,11 @@ class Registry:
             raise RegistryError(f"decision {decision_id} names a policy this ledger does not hold")
         entries = self.store.entries_for_subject(row.subject)
         standing = fold(policy, entries, row.at_us, row.ledger_size, row.subject)
-        summary = summarize(standing)
-        allowed, effect, measures, reasons = decide(policy, {m["id"]: m for m in summary["measures"]}, row.service)
+        active = {mid: (until, reasons) for mid, until, reasons in core(standing)["measures"]}
+        allowed, effect, applied, reasons = decide(policy, active, row.service)
         logged = {"allowed": bool(row.allowed), "effect": row.effect,
                   "measures": [m for m in row.measures.split(",") if m]}
-        replayed = {"allowed": allowed, "effect": effect, "measures": [m["id"] for m in measures]}
+        replayed = {"allowed": allowed, "effect": effect, "measures": [a[0] for a in applied]}
         self._audit("replay", row.subject, {"decision_id": decision_id})
         return {
             "decision_id": decision_id,
@@ -488,7 +504,7 @@ class Registry:
             "policy": policy.ref(),
             "logged": logged,
             "replayed": replayed,
-            "reasons": reasons,
+            "reasons": [reason_dict(policy, r) for r in reasons],
             "same": logged == replayed,
         }
 
@@ -549,6 +565,23 @@ class Registry:
         self.store.log_audit([(now_us(), self.principal, action, subject, canonical_json(detail))])
 
 
+@contextmanager
+def _no_cyclic_gc():
+    """Pause the cyclic garbage collector during bulk work.
+
+    Ingest makes millions of small acyclic objects; the collector would walk them again and
+    again (a quarter of the time, measured) and find nothing. Reference counting still frees
+    them; the collector runs again afterwards.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _sort_out(valid: list[ValidEvent], existing: dict, result: IngestResult):
     """Split events into new ones, duplicates (counted) and conflicting reuses of a key."""
     fresh: list[ValidEvent] = []
@@ -557,8 +590,8 @@ def _sort_out(valid: list[ValidEvent], existing: dict, result: IngestResult):
     for event in valid:
         key = (event.provider, event.key)
         if key in existing:
-            seq, digest = existing[key]
-            if digest == event.digest:
+            seq, body = existing[key]
+            if stored_event_content(body) == event.content():
                 result.duplicates += 1
             else:
                 conflicts.append({"line": event.line, "error": (
@@ -567,7 +600,7 @@ def _sort_out(valid: list[ValidEvent], existing: dict, result: IngestResult):
             continue
         earlier = seen.get(key)
         if earlier is not None:
-            if earlier.digest == event.digest:
+            if earlier.content() == event.content():
                 result.duplicates += 1
             else:
                 conflicts.append({"line": event.line, "error": (
@@ -580,7 +613,6 @@ def _sort_out(valid: list[ValidEvent], existing: dict, result: IngestResult):
 
 
 def _standing_row(standing: Standing, size: int) -> tuple:
-    summary = summarize(standing)
     return (
         standing.subject,
         standing.policy.digest,
@@ -590,7 +622,7 @@ def _standing_row(standing: Standing, size: int) -> tuple:
         standing.cacheable,
         float(standing.score),
         standing.tier,
-        canonical_json(summary),
+        canonical_json(core(standing)),
     )
 
 

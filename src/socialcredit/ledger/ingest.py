@@ -12,14 +12,15 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .._time import TimeFormatError, parse_instant
 from ..policy.compiled import EventError, Policy
-from .entries import event_digest
+from .entries import canonical_json
 from .identity import IdentityError, Pseudonymizer
 
 FIELDS = ("subject", "subject_kind", "type", "occurred_at", "provider", "key", "attributes")
+_FIELD_SET = frozenset(FIELDS)
 REQUIRED = ("subject", "type", "occurred_at", "key")
 KINDS = ("person", "organization")
 MAX_KEY = 200
@@ -34,8 +35,7 @@ class InputError(ValueError):
         self.message = message
 
 
-@dataclass(frozen=True, slots=True)
-class ValidEvent:
+class ValidEvent(NamedTuple):
     line: int | None
     subject: str  # the pseudonym: the raw reference goes no further than this module
     subject_kind: str
@@ -44,7 +44,10 @@ class ValidEvent:
     provider: str
     key: str
     attributes: dict
-    digest: str
+    attributes_json: str
+
+    def content(self) -> tuple:
+        return (self.subject, self.subject_kind, self.type, self.occurred_us, self.attributes_json)
 
 
 def read_jsonl(stream: Iterable[str]) -> Iterator[tuple[int, dict | InputError]]:
@@ -109,9 +112,9 @@ class Validator:
             raise InputError(line, str(exc)) from None
 
     def _validate(self, raw: dict, line: int | None) -> ValidEvent:
-        for name in raw:
-            if name not in FIELDS:
-                raise InputError(line, f"unknown field {name!r} (fields: {', '.join(FIELDS)})")
+        if not _FIELD_SET.issuperset(raw):
+            name = next(n for n in raw if n not in _FIELD_SET)
+            raise InputError(line, f"unknown field {name!r} (fields: {', '.join(FIELDS)})")
         for name in REQUIRED:
             if name not in raw or raw[name] in (None, ""):
                 raise InputError(line, f"missing {name!r}")
@@ -139,6 +142,7 @@ class Validator:
         except TimeFormatError as exc:
             raise InputError(line, f"occurred_at: {exc}") from None
         attributes = self.policy.validate_event(event_type, raw.get("attributes"), kind)
+        attributes_json = canonical_json(attributes) if attributes else "{}"
         pseudonym = self.pseudonymizer.pseudonym(subject, kind)
         return ValidEvent(
             line,
@@ -149,7 +153,7 @@ class Validator:
             provider,
             key,
             attributes,
-            event_digest(pseudonym, kind, event_type, occurred, attributes),
+            attributes_json,
         )
 
 

@@ -44,14 +44,10 @@ class Checkpoint:
     recorded_us: int
 
 
-@dataclass(frozen=True, slots=True)
-class NewEntry:
-    """A row ready to append: the Entry plus what is stored beside its canonical body."""
-
-    entry: Entry
-    body: str
-    leaf_hash: bytes
-    digest: str | None
+def entry_row(entry: Entry, body: str, leaf_hash: bytes) -> tuple:
+    """The row `append` writes for an entry: its indexed columns, canonical body and leaf hash."""
+    return (entry.seq, entry.kind, entry.recorded_us, entry.provider, entry.key, entry.subject, entry.type,
+            entry.occurred_us, body, leaf_hash)
 
 
 def describe_url(url: str) -> str:
@@ -194,48 +190,36 @@ class Store:
         return checkpoint.size if checkpoint else 0
 
     def existing_events(self, conn: Connection, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, str]]:
-        """(provider, key) → (seq, digest) for the keys already in the ledger."""
+        """(provider, key) → (seq, body) for the keys already in the ledger."""
         found: dict[tuple[str, str], tuple[int, str]] = {}
         by_provider: dict[str, list[str]] = {}
         for provider, key in keys:
             by_provider.setdefault(provider, []).append(key)
         cursor = self._cursor(conn)
         for provider, provider_keys in by_provider.items():
+            cursor.execute(self._sql("SELECT 1 FROM entries WHERE provider = ? LIMIT 1"), (provider,))
+            if cursor.fetchone() is None:
+                continue  # a provider's first batch: nothing to look up key by key
             for start in range(0, len(provider_keys), _CHUNK):
                 chunk = provider_keys[start : start + _CHUNK]
                 marks = ",".join([self._param] * len(chunk))
                 cursor.execute(
-                    f"SELECT key, seq, digest FROM entries WHERE provider = {self._param} AND key IN ({marks})",
+                    f"SELECT key, seq, body FROM entries WHERE provider = {self._param} AND key IN ({marks})",
                     [provider, *chunk],
                 )
-                for key, seq, digest in cursor.fetchall():
-                    found[(provider, key)] = (seq, digest)
+                for key, seq, body in cursor.fetchall():
+                    found[(provider, key)] = (seq, body)
         return found
 
-    def append(self, conn: Connection, rows: Sequence[NewEntry], checkpoint: Checkpoint) -> None:
-        """Insert entries and the checkpoint that covers them, in the caller's transaction."""
+    def append(self, conn: Connection, rows: Sequence[tuple], checkpoint: Checkpoint) -> None:
+        """Insert entry rows (see `entry_row`) and the checkpoint that covers them, in the caller's transaction."""
         cursor = self._cursor(conn)
         cursor.executemany(
             self._sql(
                 "INSERT INTO entries (seq, kind, recorded_us, provider, key, subject, type, "
-                "occurred_us, digest, body, leaf_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+                "occurred_us, body, leaf_hash) VALUES (?,?,?,?,?,?,?,?,?,?)"
             ),
-            [
-                (
-                    r.entry.seq,
-                    r.entry.kind,
-                    r.entry.recorded_us,
-                    r.entry.provider,
-                    r.entry.key,
-                    r.entry.subject,
-                    r.entry.type,
-                    r.entry.occurred_us,
-                    r.digest,
-                    r.body,
-                    r.leaf_hash,
-                )
-                for r in rows
-            ],
+            rows,
         )
         cursor.execute(
             self._sql("INSERT INTO checkpoints (size, root, frontier, recorded_us) VALUES (?,?,?,?)"),

@@ -34,7 +34,6 @@ entries = Table(
     Column("subject", String(64)),
     Column("type", String(120)),
     Column("occurred_us", BigInteger),
-    Column("digest", String(64)),
     Column("body", Text, nullable=False),
     Column("leaf_hash", LargeBinary(32), nullable=False),
     UniqueConstraint("provider", "key", name="uq_entries_provider_key"),

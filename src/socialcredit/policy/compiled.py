@@ -120,6 +120,7 @@ class Policy:
             sorted(document.tiers, key=lambda t: -math.inf if t.min is None else t.min, reverse=True)
         )
         self.measures = tuple(self._compile_measure(m) for m in document.measures)
+        self.measures_by_id = {m.id: m for m in self.measures}
         self.has_decay = any(r.half_life_us for r in self.rules)
         self._validators = {
             name: _attribute_validator(name, spec.attributes)

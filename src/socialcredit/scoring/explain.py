@@ -1,7 +1,7 @@
-"""A standing in words a resident understands, and as the plain dict every interface prints.
+"""A standing in words a resident understands, and as the plain data every interface prints.
 
-`summarize` is also what the registry materializes: the stored standing of a subject is
-exactly `summarize(fold(...))`, which is what the property tests compare.
+`core` is what the registry materializes: the stored standing of a subject is exactly
+`core(fold(...))`, which is what the property tests compare; `expand` puts it in words.
 """
 
 from __future__ import annotations
@@ -24,85 +24,115 @@ def _signed(value: float, decimals: int) -> str:
     return f"+{text}" if value >= 0 else f"\u2212{text}"
 
 
-def reason_text(policy: Policy, reason: Reason) -> str:
+def reason_text(policy: Policy, reason: tuple) -> str:
+    """One reason in words. `reason` is the stored form: see `core`."""
+    kind, ident, seq, points, occurred_us, until_us, case = reason
     decimals = policy.scale.decimals
-    if reason.kind == "list":
-        spec = policy.lists[reason.ident]
-        case = "" if reason.case in (None, "*") else f", case {reason.case}"
+    if kind == "list":
+        spec = policy.lists[ident]
+        case_words = "" if case in (None, "*") else f", case {case}"
         end = (
-            f"until {_day(reason.until_us)} unless it is lifted sooner"
-            if reason.until_us is not None
+            f"until {_day(until_us)} unless it is lifted sooner"
+            if until_us is not None
             else "with no end date: it lasts until you do what lifts it"
         )
-        return f"On the {spec.label} since {_day(reason.occurred_us)} (record #{reason.seq}{case}), {end}."
-    rule = policy.rules_by_id[reason.ident]
-    until = (
-        f"counts until {_day(reason.until_us)}"
-        if reason.until_us is not None
-        else "counts until the listing it belongs to ends"
-    )
-    if reason.kind == "cap":
+        return f"On the {spec.label} since {_day(occurred_us)} (record #{seq}{case_words}), {end}."
+    rule = policy.rules_by_id[ident]
+    until = f"counts until {_day(until_us)}" if until_us is not None else "counts until the listing it belongs to ends"
+    if kind == "cap":
         return (
             f"Your score is held at {_number(rule.score_cap, decimals)} or lower because of "
-            f"{rule.describe} (record #{reason.seq}, {_day(reason.occurred_us)}); this {until}."
+            f"{rule.describe} (record #{seq}, {_day(occurred_us)}); this {until}."
         )
     return (
-        f"{_signed(reason.points, decimals)} {policy.scale.unit}: {rule.describe} "
-        f"(record #{reason.seq}, {_day(reason.occurred_us)}); {until}."
+        f"{_signed(points, decimals)} {policy.scale.unit}: {rule.describe} "
+        f"(record #{seq}, {_day(occurred_us)}); {until}."
     )
 
 
-def reason_dict(policy: Policy, reason: Reason) -> dict:
+def reason_dict(policy: Policy, reason: tuple) -> dict:
+    kind, ident, seq, points, occurred_us, until_us, case = reason
     item = {
-        "kind": reason.kind,
-        ("list" if reason.kind == "list" else "rule"): reason.ident,
-        "entry": reason.seq,
-        "occurred_at": format_instant(reason.occurred_us),
-        "until": None if reason.until_us is None else format_instant(reason.until_us),
+        "kind": kind,
+        ("list" if kind == "list" else "rule"): ident,
+        "entry": seq,
+        "occurred_at": format_instant(occurred_us),
+        "until": _instant(until_us),
         "text": reason_text(policy, reason),
     }
-    if reason.kind == "rule":
-        item["points"] = reason.points
-    if reason.kind == "list":
-        item["case"] = None if reason.case == "*" else reason.case
+    if kind == "rule":
+        item["points"] = points
+    if kind == "list":
+        item["case"] = None if case == "*" else case
     return item
 
 
-def summarize(standing: Standing) -> dict:
-    """The standing as plain data: what is stored, printed and served."""
-    policy = standing.policy
+def measure_dict(policy: Policy, measure_id: str, until_us: int | None, reasons=None) -> dict:
+    """A measure in words; with `reasons=None` (a decision's list) the reasons are left out."""
+    measure = policy.measures_by_id[measure_id]
+    item = {
+        "id": measure.id,
+        "service": measure.service,
+        "effect": measure.effect,
+        "until": _instant(until_us),
+        "notice": measure.notice,
+        "remedy": measure.remedy,
+        "legal_basis": measure.legal_basis,
+    }
+    if reasons is not None:
+        item["reasons"] = [reason_dict(policy, r) for r in reasons]
+    return item
+
+
+def _reason_tuple(reason: Reason) -> list:
+    return [reason.kind, reason.ident, reason.seq, reason.points, reason.occurred_us, reason.until_us, reason.case]
+
+
+def core(standing: Standing) -> dict:
+    """The standing as compact plain data: what the registry materializes and compares.
+
+    Instants stay integers and reasons stay tuples (kind, rule or list, entry, points,
+    occurred, until, case): the words are added when someone reads it (`expand`).
+    """
     return {
         "score": standing.score,
         "tier": standing.tier,
-        "dimensions": {d.id: v for d, v in zip(policy.dimensions, standing.dimensions)},
-        "lists": [
-            {
-                "list": s.list_id,
-                "case": None if s.case == "*" else s.case,
-                "entry": s.seq,
-                "since": format_instant(s.since_us),
-                "until": None if s.until_us is None else format_instant(s.until_us),
-            }
-            for s in standing.active_lists
-        ],
-        "measures": [
-            {
-                "id": m.measure.id,
-                "service": m.measure.service,
-                "effect": m.measure.effect,
-                "until": None if m.until_us is None else format_instant(m.until_us),
-                "notice": m.measure.notice,
-                "remedy": m.measure.remedy,
-                "legal_basis": m.measure.legal_basis,
-                "reasons": [reason_dict(policy, r) for r in m.reasons],
-            }
-            for m in standing.measures
-        ],
-        "reasons": [reason_dict(policy, r) for r in standing.reasons],
-        "policy": {"id": policy.id, "version": policy.version, "digest": policy.digest},
-        "valid_from": None if standing.valid_from_us is None else format_instant(standing.valid_from_us),
-        "valid_until": None if standing.valid_until_us is None else format_instant(standing.valid_until_us),
+        "dimensions": list(standing.dimensions),
+        "lists": [[s.list_id, s.case, s.seq, s.since_us, s.until_us] for s in standing.active_lists],
+        "measures": [[m.measure.id, m.until_us, [_reason_tuple(r) for r in m.reasons]] for m in standing.measures],
+        "reasons": [_reason_tuple(r) for r in standing.reasons],
+        "policy": standing.policy.digest,
+        "valid_from": standing.valid_from_us,
+        "valid_until": standing.valid_until_us,
     }
+
+
+def expand(policy: Policy, data: dict) -> dict:
+    """The compact standing in full words: what is printed and served."""
+    return {
+        "score": data["score"],
+        "tier": data["tier"],
+        "dimensions": {d.id: v for d, v in zip(policy.dimensions, data["dimensions"])},
+        "lists": [
+            {"list": list_id, "case": None if case == "*" else case, "entry": seq,
+             "since": format_instant(since), "until": _instant(until)}
+            for list_id, case, seq, since, until in data["lists"]
+        ],
+        "measures": [measure_dict(policy, mid, until, reasons) for mid, until, reasons in data["measures"]],
+        "reasons": [reason_dict(policy, r) for r in data["reasons"]],
+        "policy": policy.ref(),
+        "valid_from": _instant(data["valid_from"]),
+        "valid_until": _instant(data["valid_until"]),
+    }
+
+
+def summarize(standing: Standing) -> dict:
+    """The standing as plain data with every reason in words."""
+    return expand(standing.policy, core(standing))
+
+
+def _instant(instant: int | None) -> str | None:
+    return None if instant is None else format_instant(instant)
 
 
 def explain_entries(standing: Standing) -> list[dict]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ..ledger.entries import EVENT, VOID, Entry
 from ..policy.compiled import CompiledMeasure, CompiledRule, Policy, matches
@@ -58,8 +59,7 @@ class Spell:
         return self.since_us <= instant and (self.until_us is None or instant < self.until_us)
 
 
-@dataclass(frozen=True, slots=True)
-class Reason:
+class Reason(NamedTuple):
     kind: str  # list | cap | rule
     ident: str  # the list id or rule id
     seq: int  # the evidence entry
@@ -68,12 +68,8 @@ class Reason:
     until_us: int | None = None
     case: str | None = None
 
-    def key(self) -> tuple:
-        return (self.kind, self.ident, self.seq)
 
-
-@dataclass(frozen=True, slots=True)
-class ActiveMeasure:
+class ActiveMeasure(NamedTuple):
     measure: CompiledMeasure
     until_us: int | None
     reasons: tuple[Reason, ...]
@@ -127,17 +123,23 @@ def fold(policy: Policy, entries: list[Entry], at_us: int, known_at: int | None 
     listed = {s.list_id for s in active_lists}
     reasons = _standing_reasons(active_lists, contributions)
     measures = []
+    lifts: dict[tuple, int | None] = {}  # measures sharing a condition lift together
+    explained: dict[tuple, tuple[Reason, ...]] = {}  # ... and share their reasons
     for measure in policy.measures:
         active, until = _measure_active(policy, measure, score, tier, sums, listed, active_lists, at_us)
         if not active:
             continue
         if measure.kind != "list":
-            until = _lifts_at(policy, measure, contributions, spells, at_us)
+            condition = (measure.kind, measure.tiers, measure.threshold, measure.dimension, measure.unless_lists)
+            if condition not in lifts:
+                lifts[condition] = _lifts_at(policy, measure, contributions, spells, at_us)
+            until = lifts[condition]
         if until is not None:
             clock.add(until)
-        measures.append(
-            ActiveMeasure(measure, until, _measure_reasons(policy, measure, active_lists, contributions))
-        )
+        because = (measure.kind, measure.list_id, measure.tiers, measure.threshold, measure.dimension)
+        if because not in explained:
+            explained[because] = _measure_reasons(policy, measure, active_lists, contributions)
+        measures.append(ActiveMeasure(measure, until, explained[because]))
     decaying = any(c.rule.half_life_us and c.status == "counts" for c in contributions)
     return Standing(
         subject=subject,

@@ -28,7 +28,6 @@ def upgrade() -> None:
         sa.Column("subject", sa.String(64)),
         sa.Column("type", sa.String(120)),
         sa.Column("occurred_us", sa.BigInteger),
-        sa.Column("digest", sa.String(64)),
         sa.Column("body", sa.Text, nullable=False),
         sa.Column("leaf_hash", sa.LargeBinary(32), nullable=False),
         sa.UniqueConstraint("provider", "key", name="uq_entries_provider_key"),

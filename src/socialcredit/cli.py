@@ -1,0 +1,532 @@
+"""The command line: each command a thin wrapper over `Registry`.
+
+Every command that prints a result takes `--json`; every user mistake ends in one line on
+stderr that names the place and the cause, and a non-zero exit status (never a traceback).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape as _escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from ._time import TimeFormatError, parse_instant
+from .ledger.identity import IdentityError
+from .ledger.ingest import InputError, read_events
+from .ledger.store import StoreError
+from .policy.compiled import EventError
+from .policy.load import PolicyError, load_policy, pack_names
+from .registry import DEFAULT_URL, Registry, RegistryError
+
+USER_ERRORS = (RegistryError, StoreError, PolicyError, IdentityError, TimeFormatError, InputError, EventError)
+EXIT_ERROR = 2
+EXIT_DENIED = 3
+
+app = typer.Typer(
+    name="socialcredit",
+    help="An open, auditable social credit engine: ledger, policy, standing, decision.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+policy_app = typer.Typer(help="Show, lint and activate policies.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+
+out = Console()
+err = Console(stderr=True)
+
+
+class _Settings:
+    db: str = DEFAULT_URL
+    key_file: Path | None = None
+
+
+settings = _Settings()
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+KindOption = Annotated[str, typer.Option("--kind", help="person or organization (an 18-character unified social credit code).")]
+AtOption = Annotated[Optional[str], typer.Option("--at", help="The time asked about (RFC 3339 or YYYY-MM-DD); default now.")]
+
+
+def _fail(message: str, code: int = EXIT_ERROR):
+    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def handles_errors(command):
+    """Turn the errors a user can cause into one line and exit status 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except USER_ERRORS as exc:
+            _fail(str(exc))
+        except KeyboardInterrupt:
+            _fail("interrupted; nothing more was written", 130)
+
+    return wrapper
+
+
+def _open() -> Registry:
+    principal = f"cli:{os.environ.get('USER', 'user')}"
+    return Registry.open(settings.db, key_file=settings.key_file, principal=principal)
+
+
+def _print_json(value) -> None:
+    sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2) + "\n")
+
+
+def _kind(kind: str) -> str:
+    if kind not in ("person", "organization"):
+        raise RegistryError(f"--kind must be person or organization, got {kind!r}")
+    return kind
+
+
+def _progress(enabled: bool) -> Progress:
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not enabled or not err.is_terminal,
+    )
+
+
+@app.callback()
+def _global(
+    db: Annotated[str, typer.Option("--db", envvar="SOCIALCREDIT_DB", help="Database URL: sqlite:///FILE or postgresql://…")] = DEFAULT_URL,
+    key_file: Annotated[Optional[Path], typer.Option("--key-file", envvar="SOCIALCREDIT_KEY_FILE", help="Pseudonym key file (default: beside a SQLite database). SOCIALCREDIT_KEY overrides it.")] = None,
+):
+    """An open, auditable social credit engine: ledger, policy, standing, decision."""
+    settings.db = db
+    settings.key_file = key_file
+
+
+# -- registry life -----------------------------------------------------------------------------
+
+
+@app.command()
+@handles_errors
+def init(
+    policy: Annotated[str, typer.Option("--policy", help=f"A pack ({', '.join(pack_names())}) or a TOML file.")] = "rongcheng",
+    as_json: JsonFlag = False,
+):
+    """Create a registry: database, pseudonym key (mode 0600) and the policy in force."""
+    with Registry.init(settings.db, policy, key_file=settings.key_file, principal="cli") as registry:
+        result = {"db": settings.db, "policy": registry.policy.ref(), **registry.root()}
+    if as_json:
+        _print_json(result)
+    else:
+        out.print(f"Created registry [bold]{settings.db}[/] with policy [bold]{result['policy']['id']} {result['policy']['version']}[/].")
+
+
+@app.command()
+@handles_errors
+def ingest(
+    file: Annotated[str, typer.Argument(help="JSONL or CSV file of events, or - for standard input.")],
+    fmt: Annotated[str, typer.Option("--format", help="jsonl or csv (default: from the file name, else jsonl).")] = "",
+    provider: Annotated[Optional[str], typer.Option("--provider", help="The provider for events that do not name one; events naming another are refused.")] = None,
+    skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Ingest the valid events and list the rest (default: one bad line refuses the file).")] = False,
+    as_json: JsonFlag = False,
+):
+    """Append provider events to the ledger: all of them or, on any error, none."""
+    fmt = fmt or ("csv" if file.lower().endswith(".csv") else "jsonl")
+    if fmt not in ("jsonl", "csv"):
+        raise RegistryError(f"--format must be jsonl or csv, got {fmt!r}")
+    if file == "-":
+        stream, total, label = sys.stdin, None, "<stdin>"
+    else:
+        path = Path(file)
+        if not path.is_file():
+            raise RegistryError(f"{file}: no such file")
+        stream, total, label = path.open("r", encoding="utf-8", newline=""), path.stat().st_size, file
+    with _open() as registry, _progress(not as_json) as bar:
+        task = bar.add_task(f"Reading {label}", total=total)
+        try:
+            events = read_events(_counting(stream, bar, task, by_bytes=total is not None), fmt)
+            result = registry.ingest(events, provider=provider, skip_invalid=skip_invalid)
+        except UnicodeDecodeError as exc:
+            raise RegistryError(f"{label}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        finally:
+            if stream is not sys.stdin:
+                stream.close()
+    data = result.to_dict()
+    if as_json:
+        _print_json(data)
+    else:
+        for problem in result.errors[:50]:
+            err.print(f"{label} line {problem['line']}: {problem['error']}", highlight=False, markup=False)
+        if len(result.errors) > 50:
+            err.print(f"… and {len(result.errors) - 50} more", highlight=False)
+        verb = "Accepted" if result.written or not result.errors else "Nothing written:"
+        out.print(
+            f"{verb} {result.accepted} new, {result.duplicates} duplicate, {result.rejected} rejected; "
+            f"ledger size {result.ledger_size}."
+        )
+    if result.errors and not skip_invalid:
+        raise typer.Exit(EXIT_ERROR)
+
+
+def _counting(stream, bar: Progress, task, by_bytes: bool):
+    for line in stream:
+        bar.advance(task, len(line.encode("utf-8")) if by_bytes else 1)
+        yield line
+
+
+# -- standing, explanation, decisions ----------------------------------------------------------
+
+
+@app.command()
+@handles_errors
+def standing(
+    ref: Annotated[str, typer.Argument(help="The subject: national ID, unified social credit code or username.")],
+    kind: KindOption = "person",
+    at: AtOption = None,
+    known_at: Annotated[Optional[int], typer.Option("--known-at", help="As the registry knew it when the ledger held its first SIZE entries.")] = None,
+    as_json: JsonFlag = False,
+):
+    """A subject's score, tier, dimensions, lists, measures and ranked reasons."""
+    with _open() as registry:
+        result = registry.standing(ref, kind=_kind(kind), at=at, known_at=known_at)
+    if as_json:
+        _print_json(result)
+        return
+    _print_standing(result)
+
+
+def _print_standing(result: dict) -> None:
+    out.print(f"[bold]Score {result['score']}[/]  tier [bold]{result['tier']}[/]   ({result['policy']['id']} {result['policy']['version']}, at {result['at']}, ledger size {result['known_at']})")
+    if result["entries"] == 0:
+        out.print("No records about this subject: the standing is the policy's starting point.")
+    if len(result["dimensions"]) > 1:
+        out.print("Dimensions: " + ", ".join(f"{k} {v}" for k, v in result["dimensions"].items()))
+    for item in result["lists"]:
+        out.print(f"[red]Listed[/] on {item['list']} since {item['since'][:10]}" + (f" until {item['until'][:10]}" if item["until"] else " (no end date)"))
+    if result["measures"]:
+        table = Table("measure", "service", "effect", "until", title="Measures in force")
+        for m in result["measures"]:
+            table.add_row(m["id"], m["service"], m["effect"], (m["until"] or "—")[:10])
+        out.print(table)
+    if result["reasons"]:
+        out.print("[bold]Why:[/]")
+        for reason in result["reasons"]:
+            out.print(f"  • {reason['text']}", highlight=False)
+
+
+@app.command()
+@handles_errors
+def explain(
+    ref: Annotated[str, typer.Argument(help="The subject: national ID, unified social credit code or username.")],
+    kind: KindOption = "person",
+    at: AtOption = None,
+    as_json: JsonFlag = False,
+):
+    """Every record about a subject and what it does to the standing, in plain words."""
+    with _open() as registry:
+        result = registry.explain(ref, kind=_kind(kind), at=at)
+    if as_json:
+        _print_json(result)
+        return
+    out.print(f"[bold]Score {result['score']}[/], tier [bold]{result['tier']}[/] under {result['policy']['id']} {result['policy']['version']}, at {result['at']}.")
+    if not result["entries"]:
+        out.print("There are no records about this subject.")
+    for item in result["entries"]:
+        when = (item["occurred_at"] or "")[:10]
+        out.print(f"[bold]#{item['entry']}[/] {when} {item['what']}", highlight=False)
+        for effect in item["effects"]:
+            out.print(f"    {effect['text']}", highlight=False)
+    for m in result["measures"]:
+        until = f" until {m['until'][:10]}" if m["until"] else ""
+        out.print(f"[bold]{m['effect']}[/] {m['service']}{until}: {m['notice']} {m['remedy']}", highlight=False)
+
+
+@app.command()
+@handles_errors
+def check(
+    ref: Annotated[str, typer.Argument(help="The subject: national ID, unified social credit code or username.")],
+    service: Annotated[str, typer.Argument(help="Dotted service name, e.g. transport.rail.high_speed.")],
+    kind: KindOption = "person",
+    at: AtOption = None,
+    as_json: JsonFlag = False,
+):
+    """May the subject use the service? Exit 0 if allowed, 3 if denied. Logged for replay."""
+    from .policy.schema import SERVICE_PATTERN
+
+    if not SERVICE_PATTERN.match(service):
+        raise RegistryError(f"{service!r} is not a service name (dotted lower-case words, e.g. transport.air)")
+    with _open() as registry:
+        decision = registry.check(ref, service, kind=_kind(kind), at=at)
+    result = decision.to_dict()
+    if as_json:
+        _print_json(result)
+    else:
+        verdict = "[green]ALLOWED[/]" if decision.allowed else "[red]DENIED[/]"
+        out.print(f"{verdict} {service}: effect {decision.effect} (decision {decision.decision_id}, ledger size {decision.ledger_size})")
+        for m in decision.measures:
+            until = f" until {m['until'][:10]}" if m["until"] else " (no end date)"
+            out.print(f"  {m['notice']}{until}. {m['remedy']}", highlight=False)
+            if m["legal_basis"]:
+                out.print(f"  Legal basis: {m['legal_basis']}", highlight=False)
+        for reason in decision.reasons:
+            out.print(f"  • {reason['text']}", highlight=False)
+    if not decision.allowed:
+        raise typer.Exit(EXIT_DENIED)
+
+
+@app.command()
+@handles_errors
+def replay(
+    decision_id: Annotated[str, typer.Argument(help="A decision id printed by `check`.")],
+    as_json: JsonFlag = False,
+):
+    """Recompute a logged decision from the ledger as it was then; exit 1 if it differs."""
+    with _open() as registry:
+        result = registry.replay(decision_id)
+    if as_json:
+        _print_json(result)
+    else:
+        same = "[green]same[/]" if result["same"] else "[red]DIFFERENT[/]"
+        out.print(f"Decision {decision_id} on {result['service']} at {result['at']} (ledger size {result['ledger_size']}): {same}")
+        out.print(f"  logged:   {result['logged']}", highlight=False)
+        out.print(f"  replayed: {result['replayed']}", highlight=False)
+    if not result["same"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+@handles_errors
+def void(
+    entry: Annotated[int, typer.Argument(help="The number of the event entry to cancel.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why it is cancelled (kept in the ledger).")],
+    as_json: JsonFlag = False,
+):
+    """Cancel an event with a correction entry (the original stays, marked as cancelled)."""
+    with _open() as registry:
+        seq = registry.void(entry, reason)
+        result = {"void_entry": seq, "cancels": entry, **registry.root()}
+    if as_json:
+        _print_json(result)
+    else:
+        out.print(f"Entry #{entry} cancelled by entry #{seq}.")
+
+
+# -- tamper evidence ---------------------------------------------------------------------------
+
+
+@app.command()
+@handles_errors
+def verify(as_json: JsonFlag = False):
+    """Recompute the Merkle tree from every stored entry; exit 1 if anything was altered."""
+    with _open() as registry, _progress(not as_json) as bar:
+        task = bar.add_task("Verifying", total=registry.store.count_entries())
+        report = registry.verify(progress=lambda n: bar.advance(task, n))
+    if as_json:
+        _print_json(report.to_dict())
+    elif report.ok:
+        out.print(f"[green]OK[/]: {report.entries} entries, {report.checkpoints} checkpoints, size {report.size}, root {report.root}")
+    else:
+        out.print(f"[red]NOT OK[/]: {len(report.problems)} problem(s) in {report.entries} entries")
+        for problem in report.problems:
+            out.print(f"  {problem['message']}", highlight=False)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+@handles_errors
+def root(as_json: JsonFlag = False):
+    """The ledger's size and Merkle root (publish it; `consistency` proves later roots extend it)."""
+    with _open() as registry:
+        result = registry.root()
+    if as_json:
+        _print_json(result)
+    else:
+        out.print(f"size {result['size']} root {result['root']}")
+
+
+@app.command()
+@handles_errors
+def prove(
+    entry: Annotated[int, typer.Argument(help="Entry number.")],
+    size: Annotated[Optional[int], typer.Option("--size", help="Tree size to prove against (default: current).")] = None,
+    as_json: JsonFlag = False,
+):
+    """An RFC 9162 inclusion proof that the entry is in the ledger."""
+    with _open() as registry:
+        result = registry.inclusion_proof(entry, size)
+    if as_json:
+        _print_json(result)
+    else:
+        out.print(f"entry #{entry} in tree of size {result['size']} with root {result['root']}")
+        for node in result["proof"]:
+            out.print(f"  {node}")
+
+
+@app.command()
+@handles_errors
+def consistency(
+    old_size: Annotated[int, typer.Argument(help="The earlier tree size.")],
+    size: Annotated[Optional[int], typer.Option("--size", help="The later tree size (default: current).")] = None,
+    as_json: JsonFlag = False,
+):
+    """An RFC 9162 consistency proof: the later tree extends the earlier one, nothing rewritten."""
+    with _open() as registry:
+        result = registry.consistency_proof(old_size, size)
+    if as_json:
+        _print_json(result)
+    else:
+        out.print(f"{result['old_size']} → {result['new_size']}: {result['old_root']} → {result['new_root']}")
+        for node in result["proof"]:
+            out.print(f"  {node}")
+
+
+@app.command()
+@handles_errors
+def rebuild(as_json: JsonFlag = False):
+    """Rebuild every materialized standing from the ledger and the policy in force."""
+    with _open() as registry, _progress(not as_json) as bar:
+        task = bar.add_task("Rebuilding standings", total=len(registry.store.subjects()))
+        count = registry.rebuild_standings(progress=lambda n: bar.advance(task, n))
+    if as_json:
+        _print_json({"subjects": count})
+    else:
+        out.print(f"Rebuilt {count} standings.")
+
+
+# -- policy ------------------------------------------------------------------------------------
+
+
+@policy_app.command("list")
+@handles_errors
+def policy_list(as_json: JsonFlag = False):
+    """The policy packs shipped with socialcredit."""
+    packs = [load_policy(name) for name in pack_names()]
+    result = [{"id": p.id, "version": p.version, "title": p.document.policy.title} for p in packs]
+    if as_json:
+        _print_json(result)
+    else:
+        for item in result:
+            out.print(f"[bold]{item['id']}[/] {item['version']}: {item['title']}")
+
+
+@policy_app.command("show")
+@handles_errors
+def policy_show(
+    name: Annotated[Optional[str], typer.Argument(help="A pack name or TOML file (default: the registry's policy in force).")] = None,
+    as_json: JsonFlag = False,
+):
+    """A policy's catalogue, rules, tiers, lists and measures."""
+    if name is None:
+        with _open() as registry:
+            policy = registry.policy
+    else:
+        policy = load_policy(name)
+    document = policy.document.model_dump(mode="json")
+    if as_json:
+        _print_json({**document, "digest": policy.digest})
+        return
+    meta = policy.document.policy
+    out.print(f"[bold]{meta.title}[/] ({policy.id} {policy.version}, digest {policy.digest[:16]}…)")
+    out.print(meta.summary, highlight=False)
+    for note in meta.approximations:
+        out.print(f"  approximation: {note}", highlight=False)
+    rules = Table("rule", "event", "points", "lifetime", "cap", title="Rules")
+    for r in policy.document.rules:
+        cap = f"{r.max_per.count}/{r.max_per.period}" if r.max_per else ""
+        points = f"{r.points:+g}" if r.points else f"score ≤ {r.score_cap:g}"
+        rules.add_row(r.id, r.event, points, r.lifetime or f"listing + {r.counts_until.after}", cap)
+    out.print(rules)
+    if policy.tiers:
+        out.print("Tiers: " + ", ".join(f"{t.id} ≥ {t.min:g}" if t.min is not None else f"{t.id} below" for t in policy.tiers))
+    for spec in policy.document.lists:
+        out.print(f"List [bold]{spec.id}[/]: {spec.label}", highlight=False)
+    measures = Table("measure", "when", "service", "effect", title="Measures")
+    for m in policy.document.measures:
+        when = {k: v for k, v in m.when.model_dump().items() if v not in (None, [])}
+        measures.add_row(m.id, json.dumps(when), m.service, m.effect)
+    out.print(measures)
+
+
+@policy_app.command("lint")
+@handles_errors
+def policy_lint(
+    name: Annotated[Optional[str], typer.Argument(help="A pack name or TOML file (default: the registry's policy in force).")] = None,
+    as_json: JsonFlag = False,
+):
+    """Name cross-context sanctions, protected attributes and disproportionate measures. Exit 1 on errors."""
+    from .policy.lint import lint, summarize
+
+    if name is None:
+        with _open() as registry:
+            policy = registry.policy
+    else:
+        policy = load_policy(name)
+    findings = lint(policy)
+    counts = summarize(findings)
+    if as_json:
+        _print_json({"policy": policy.ref(), "summary": counts, "findings": [f.to_dict() for f in findings]})
+    else:
+        colour = {"error": "red", "warning": "yellow", "info": "blue"}
+        for f in findings:
+            out.print(f"[{colour[f.severity]}]{f.severity}[/] [bold]{f.code}[/] {_escape(f.subject)}: "
+                      f"{_escape(f.message)} ({_escape(f.reference)})", highlight=False)
+        out.print(", ".join(f"{n} {k}" for k, n in counts.items()))
+    if any(f.severity == "error" for f in findings):
+        raise typer.Exit(1)
+
+
+@policy_app.command("activate")
+@handles_errors
+def policy_activate(
+    name: Annotated[str, typer.Argument(help="A pack name or TOML file.")],
+    as_json: JsonFlag = False,
+):
+    """Put a policy in force from now (a ledger entry) and rebuild every standing."""
+    policy = load_policy(name)
+    with _open() as registry:
+        seq = registry.activate(policy)
+        result = {"entry": seq, "policy": policy.ref(), **registry.root()}
+    if as_json:
+        _print_json(result)
+    else:
+        out.print(f"Policy {policy.id} {policy.version} in force from entry #{seq}.")
+
+
+# -- demo --------------------------------------------------------------------------------------
+
+
+@app.command()
+@handles_errors
+def demo(
+    seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed builds the same town.")] = 7,
+    residents: Annotated[int, typer.Option("--residents", min=10, help="Number of residents.")] = 10_000,
+    businesses: Annotated[int, typer.Option("--businesses", min=0, help="Number of businesses.")] = 300,
+    policy: Annotated[str, typer.Option("--policy", help="The pack to run the town under.")] = "rongcheng",
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="End of the simulated year (default: today, 00:00 UTC).")] = None,
+    as_json: JsonFlag = False,
+):
+    """Build a synthetic town, a year of its events, and show what the policy does to it."""
+    from .sim.demo import run_demo
+
+    run_demo(settings.db, settings.key_file, seed=seed, residents=residents, businesses=businesses,
+             policy=policy, as_json=as_json, console=out, progress=_progress(not as_json), as_of=as_of)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""`socialcredit demo`: a synthetic town run through a policy, shown the way a newcomer needs.
+
+It builds the town, ingests a year of its events with a progress bar, and prints the tier
+distribution, the list sizes, one resident's standing with its reasons, and a few denied and
+allowed checks, each with its decision id so it can be replayed.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import Progress
+from rich.table import Table
+
+from .._time import format_instant, now_us, parse_instant
+from ..policy.load import load_policy
+from ..registry import Registry, RegistryError
+from ..scoring.explain import summarize
+from ..scoring.fold import fold
+from .town import DAY_US, build_subjects, generate_events
+
+_BAR_WIDTH = 40
+
+
+def run_demo(url: str, key_file: Path | None, *, seed: int, residents: int, businesses: int, policy: str,
+             as_json: bool, console: Console, progress: Progress, as_of: str | None = None) -> dict:
+    chosen = load_policy(policy)
+    end_us = parse_instant(as_of, allow_date=True) if as_of else _today_us()
+    rng = random.Random(seed)
+    subjects = build_subjects(rng, residents, businesses)
+    events = generate_events(chosen, subjects, end_us - 365 * DAY_US, end_us, rng)
+    if not as_json:
+        console.print(f"[bold]A town of {residents:,} residents and {businesses:,} businesses[/] under "
+                      f"[bold]{escape(chosen.document.policy.title)}[/] ({chosen.id} {chosen.version}), "
+                      f"{len(events):,} events in the year to {format_instant(end_us)[:10]}.")
+    registry = Registry.init(url, chosen, key_file=key_file, principal="demo")
+    try:
+        started = time.perf_counter()
+        with progress as bar:
+            task = bar.add_task("Ingesting", total=len(events))
+            result = registry.ingest(events, progress=lambda n: bar.advance(task, n))
+        seconds = time.perf_counter() - started
+        if result.errors:
+            raise RegistryError(f"demo events were refused: {result.errors[0]}")
+        report = _report(registry, chosen, subjects, end_us, rng)
+    finally:
+        registry.close()
+    report["ingest"] = {
+        "events": result.accepted,
+        "seconds": round(seconds, 2),
+        "events_per_second": round(result.accepted / seconds) if seconds else None,
+        "ledger_size": result.ledger_size,
+        "root": result.root,
+    }
+    report["as_of"] = format_instant(end_us)
+    report["seed"] = seed
+    if as_json:
+        import json
+        import sys
+
+        sys.stdout.write(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
+    else:
+        _print(console, report, chosen)
+    return report
+
+
+def _today_us() -> int:
+    now = now_us()
+    return now - now % DAY_US
+
+
+def _report(registry: Registry, policy, subjects, at_us: int, rng: random.Random) -> dict:
+    pseudonyms = {registry.pseudonym(s.ref, s.kind): s for s in subjects}
+    histories = registry.store.entries_for_subjects(list(pseudonyms))
+    standings = {p: fold(policy, histories.get(p, []), at_us, None, p) for p in pseudonyms}
+    tiers = Counter(s.tier for s in standings.values())
+    lists = Counter(spell.list_id for s in standings.values() for spell in s.active_lists)
+    scores = sorted(s.score for s in standings.values())
+    sample = _sample_resident(standings, pseudonyms, rng)
+    checks = _sample_checks(registry, policy, standings, pseudonyms, at_us)
+    from ..policy.lint import lint
+
+    findings = lint(policy)
+    return {
+        "policy": policy.ref(),
+        "subjects": len(subjects),
+        "tiers": {tier: tiers.get(tier, 0) for tier in [t.id for t in policy.tiers]} if policy.tiers else {},
+        "score": {"min": scores[0], "median": scores[len(scores) // 2], "max": scores[-1]},
+        "lists": {spec: lists.get(spec, 0) for spec in policy.lists},
+        "sample": sample,
+        "checks": checks,
+        "lint": {
+            "cross_context": sum(f.code == "cross-context" for f in findings),
+            "findings": len(findings),
+            "errors": sum(f.severity == "error" for f in findings),
+        },
+    }
+
+
+def _sample_resident(standings, pseudonyms, rng: random.Random) -> dict:
+    """A resident with a few reasons to show: neither spotless nor the worst case."""
+    people = [p for p, s in pseudonyms.items() if s.kind == "person"]
+    with_reasons = sorted((p for p in people if 2 <= len(standings[p].reasons) <= 6), key=lambda p: p)
+    chosen = rng.choice(with_reasons or people)
+    summary = summarize(standings[chosen])
+    return {"ref": _mask(pseudonyms[chosen].ref), "reference_for_cli": pseudonyms[chosen].ref, **summary}
+
+
+def _sample_checks(registry: Registry, policy, standings, pseudonyms, at_us: int) -> list[dict]:
+    """For a few measures: one subject it applies to, and one it does not."""
+    checks = []
+    seen_services = set()
+    for measure in policy.measures:
+        if measure.service in seen_services or len(checks) >= 8:
+            continue
+        hit = next((p for p in sorted(standings) if any(m.id == measure.id for m in standings[p].measures)), None)
+        miss = next((p for p in sorted(standings) if pseudonyms[p].kind == "person"
+                     and not standings[p].measures_for(measure.service)), None)
+        for subject in (hit, miss):
+            if subject is None:
+                continue
+            decision = registry.check_subject(subject, measure.service, at_us)
+            checks.append({
+                "subject": _mask(pseudonyms[subject].ref),
+                "reference_for_cli": pseudonyms[subject].ref,
+                "kind": pseudonyms[subject].kind,
+                "service": measure.service,
+                "allowed": decision.allowed,
+                "effect": decision.effect,
+                "decision_id": decision.decision_id,
+                "reasons": [r["text"] for r in decision.reasons],
+            })
+        seen_services.add(measure.service)
+    return checks
+
+
+def _mask(ref: str) -> str:
+    return ref[:3] + "*" * (len(ref) - 5) + ref[-2:]
+
+
+def _print(console: Console, report: dict, policy) -> None:
+    ingest = report["ingest"]
+    console.print(f"Ingested {ingest['events']:,} events in {ingest['seconds']} s "
+                  f"({ingest['events_per_second']:,}/s); ledger size {ingest['ledger_size']:,}, "
+                  f"Merkle root {ingest['root'][:16]}…")
+    total = report["subjects"]
+    if report["tiers"]:
+        table = Table("tier", "subjects", "share", "", title=f"Tiers on {report['as_of'][:10]}")
+        top = max(report["tiers"].values()) or 1
+        for tier, count in report["tiers"].items():
+            table.add_row(tier, f"{count:,}", f"{100 * count / total:.1f}%", "█" * round(_BAR_WIDTH * count / top))
+        console.print(table)
+    score = report["score"]
+    console.print(f"Scores: lowest {score['min']}, median {score['median']}, highest {score['max']}.")
+    if report["lists"]:
+        console.print("On lists now: " + ", ".join(f"{name} {count:,}" for name, count in report["lists"].items()))
+    sample = report["sample"]
+    console.print(f"\n[bold]One resident[/] ({sample['ref']}): score {sample['score']}, tier {sample['tier']}.")
+    for reason in sample["reasons"]:
+        console.print(f"  • {escape(reason['text'])}", highlight=False)
+    for measure in sample["measures"]:
+        console.print(f"  → {measure['effect']} {measure['service']}: {escape(measure['notice'])}", highlight=False)
+    console.print("\n[bold]Checks[/] (each logged; `socialcredit replay ID` recomputes it):")
+    for check in report["checks"]:
+        verdict = "[green]allowed[/]" if check["allowed"] else "[red]DENIED[/] "
+        console.print(f"  {verdict} {check['service']:<28} {check['effect']:<14} {check['subject']}  ({check['decision_id']})")
+        for reason in check["reasons"][:2]:
+            console.print(f"      {escape(reason)}", highlight=False)
+    lint = report["lint"]
+    console.print(f"\nThe linter finds {lint['findings']} issue(s) in this policy, {lint['cross_context']} of them "
+                  f"cross-context sanctions: run `socialcredit policy lint {policy.id}`.")
+    if report["checks"]:
+        ref = report["checks"][0]["reference_for_cli"]
+        console.print(f"Try: socialcredit --db <this db> explain {ref}" +
+                      (" --kind organization" if report["checks"][0]["kind"] == "organization" else ""))
