@@ -861,14 +861,23 @@ def test_sorting_is_stable_within_a_severity(severities):
 # -- the shipped packs -----------------------------------------------------------------------
 
 
-def test_rongcheng_is_cross_context_only_for_bike_share():
+def test_rongcheng_findings_name_its_cross_context_and_score_only_measures():
     findings = lint(load_policy("rongcheng"))
-    assert codes(findings) == [("cross-context", "measure 'bike-share-deposit-free'")]
+    assert codes(findings) == [
+        ("cross-context", "measure 'bike-share-deposit-free'"),
+        ("cross-context", "measure 'key-supervision'"),
+        ("cross-context", "measure 'grade-d-no-public-posts'"),
+        ("aggregate-score-only", "measure 'key-supervision'"),
+        ("aggregate-score-only", "measure 'low-grade-no-loans'"),
+        ("aggregate-score-only", "measure 'grade-d-no-public-posts'"),
+    ]
     finding = findings[0]
     assert "'transport.bike_share' (domain transport)" in finding.message
     for domain in ("civic", "commerce", "court", "finance", "traffic", "utility"):
         assert f"{domain} (" in finding.message
-    assert summarize(findings) == {"error": 0, "warning": 1, "info": 0}
+    # Loans are refused for conduct that includes financial events: same context, not flagged.
+    assert ("cross-context", "measure 'low-grade-no-loans'") not in codes(findings)
+    assert summarize(findings) == {"error": 0, "warning": 6, "info": 0}
 
 
 def test_rongcheng_heating_perk_is_triggered_by_many_domains_including_utility():

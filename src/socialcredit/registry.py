@@ -604,7 +604,7 @@ def _sort_out(valid: list[ValidEvent], existing: dict, result: IngestResult):
                 result.duplicates += 1
             else:
                 conflicts.append({"line": event.line, "error": (
-                    f"key {event.key!r} of provider {event.provider!r} is used on line {earlier.line} "
+                    f"key {event.key!r} of provider {event.provider!r} is already used on line {earlier.line} "
                     "for a different event")})
             continue
         seen[key] = event

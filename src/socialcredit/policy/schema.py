@@ -206,7 +206,7 @@ class ListExtension(_Model):
 
 class ListSpec(_Model):
     id: Ident
-    label: str
+    label: str = Field(description='A noun phrase that reads after "On the": "list of judgment defaulters"')
     description: str = ""
     case_attribute: str | None = None
     enter: list[ListEntry] = Field(min_length=1)

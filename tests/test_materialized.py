@@ -1,0 +1,141 @@
+"""Property: the standing materialized at ingest equals the reference fold, for random histories.
+
+Hypothesis draws event histories from a pack's catalogue (including events that occur in the
+future, late events that occurred long ago, and repeated keys), ingests them in random batches,
+and after every batch compares each subject's stored standing with `core(fold(...))` over the
+subject's entries read back from the ledger, and each cached decision with the fold's.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from socialcredit._time import format_instant, now_us
+from socialcredit.decide import decide
+from socialcredit.scoring.explain import core
+from socialcredit.scoring.fold import fold
+
+DAY = 86_400_000_000
+_counter = itertools.count()
+
+RONGCHENG_TYPES = [
+    ("finance.bank_arrears", {}),
+    ("court.breach_judgment", {"case_id": "c"}),
+    ("commerce.other_dishonesty", {"severity": "serious"}),
+    ("commerce.other_dishonesty", {"severity": "minor"}),
+    ("utility.equipment_damage", {}),
+    ("traffic.violation", {}),
+    ("traffic.drunk_driving", {}),
+    ("civic.heroic_act", {}),
+    ("civic.volunteering", {}),
+    ("civic.blood_donation", {}),
+]
+CHINA_TYPES = [
+    ("court.judgment_unfulfilled", {"case_id": "A", "trigger": "refuses_to_pay"}),
+    ("court.judgment_unfulfilled", {"case_id": "B", "trigger": "obstruction"}),
+    ("court.judgment_fulfilled", {"case_id": "A"}),
+    ("court.listing_extended", {"case_id": "B", "years": 2}),
+    ("rail.serious_misconduct", {"misconduct": "smoking"}),
+]
+SERVICES = {
+    "rongcheng": ["utility.heating", "transport.bike_share", "finance.loan", "transport.air"],
+    "china-judgment-defaulters": ["transport.air", "transport.rail.high_speed", "transport.rail.regular",
+                                  "transport.rail", "property.purchase"],
+}
+
+
+def histories(types):
+    one_event = st.tuples(
+        st.sampled_from(types),
+        st.integers(-3 * 365, 40),  # days from now: mostly past, some in the future
+        st.integers(0, 5),  # key: small range so keys repeat (duplicates)
+    )
+    return st.lists(st.tuples(st.integers(0, 2), one_event), min_size=1, max_size=25)
+
+
+def _assert_materialized_equals_fold(registry, subjects):
+    policy = registry.policy
+    now = now_us()
+    for subject in subjects:
+        stored = registry.materialized(subject)
+        entries = registry.store.entries_for_subject(subject)
+        at = stored["valid_from"] if stored["valid_from"] is not None else now
+        assert stored == core(fold(policy, entries, at, None, subject))
+        reference = core(fold(policy, entries, now, registry.size(), subject))
+        active = {mid: (until, reasons) for mid, until, reasons in reference["measures"]}
+        for service in SERVICES[policy.id]:
+            decision = registry.check_subject(subject, service, now)
+            allowed, effect, applied, reasons = decide(policy, active, service)
+            assert (decision.allowed, decision.effect) == (allowed, effect)
+            assert [m["id"] for m in decision.measures] == [a[0] for a in applied]
+            assert [r["entry"] for r in decision.reasons] == [r[2] for r in reasons]
+
+
+def _run(registry, history, batches):
+    run = next(_counter)
+    now = now_us()
+    events = []
+    for person, ((event_type, attributes), day, key) in history:
+        events.append({
+            "subject": f"run{run}-person{person}",
+            "type": event_type,
+            "occurred_at": format_instant(now + day * DAY - day * DAY % 1_000_000),
+            "provider": "gen",
+            "key": f"{run}-{person}-{key}-{event_type}",
+            "attributes": attributes,
+        })
+    cuts = sorted({min(c, len(events)) for c in batches})
+    subjects = {registry.pseudonym(f"run{run}-person{p}") for p in range(3)}
+    start = 0
+    for cut in [*cuts, len(events)]:
+        if cut <= start:
+            continue
+        result = registry.ingest(events[start:cut], skip_invalid=True)
+        assert result.rejected == 0 or all("already used" in e["error"] for e in result.errors)
+        touched = {s for s in subjects if registry.materialized(s) is not None}
+        _assert_materialized_equals_fold(registry, touched)
+        start = cut
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(history=histories(RONGCHENG_TYPES), batches=st.lists(st.integers(1, 25), max_size=3))
+def test_rongcheng_materialized_standing_equals_the_fold(make_registry, history, batches):
+    registry = _shared(make_registry, "rongcheng")
+    _run(registry, history, batches)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(history=histories(CHINA_TYPES), batches=st.lists(st.integers(1, 25), max_size=3))
+def test_china_materialized_standing_equals_the_fold(make_registry, history, batches):
+    registry = _shared(make_registry, "china-judgment-defaulters")
+    _run(registry, history, batches)
+
+
+def test_rebuild_gives_the_same_standings(make_registry):
+    registry = make_registry()
+    now = now_us()
+    events = [
+        {"subject": f"p{i % 7}", "type": t, "occurred_at": format_instant(now - (i * 13 % 700) * DAY),
+         "provider": "gen", "key": str(i), "attributes": a}
+        for i, (t, a) in enumerate(RONGCHENG_TYPES * 5)
+    ]
+    registry.ingest(events)
+    subjects = [registry.pseudonym(f"p{i}") for i in range(7)]
+    before = {s: registry.materialized(s) for s in subjects}
+    assert registry.rebuild_standings() == 7
+    assert {s: registry.materialized(s) for s in subjects} == before
+
+
+_registries: dict[tuple[int, str], object] = {}
+
+
+def _shared(make_registry, policy):
+    """One registry per test function (Hypothesis examples share it; subjects never collide)."""
+    key = (id(make_registry), policy)
+    if key not in _registries:
+        _registries.clear()
+        _registries[key] = make_registry(policy)
+    return _registries[key]
