@@ -139,3 +139,20 @@ def _shared(make_registry, policy):
         _registries.clear()
         _registries[key] = make_registry(policy)
     return _registries[key]
+
+
+def test_a_large_batch_folded_in_a_worker_process_equals_the_fold(make_registry):
+    from socialcredit import registry as registry_module
+
+    registry = make_registry()
+    now = now_us()
+    subjects = registry_module._FORK_MIN_SUBJECTS + 50
+    events = [
+        {"subject": f"big{i}", "type": t, "occurred_at": format_instant(now - (i * 7 % 500 + 1) * DAY),
+         "provider": "gen", "key": f"{i}-{j}", "attributes": a}
+        for i in range(subjects)
+        for j, (t, a) in enumerate(RONGCHENG_TYPES[i % 3: i % 3 + 2])
+    ]
+    assert registry.ingest(events).accepted == len(events)
+    sample = [registry.pseudonym(f"big{i}") for i in range(0, subjects, 97)]
+    _assert_materialized_equals_fold(registry, sample)

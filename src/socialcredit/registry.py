@@ -22,6 +22,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from . import _forked
 from ._time import format_instant, now_us, parse_instant
 from .decide import Decision, decide
 from .ledger import merkle
@@ -36,6 +37,7 @@ from .scoring.fold import Standing, fold
 
 DEFAULT_URL = "sqlite:///socialcredit.db"
 _MATERIALIZE_CHUNK = 2_000
+_FORK_MIN_SUBJECTS = 2_000  # below this, forking a worker costs more than it saves
 _DECISION_BUFFER = 1_000
 _DECISION_MAX_AGE_S = 1.0
 
@@ -276,9 +278,18 @@ class Registry:
                 for i, e in enumerate(fresh)
             ]
             rows, checkpoint = self._prepare(checkpoint, new_entries)
-            self.store.append(conn, rows, checkpoint)
             histories = self._histories(conn, new_entries, size)
-            self.store.put_standings(conn, self._standing_rows(histories, checkpoint.size, recorded))
+            # Fold the standings in a forked child while this process writes the entries:
+            # the two steps are independent and each takes about half of the time.
+            folding = _forked.start(self._standing_rows, histories, checkpoint.size, recorded,
+                                    fork=len(histories) >= _FORK_MIN_SUBJECTS)
+            try:
+                self.store.append(conn, rows, checkpoint)
+                standings = folding.result()
+            except BaseException:
+                folding.cancel()
+                raise
+            self.store.put_standings(conn, standings)
         result.accepted = len(fresh)
         result.written = bool(fresh)
         result.ledger_size = checkpoint.size

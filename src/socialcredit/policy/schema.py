@@ -265,6 +265,13 @@ class Measure(_Model):
 
     _check_duration = field_validator("duration")(_duration)
 
+    @model_validator(mode="after")
+    def _duration_needs_a_start(self) -> "Measure":
+        # A listing has a start date to count from; a score or tier does not.
+        if self.duration is not None and self.when.list is None:
+            raise ValueError("`duration` applies to list conditions only (it counts from the listing)")
+        return self
+
 
 class PolicyDocument(_Model):
     policy: Meta
