@@ -59,6 +59,7 @@ def run_demo(url: str, key_file: Path | None, *, seed: int, residents: int, busi
     }
     report["as_of"] = format_instant(end_us)
     report["seed"] = seed
+    report["db"] = url
     if as_json:
         import json
         import sys
@@ -111,15 +112,16 @@ def _sample_resident(standings, pseudonyms, rng: random.Random) -> dict:
     return {"ref": _mask(pseudonyms[chosen].ref), "reference_for_cli": pseudonyms[chosen].ref, **summary}
 
 
-def _sample_checks(registry: Registry, policy, standings, pseudonyms, at_us: int) -> list[dict]:
-    """For a few measures: one subject it applies to, and one it does not."""
+def _sample_checks(registry: Registry, policy, standings, pseudonyms, at_us: int, limit: int = 4) -> list[dict]:
+    """For a few measures, restrictions first: a subject it applies to, and one it does not."""
     checks = []
-    seen_services = set()
-    for measure in policy.measures:
-        if measure.service in seen_services or len(checks) >= 8:
-            continue
+    shown = 0
+    for measure in sorted(policy.measures, key=lambda m: m.effect != "deny"):
         hit = next((p for p in sorted(standings) if any(m.id == measure.id for m in standings[p].measures)), None)
-        miss = next((p for p in sorted(standings) if pseudonyms[p].kind == "person"
+        if hit is None or shown >= limit:
+            continue
+        shown += 1
+        miss = next((p for p in sorted(standings) if pseudonyms[p].kind == pseudonyms[hit].kind
                      and not standings[p].measures_for(measure.service)), None)
         for subject in (hit, miss):
             if subject is None:
@@ -135,7 +137,6 @@ def _sample_checks(registry: Registry, policy, standings, pseudonyms, at_us: int
                 "decision_id": decision.decision_id,
                 "reasons": [r["text"] for r in decision.reasons],
             })
-        seen_services.add(measure.service)
     return checks
 
 
@@ -176,5 +177,5 @@ def _print(console: Console, report: dict, policy) -> None:
                   f"cross-context sanctions: run `socialcredit policy lint {policy.id}`.")
     if report["checks"]:
         ref = report["checks"][0]["reference_for_cli"]
-        console.print(f"Try: socialcredit --db <this db> explain {ref}" +
+        console.print(f"Try: socialcredit --db {report['db']} explain {ref}" +
                       (" --kind organization" if report["checks"][0]["kind"] == "organization" else ""))
