@@ -223,3 +223,11 @@ def test_the_fast_canonical_body_equals_sorted_json(attributes, key, provider, o
     with_json = entry._replace(attributes_json=canonical_json(attributes) if attributes else "{}")
     assert with_json.canonical() == canonical_json(entry.body())
     assert Entry.from_body(json.loads(entry.canonical())).canonical() == entry.canonical()
+
+
+def test_sqlite_runs_in_wal_mode_with_full_sync(registry):
+    if registry.store.dialect != "sqlite":
+        pytest.skip("SQLite settings")
+    with registry.store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL

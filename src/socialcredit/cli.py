@@ -151,7 +151,8 @@ def ingest(
         path = Path(file)
         if not path.is_file():
             raise RegistryError(f"{file}: no such file")
-        stream, total, label = path.open("r", encoding="utf-8", newline=""), path.stat().st_size, file
+        # utf-8-sig: a CSV saved by a spreadsheet starts with a byte-order mark.
+        stream, total, label = path.open("r", encoding="utf-8-sig", newline=""), path.stat().st_size, file
     with _open() as registry, _progress(not as_json) as bar:
         task = bar.add_task(f"Reading {label}", total=total)
         try:
@@ -167,7 +168,8 @@ def ingest(
         _print_json(data)
     else:
         for problem in result.errors[:50]:
-            err.print(f"{label} line {problem['line']}: {problem['error']}", highlight=False, markup=False)
+            err.print(f"{label} line {problem['line']}: {problem['error']}", highlight=False, markup=False,
+                      soft_wrap=True)
         if len(result.errors) > 50:
             err.print(f"… and {len(result.errors) - 50} more", highlight=False)
         verb = "Accepted" if result.written or not result.errors else "Nothing written:"

@@ -253,7 +253,7 @@ class Registry:
                 progress(1)
         result = IngestResult(rejected=len(errors), errors=errors)
         if errors and not skip_invalid:
-            result.ledger_size = self._size
+            result.ledger_size, result.root = self._size, self.root()["root"]
             return result
         with self.store.appending() as conn:
             checkpoint = self.store.last_checkpoint(conn)
@@ -266,6 +266,7 @@ class Registry:
                 if not skip_invalid:
                     result.duplicates = 0
                     result.ledger_size = size
+                    result.root = (checkpoint.root if checkpoint else merkle.EMPTY_ROOT).hex()
                     return result  # the transaction holds no writes yet; leaving it rolls back
             if not fresh:
                 result.ledger_size = size
@@ -432,7 +433,10 @@ class Registry:
     def check_subject(self, subject: str, service: str, at_us: int) -> Decision:
         if time.monotonic() - self._synced > self.freshness_s:
             self._sync()
-        policy = self.policy
+        # The policy in force at `at`: nearly always the newest, so look no further then.
+        newest_since, policy = self._policies[-1][1], self._policies[-1][2]
+        if at_us < newest_since:
+            policy = self.policy_at(at_us)
         cached = self._cache.get(subject)
         if cached is None or not cached.covers(at_us, policy.digest):
             cached = self._load_cached(subject, at_us, policy)
@@ -460,9 +464,9 @@ class Registry:
             if cached.covers(at_us, policy.digest):
                 self._cache[subject] = cached
                 return cached
-        standing = self.fold_subject(subject, at_us, self._size)
-        cached = _Cached(core(standing), standing.cacheable and standing.policy is policy)
-        if cached.cacheable:
+        standing = fold(policy, self.store.entries_for_subject(subject), at_us, self._size, subject)
+        cached = _Cached(core(standing), standing.cacheable)
+        if cached.cacheable and policy is self.policy:
             self._cache[subject] = cached
         return cached
 

@@ -55,7 +55,7 @@ def read_jsonl(stream: Iterable[str]) -> Iterator[tuple[int, dict | InputError]]
         if not line.strip():
             continue
         try:
-            value = json.loads(line)
+            value = json.loads(line.rstrip("\r\n"))
         except json.JSONDecodeError as exc:
             yield number, InputError(number, f"not valid JSON ({exc.msg} at column {exc.colno})")
             continue
@@ -70,6 +70,7 @@ def read_csv(stream: Iterable[str]) -> Iterator[tuple[int, dict | InputError]]:
     reader = csv.DictReader(stream)
     if reader.fieldnames is None:
         return
+    reader.fieldnames = [name.lstrip("\ufeff").strip() for name in reader.fieldnames]
     missing = [name for name in REQUIRED if name not in reader.fieldnames]
     if missing:
         yield 1, InputError(1, f"the header lacks column(s) {', '.join(missing)}")

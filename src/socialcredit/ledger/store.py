@@ -92,9 +92,13 @@ class Store:
         else:
             raise StoreError(f"{describe_url(url)}: unsupported database (use sqlite:/// or postgresql://)")
         store = cls(engine, url)
-        store._check_reachable()
-        if not create:
-            store._check_is_registry()
+        try:
+            store._check_reachable()
+            if not create:
+                store._check_is_registry()
+        except StoreError:
+            store.close()
+            raise
         return store
 
     def _check_reachable(self) -> None:
@@ -138,6 +142,13 @@ class Store:
                 command.upgrade(config, "head")
                 rows = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta}
                 conn.execute(tables.meta.insert(), [{"name": k, "value": v} for k, v in rows.items()])
+            if self.dialect == "sqlite":
+                # Outside any transaction (the mode cannot change inside one), through the driver.
+                raw = self.engine.raw_connection()
+                try:
+                    raw.driver_connection.execute("PRAGMA journal_mode=WAL")
+                finally:
+                    raw.close()
         except DatabaseError as exc:
             if "file is not a database" in str(exc):
                 raise StoreError(f"{describe_url(self.url)} is not a SQLite database (another program's file?)") from None
@@ -448,7 +459,8 @@ def _sqlite_pragmas(engine: Engine) -> None:
         # deferred, which lets two writers both read size N and then collide).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        # journal_mode=WAL is stored in the file, so `initialize` sets it once: setting it here
+        # would rewrite the header of a file that is not ours before we know it is not ours.
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.close()

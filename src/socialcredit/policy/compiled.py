@@ -329,6 +329,8 @@ def _value_check(event_type: str, name: str, spec: Attribute):
                     raise EventError(f"{where} must be a number, got {value!r}") from None
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise EventError(f"{where} must be a number, got {value!r}")
+            if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+                value = int(value)  # 3, 3.0 and "3" are one number, stored one way
             return bounds(value)
 
         return check_number

@@ -106,7 +106,8 @@ def _report(registry: Registry, policy, subjects, at_us: int, rng: random.Random
 def _sample_resident(standings, pseudonyms, rng: random.Random) -> dict:
     """A resident with a few reasons to show: neither spotless nor the worst case."""
     people = [p for p, s in pseudonyms.items() if s.kind == "person"]
-    with_reasons = sorted((p for p in people if 2 <= len(standings[p].reasons) <= 6), key=lambda p: p)
+    # Ordered by reference, not pseudonym: pseudonyms depend on each registry's random key.
+    with_reasons = sorted((p for p in people if 2 <= len(standings[p].reasons) <= 6), key=lambda p: pseudonyms[p].ref)
     chosen = rng.choice(with_reasons or people)
     summary = summarize(standings[chosen])
     return {"ref": _mask(pseudonyms[chosen].ref), "reference_for_cli": pseudonyms[chosen].ref, **summary}
@@ -116,12 +117,13 @@ def _sample_checks(registry: Registry, policy, standings, pseudonyms, at_us: int
     """For a few measures, restrictions first: a subject it applies to, and one it does not."""
     checks = []
     shown = 0
+    by_reference = sorted(standings, key=lambda p: pseudonyms[p].ref)
     for measure in sorted(policy.measures, key=lambda m: m.effect != "deny"):
-        hit = next((p for p in sorted(standings) if any(m.id == measure.id for m in standings[p].measures)), None)
+        hit = next((p for p in by_reference if any(m.id == measure.id for m in standings[p].measures)), None)
         if hit is None or shown >= limit:
             continue
         shown += 1
-        miss = next((p for p in sorted(standings) if pseudonyms[p].kind == pseudonyms[hit].kind
+        miss = next((p for p in by_reference if pseudonyms[p].kind == pseudonyms[hit].kind
                      and not standings[p].measures_for(measure.service)), None)
         for subject in (hit, miss):
             if subject is None:

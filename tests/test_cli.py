@@ -1,0 +1,552 @@
+"""End-to-end tests of the command line, through Typer's CliRunner.
+
+Every test gets its own registry in `tmp_path` (`--db sqlite:///{tmp_path}/r.db`). Times are
+always given with `--at`, so the answers do not depend on the day the tests run.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from socialcredit.cli import app
+from socialcredit.policy.load import pack_names
+
+# No SOCIALCREDIT_* variable from the developer's shell may leak into a test; a wide
+# COLUMNS keeps Rich from wrapping long lines (tests/test_bad_input.py covers wrapping).
+ENV = {
+    "SOCIALCREDIT_DB": None,
+    "SOCIALCREDIT_KEY": None,
+    "SOCIALCREDIT_KEY_FILE": None,
+    "SOCIALCREDIT_KEY_VERSION": None,
+    "COLUMNS": "1000",
+}
+
+ALICE = "alice"
+DEFAULTER = "11010519491231002X"  # a valid resident identity number (check character X)
+CASE = "(2026)J0101Z1"
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+class Registry:
+    """One registry in a temporary folder, driven through the CLI."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.db = folder / "r.db"
+        self.url = f"sqlite:///{self.db}"
+        self.runner = CliRunner()
+        self._files = 0
+
+    def run(self, *args: str, input: str | None = None):
+        return self.runner.invoke(app, ["--db", self.url, *args], input=input, env=ENV)
+
+    def ok(self, *args: str, code: int = 0):
+        result = self.run(*args)
+        assert result.exit_code == code, (result.exit_code, result.output, result.exception)
+        return result
+
+    def json(self, *args: str, code: int = 0):
+        return json.loads(self.ok(*args, "--json", code=code).stdout)
+
+    def init(self, policy: str = "rongcheng") -> dict:
+        return self.json("init", "--policy", policy)
+
+    def size(self) -> int:
+        return self.json("root")["size"]
+
+    def file(self, text: str, suffix: str = ".jsonl") -> Path:
+        self._files += 1
+        path = self.folder / f"events{self._files}{suffix}"
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    def jsonl(self, *events: dict) -> Path:
+        return self.file("".join(json.dumps(e) + "\n" for e in events))
+
+    def ingest(self, *events: dict, options: tuple[str, ...] = (), code: int = 0) -> dict:
+        return self.json("ingest", str(self.jsonl(*events)), *options, code=code)
+
+    def standing(self, ref: str = ALICE, *options: str) -> dict:
+        return self.json("standing", ref, *options)
+
+    def check(self, service: str, at: str, ref: str = DEFAULTER) -> tuple[int, dict]:
+        result = self.run("check", ref, service, "--at", at, "--json")
+        assert result.exit_code in (0, 3), (result.output, result.exception)
+        return result.exit_code, json.loads(result.stdout)
+
+
+def event(key: str, type: str = "traffic.violation", *, subject: str = ALICE,
+          at: str = "2026-01-10T08:00:00Z", provider: str | None = "police", **attributes) -> dict:
+    item = {"subject": subject, "type": type, "occurred_at": at, "key": key}
+    if provider is not None:
+        item["provider"] = provider
+    if attributes:
+        item["attributes"] = attributes
+    return item
+
+
+def ticket(key: str = "t1", **kw) -> dict:
+    """-5 points under rongcheng, counts for a year."""
+    return event(key, "traffic.violation", offence="speeding", **kw)
+
+
+def late_payment(key: str = "u1", **kw) -> dict:
+    """-20 points under rongcheng, counts for a year."""
+    kw.setdefault("at", "2026-02-10T08:00:00Z")
+    kw.setdefault("provider", "power")
+    return event(key, "utility.late_payment", utility="power", **kw)
+
+
+def listing(key: str = "c1", case: str = CASE, **kw) -> dict:
+    """Puts the subject on China's list of judgment defaulters (no term)."""
+    kw.setdefault("provider", "court")
+    return event(key, "court.judgment_unfulfilled", subject=DEFAULTER, case_id=case,
+                 trigger="refuses_to_pay", **kw)
+
+
+def fulfilled(key: str = "c2", case: str = CASE, **kw) -> dict:
+    kw.setdefault("provider", "court")
+    kw.setdefault("at", "2026-02-10T08:00:00Z")
+    return event(key, "court.judgment_fulfilled", subject=DEFAULTER, case_id=case, **kw)
+
+
+@pytest.fixture
+def reg(tmp_path) -> Registry:
+    registry = Registry(tmp_path)
+    registry.init("rongcheng")
+    return registry
+
+
+@pytest.fixture
+def china(tmp_path) -> Registry:
+    """A China judgment-defaulters registry in which DEFAULTER is listed from 2026-01-10."""
+    registry = Registry(tmp_path)
+    registry.init("china-judgment-defaulters")
+    registry.ingest(listing())
+    return registry
+
+
+# -- init --------------------------------------------------------------------------------------
+
+
+def test_init_creates_the_key_file_beside_the_db_with_mode_0600(tmp_path):
+    registry = Registry(tmp_path)
+    result = registry.init()
+    key = tmp_path / "r.db.key"
+    assert key.is_file()
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert result["policy"]["id"] == "rongcheng"
+    assert result["size"] == 1  # the policy activation is the first ledger entry
+
+
+def test_init_twice_is_refused_with_a_one_line_error(reg):
+    key_before = (reg.folder / "r.db.key").read_bytes()
+    root_before = reg.json("root")
+    result = reg.run("init")
+    assert result.exit_code == 2
+    assert isinstance(result.exception, SystemExit)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:")
+    assert "already exists" in lines[0]
+    assert (reg.folder / "r.db.key").read_bytes() == key_before
+    assert reg.json("root") == root_before
+
+
+# -- ingest ------------------------------------------------------------------------------------
+
+
+def test_ingest_jsonl_reports_accepted_duplicates_rejected_errors(reg):
+    result = reg.ingest(ticket(), late_payment())
+    assert result["accepted"] == 2
+    assert result["duplicates"] == 0
+    assert result["rejected"] == 0
+    assert result["errors"] == []
+    assert result["ledger_size"] == 3
+    assert reg.size() == 3
+
+
+def test_ingest_csv_takes_extra_columns_as_attributes_and_empty_cells_as_absent(reg):
+    rows = [
+        ["subject", "type", "occurred_at", "provider", "key", "offence", "utility"],
+        [ALICE, "traffic.violation", "2026-01-10T08:00:00Z", "police", "t1", "speeding", ""],
+        [ALICE, "utility.late_payment", "2026-02-10T08:00:00Z", "power", "u1", "", "power"],
+    ]
+    path = reg.folder / "events.csv"
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows(rows)
+    # An empty `utility` cell on a traffic ticket would be an attribute outside its schema.
+    result = reg.json("ingest", str(path))
+    assert (result["accepted"], result["rejected"], result["errors"]) == (2, 0, [])
+    # The same events as JSONL, attributes only where a cell was filled: exact duplicates.
+    again = reg.ingest(ticket(), late_payment())
+    assert (again["accepted"], again["duplicates"], again["rejected"]) == (0, 2, 0)
+    assert reg.standing(ALICE, "--at", "2026-03-01")["score"] == 975
+
+
+def test_ingest_csv_reports_the_file_line_of_a_bad_row(reg):
+    path = reg.file(
+        "subject,type,occurred_at,provider,key,utility\n"
+        "alice,utility.late_payment,2026-02-10T08:00:00Z,power,u1,power\n"
+        "alice,utility.late_payment,2026-02-11T08:00:00Z,power,u2,oil\n",
+        suffix=".csv",
+    )
+    result = reg.json("ingest", str(path), code=2)
+    assert [e["line"] for e in result["errors"]] == [3]  # line 1 is the header
+    assert result["accepted"] == 0
+
+
+def test_a_number_attribute_from_csv_equals_the_same_number_from_jsonl(reg):
+    path = reg.file(
+        "subject,type,occurred_at,provider,key,hours\n"
+        "bob,civic.volunteering,2026-01-10T08:00:00Z,ngo,v1,3\n",
+        suffix=".csv",
+    )
+    assert reg.json("ingest", str(path))["accepted"] == 1
+    same = reg.jsonl(event("v1", "civic.volunteering", subject="bob", provider="ngo", hours=3))
+    again = json.loads(reg.run("ingest", str(same), "--json").stdout)
+    assert again["errors"] == []
+    assert (again["duplicates"], again["rejected"]) == (1, 0)
+
+
+def test_ingest_csv_with_a_utf8_byte_order_mark(reg):
+    path = reg.folder / "excel.csv"
+    path.write_bytes(
+        "\ufeffsubject,type,occurred_at,provider,key,offence\n"
+        "alice,traffic.violation,2026-01-10T08:00:00Z,police,t1,speeding\n".encode("utf-8")
+    )
+    result = reg.run("ingest", str(path), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["accepted"] == 1
+
+
+def test_ingesting_the_same_file_again_reports_only_duplicates(reg):
+    path = reg.jsonl(ticket(), late_payment())
+    first = reg.json("ingest", str(path))
+    again = reg.json("ingest", str(path))
+    assert first["accepted"] == 2
+    assert (again["accepted"], again["duplicates"], again["rejected"]) == (0, 2, 0)
+    assert again["written"] is False
+    assert again["ledger_size"] == first["ledger_size"] == reg.size() == 3
+
+
+def test_same_key_with_a_different_body_is_refused_and_nothing_is_written(reg):
+    reg.ingest(ticket("t1"))
+    before = reg.json("root")
+    changed = ticket("t1", at="2026-01-11T08:00:00Z")
+    result = reg.ingest(changed, ticket("t2"), code=2)
+    assert result["accepted"] == 0
+    assert result["rejected"] == 1
+    assert [e["line"] for e in result["errors"]] == [1]
+    assert "already used for a different event" in result["errors"][0]["error"]
+    assert reg.json("root") == before  # not even the new t2 went in
+
+
+def test_one_bad_line_refuses_the_file_and_every_bad_line_is_named(reg):
+    bad_type = event("x1", "no.such_event")
+    bad_time = ticket("x2", at="yesterday")
+    result = reg.ingest(ticket("t1"), bad_type, late_payment("u1"), bad_time, code=2)
+    assert result["accepted"] == 0
+    assert result["rejected"] == 2
+    assert [e["line"] for e in result["errors"]] == [2, 4]
+    assert "no.such_event" in result["errors"][0]["error"]
+    assert "occurred_at" in result["errors"][1]["error"]
+    assert reg.size() == 1
+
+
+def test_skip_invalid_ingests_the_good_lines_and_lists_the_rest(reg):
+    result = reg.ingest(ticket("t1"), event("x1", "no.such_event"), late_payment("u1"),
+                        ticket("x2", at="yesterday"), options=("--skip-invalid",))
+    assert result["accepted"] == 2
+    assert result["rejected"] == 2
+    assert [e["line"] for e in result["errors"]] == [2, 4]
+    assert reg.size() == 3
+
+
+def test_provider_option_fills_in_missing_providers(reg):
+    result = reg.ingest(ticket("t1", provider=None), options=("--provider", "police"))
+    assert result["accepted"] == 1
+    # It was stored under provider "police": the same event naming it is a duplicate.
+    again = reg.ingest(ticket("t1", provider="police"))
+    assert (again["accepted"], again["duplicates"]) == (0, 1)
+
+
+def test_provider_option_refuses_an_event_naming_another_provider(reg):
+    result = reg.ingest(ticket("t1", provider="bank"), options=("--provider", "police"), code=2)
+    assert result["accepted"] == 0
+    assert "differs from --provider" in result["errors"][0]["error"]
+    assert reg.size() == 1
+
+
+def test_an_event_without_any_provider_is_refused(reg):
+    result = reg.ingest(ticket("t1", provider=None), code=2)
+    assert "missing 'provider'" in result["errors"][0]["error"]
+
+
+# -- standing ----------------------------------------------------------------------------------
+
+
+def test_standing_json_has_score_tier_dimensions_lists_measures_reasons_policy(reg):
+    reg.ingest(ticket(), late_payment())
+    result = reg.standing(ALICE, "--at", "2026-03-01")
+    assert result["score"] == 975  # 1000 - 5 - 20
+    assert result["tier"] == "A"
+    assert result["dimensions"] == {"conduct": -25}
+    assert result["lists"] == []
+    assert {m["id"] for m in result["measures"]} == {"heating-discount", "bike-share-deposit-free"}
+    for measure in result["measures"]:
+        assert {"id", "service", "effect", "until"} <= measure.keys()
+    bike = next(m for m in result["measures"] if m["id"] == "bike-share-deposit-free")
+    assert (bike["service"], bike["effect"], bike["until"]) == ("transport.bike_share", "deposit_free", None)
+    assert [r["rule"] for r in result["reasons"]] == ["utility-late", "traffic-ticket"]
+    assert result["reasons"][1]["text"].startswith("\u22125 points: a traffic ticket")
+    assert result["policy"]["id"] == "rongcheng"
+    assert result["policy"]["version"] == "2026.1"
+
+
+def test_standing_of_a_listed_subject_shows_the_list_and_its_measures(china):
+    result = china.standing(DEFAULTER, "--at", "2026-03-01")
+    assert [(item["list"], item["case"]) for item in result["lists"]] == [("judgment-defaulters", CASE)]
+    flights = next(m for m in result["measures"] if m["id"] == "jd-no-flights")
+    assert (flights["service"], flights["effect"], flights["until"]) == ("transport.air", "deny", None)
+    assert result["policy"]["id"] == "china-judgment-defaulters"
+
+
+def test_at_leaves_out_events_that_occur_after_it(reg):
+    reg.ingest(ticket(at="2026-01-10T08:00:00Z"), late_payment(at="2026-02-10T08:00:00Z"))
+    assert reg.standing(ALICE, "--at", "2026-01-01")["score"] == 1000
+    assert reg.standing(ALICE, "--at", "2026-02-01")["score"] == 995
+    assert reg.standing(ALICE, "--at", "2026-03-01")["score"] == 975
+    # The ticket counts for one year: gone by 2027-01-15, the late payment still counts.
+    assert reg.standing(ALICE, "--at", "2027-01-15")["score"] == 980
+
+
+def test_known_at_ignores_entries_recorded_later(reg):
+    reg.ingest(ticket())        # entry 1, ledger size 2
+    reg.ingest(late_payment())  # entry 2, ledger size 3
+    now = reg.standing(ALICE, "--at", "2026-03-01")
+    then = reg.standing(ALICE, "--at", "2026-03-01", "--known-at", "2")
+    assert (now["score"], now["known_at"]) == (975, 3)
+    assert (then["score"], then["known_at"]) == (995, 2)
+    assert [r["rule"] for r in then["reasons"]] == ["traffic-ticket"]
+
+
+# -- explain -----------------------------------------------------------------------------------
+
+
+def test_explain_lists_every_entry_with_the_text_of_its_effect(reg):
+    reg.ingest(ticket(), late_payment())
+    result = reg.json("explain", ALICE, "--at", "2026-03-01")
+    assert [item["entry"] for item in result["entries"]] == [1, 2]
+    assert [item["type"] for item in result["entries"]] == ["traffic.violation", "utility.late_payment"]
+    texts = [[effect["text"] for effect in item["effects"]] for item in result["entries"]]
+    assert texts == [
+        ["\u22125 points (a traffic ticket), counts until 2027-01-10."],
+        ["\u221220 points (a utility bill paid late), counts until 2027-02-10."],
+    ]
+    assert result["score"] == 975
+
+
+def test_explain_says_when_an_event_is_later_than_the_time_asked_about(reg):
+    reg.ingest(ticket(), late_payment())
+    result = reg.json("explain", ALICE, "--at", "2026-02-01")
+    later = result["entries"][1]["effects"]
+    assert any(e["status"] == "later" and "not counted yet" in e["text"] for e in later)
+
+
+# -- check and replay --------------------------------------------------------------------------
+
+
+DECISION_KEYS = {"allowed", "effect", "measures", "reasons", "decision_id", "policy", "ledger_size"}
+
+
+@pytest.mark.parametrize("service, measure", [
+    ("transport.air", "jd-no-flights"),
+    ("transport.rail.high_speed", "jd-no-high-speed-rail"),
+])
+def test_check_denies_a_listed_defaulter_with_exit_status_3(china, service, measure):
+    code, result = china.check(service, "2026-03-01")
+    assert code == 3
+    assert DECISION_KEYS <= result.keys()
+    assert result["allowed"] is False
+    assert result["effect"] == "deny"
+    assert [m["id"] for m in result["measures"]] == [measure]
+    assert 1 <= len(result["reasons"]) <= 4
+    assert result["reasons"][0]["list"] == "judgment-defaulters"
+    assert result["decision_id"].startswith("d-")
+    assert result["policy"]["id"] == "china-judgment-defaulters"
+    assert result["ledger_size"] == 2
+
+
+def test_check_allows_regular_rail_with_exit_status_0(china):
+    code, result = china.check("transport.rail.regular", "2026-03-01")
+    assert code == 0
+    assert DECISION_KEYS <= result.keys()
+    assert (result["allowed"], result["effect"], result["measures"], result["reasons"]) == (True, "allow", [], [])
+
+
+def test_check_gives_at_most_four_reasons(china):
+    china.ingest(*[listing(f"c{n}", case=f"(2026)J0101Z{n}") for n in range(2, 7)])
+    assert len(china.standing(DEFAULTER, "--at", "2026-03-01")["lists"]) == 6
+    code, result = china.check("transport.air", "2026-03-01")
+    assert code == 3
+    assert len(result["reasons"]) == 4
+
+
+def test_judgment_fulfilled_with_the_same_case_lifts_the_restriction(china):
+    china.ingest(fulfilled(at="2026-02-10T08:00:00Z"))
+    before_code, _ = china.check("transport.air", "2026-02-01")
+    after_code, after = china.check("transport.air", "2026-03-01")
+    assert before_code == 3
+    assert after_code == 0
+    assert (after["allowed"], after["effect"]) == (True, "allow")
+
+
+def test_judgment_fulfilled_for_another_case_lifts_nothing(china):
+    china.ingest(fulfilled(case="(2026)OTHER"))
+    code, _ = china.check("transport.air", "2026-03-01")
+    assert code == 3
+
+
+def test_replay_gives_the_same_decision_after_later_events(china):
+    _, denied = china.check("transport.air", "2026-03-01")
+    china.ingest(fulfilled())
+    _, now = china.check("transport.air", "2026-03-01")
+    assert now["allowed"] is True  # the later event really changed the answer
+    replay = china.json("replay", denied["decision_id"])
+    assert replay["same"] is True
+    assert replay["logged"] == replay["replayed"] == {"allowed": False, "effect": "deny", "measures": ["jd-no-flights"]}
+    assert replay["ledger_size"] == 2
+
+
+def test_replay_of_a_check_about_a_time_before_a_policy_change_is_the_same(reg):
+    reg.ok("policy", "activate", "sesame")
+    result = reg.run("check", ALICE, "transport.bike_share", "--at", "2026-03-01", "--json")
+    decision = json.loads(result.stdout)
+    replay = reg.run("replay", decision["decision_id"], "--json")
+    assert json.loads(replay.stdout)["same"] is True
+    assert replay.exit_code == 0
+
+
+# -- verify and void ---------------------------------------------------------------------------
+
+
+def test_verify_is_ok_on_a_fresh_registry(reg):
+    result = reg.json("verify")
+    assert result["ok"] is True
+    assert result["size"] == 1
+    assert result["root"] == reg.json("root")["root"]
+    assert result["problems"] == []
+
+
+def test_verify_fails_after_an_entry_is_altered_in_the_database(reg):
+    reg.ingest(ticket())
+    assert reg.json("verify")["ok"] is True
+    with sqlite3.connect(reg.db) as conn:
+        conn.execute("DROP TRIGGER entries_no_update")
+        changed = conn.execute(
+            "UPDATE entries SET body = replace(body, 'speeding', 'parking') WHERE seq = 1"
+        ).rowcount
+        body = conn.execute("SELECT body FROM entries WHERE seq = 1").fetchone()[0]
+    conn.close()
+    assert changed == 1 and '"parking"' in body
+    result = reg.json("verify", code=1)
+    assert result["ok"] is False
+    assert result["size"] == 2
+    assert {"kind": "modified", "entry": 1} in [{k: p[k] for k in ("kind", "entry")} for p in result["problems"]]
+
+
+def test_void_cancels_an_event_and_the_standing_goes_back(reg):
+    reg.ingest(ticket())
+    assert reg.standing(ALICE, "--at", "2026-03-01")["score"] == 995
+    result = reg.json("void", "1", "--reason", "reported about the wrong person")
+    assert (result["cancels"], result["void_entry"], result["size"]) == (1, 2, 3)
+    assert reg.standing(ALICE, "--at", "2026-03-01")["score"] == 1000
+    explained = reg.json("explain", ALICE, "--at", "2026-03-01")
+    texts = [e["text"] for item in explained["entries"] for e in item["effects"]]
+    assert "Cancelled by record #2: reported about the wrong person" in texts
+
+
+def test_void_lifts_a_listing(china):
+    assert china.check("transport.air", "2026-03-01")[0] == 3
+    china.ok("void", "1", "--reason", "listed by mistake")
+    assert china.check("transport.air", "2026-03-01")[0] == 0
+
+
+# -- policy ------------------------------------------------------------------------------------
+
+
+def test_policy_show_json_of_the_policy_in_force_and_of_a_pack(reg):
+    shown = reg.json("policy", "show")
+    assert shown["policy"]["id"] == "rongcheng"
+    assert len(shown["digest"]) == 64
+    assert "traffic.violation" in shown["event_types"]
+    assert {t["id"] for t in shown["tiers"]} == {"AAA", "AA", "A", "B", "C", "D"}
+    assert reg.json("policy", "show", "sesame")["policy"]["id"] == "sesame"
+
+
+def test_policy_lint_names_the_cross_context_bike_share_perk_of_rongcheng(reg):
+    result = reg.json("policy", "lint", "rongcheng")
+    cross = [f for f in result["findings"] if f["code"] == "cross-context"]
+    assert any("transport.bike_share" in f["message"] for f in cross)
+    assert result["summary"]["warning"] >= 1
+    assert result["policy"]["id"] == "rongcheng"
+
+
+def test_policy_list_names_every_shipped_pack(reg):
+    listed = reg.json("policy", "list")
+    assert [p["id"] for p in listed] == pack_names()
+    assert {"china-judgment-defaulters", "rongcheng", "sesame"} <= {p["id"] for p in listed}
+    text = reg.ok("policy", "list").stdout
+    assert "rongcheng 2026.1: Rongcheng points pilot" in text
+
+
+def test_policy_activate_puts_a_new_pack_in_force(reg):
+    result = reg.json("policy", "activate", "sesame")
+    assert result["policy"]["id"] == "sesame"
+    assert (result["entry"], result["size"]) == (1, 2)
+    assert reg.standing(ALICE)["policy"]["id"] == "sesame"  # now: after the activation
+    assert reg.json("policy", "show")["policy"]["id"] == "sesame"
+
+
+# -- demo --------------------------------------------------------------------------------------
+
+DEMO = ("demo", "--residents", "200", "--businesses", "10", "--seed", "3", "--as-of", "2026-06-01")
+
+
+def _demo(folder: Path) -> dict:
+    folder.mkdir()
+    return Registry(folder).json(*DEMO)
+
+
+@pytest.fixture(scope="module")
+def two_demos(tmp_path_factory):
+    base = tmp_path_factory.mktemp("demo")
+    return _demo(base / "one"), _demo(base / "two")
+
+
+def test_demo_with_a_seed_gives_the_same_tiers_lists_and_scores(two_demos):
+    one, two = two_demos
+    assert one["subjects"] == 210
+    assert sum(one["tiers"].values()) == 210
+    assert one["tiers"] == two["tiers"]
+    assert one["lists"] == two["lists"]
+    assert one["score"] == two["score"]
+    assert one["ingest"]["events"] == two["ingest"]["events"] > 0
+
+
+def test_demo_with_a_seed_shows_the_same_sample_resident_and_checks(two_demos):
+    one, two = two_demos
+    assert (one["sample"]["reference_for_cli"], one["sample"]["score"]) == \
+        (two["sample"]["reference_for_cli"], two["sample"]["score"])
+    assert [(c["reference_for_cli"], c["service"], c["allowed"]) for c in one["checks"]] == \
+        [(c["reference_for_cli"], c["service"], c["allowed"]) for c in two["checks"]]
