@@ -225,9 +225,10 @@ def test_the_fast_canonical_body_equals_sorted_json(attributes, key, provider, o
     assert Entry.from_body(json.loads(entry.canonical())).canonical() == entry.canonical()
 
 
-def test_sqlite_runs_in_wal_mode_with_full_sync(registry):
-    if registry.store.dialect != "sqlite":
-        pytest.skip("SQLite settings")
-    with registry.store.engine.connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+def test_sqlite_runs_in_wal_mode_with_full_sync(tmp_path):
+    from socialcredit.registry import Registry
+
+    with Registry.init(f"sqlite:///{tmp_path}/r.db", "rongcheng") as registry:
+        with registry.store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
