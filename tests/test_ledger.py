@@ -232,3 +232,16 @@ def test_sqlite_runs_in_wal_mode_with_full_sync(tmp_path):
         with registry.store.engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(
+    st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True),
+    st.one_of(st.text(max_size=12), st.integers(-10**18, 10**18), st.booleans(),
+              st.floats(allow_nan=False, allow_infinity=False)),
+    max_size=6,
+))
+def test_the_fast_attribute_encoder_equals_sorted_json(attributes):
+    from socialcredit.ledger.entries import attributes_json
+
+    assert attributes_json(attributes) == canonical_json(attributes)

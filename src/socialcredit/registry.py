@@ -38,6 +38,7 @@ from .scoring.fold import Standing, fold
 DEFAULT_URL = "sqlite:///socialcredit.db"
 _MATERIALIZE_CHUNK = 2_000
 _FORK_MIN_SUBJECTS = 2_000  # below this, forking a worker costs more than it saves
+_FORK_SHARE = 0.7  # of the standings folded by the worker; the parent folds the rest after its writes
 _DECISION_BUFFER = 1_000
 _DECISION_MAX_AGE_S = 1.0
 
@@ -279,14 +280,16 @@ class Registry:
                 for i, e in enumerate(fresh)
             ]
             rows, checkpoint = self._prepare(checkpoint, new_entries)
-            histories = self._histories(conn, new_entries, size)
-            # Fold the standings in a forked child while this process writes the entries:
-            # the two steps are independent and each takes about half of the time.
-            folding = _forked.start(self._standing_rows, histories, checkpoint.size, recorded,
-                                    fork=len(histories) >= _FORK_MIN_SUBJECTS)
+            histories = list(self._histories(conn, new_entries, size).items())
+            # Fold most standings in a forked child while this process writes the entries,
+            # then the rest here: the steps are independent and take about as long.
+            fork = len(histories) >= _FORK_MIN_SUBJECTS
+            cut = int(len(histories) * _FORK_SHARE) if fork else len(histories)
+            folding = _forked.start(self._standing_rows, histories[:cut], checkpoint.size, recorded, fork=fork)
             try:
                 self.store.append(conn, rows, checkpoint)
-                standings = folding.result()
+                standings = self._standing_rows(histories[cut:], checkpoint.size, recorded)
+                standings += folding.result()
             except BaseException:
                 folding.cancel()
                 raise
@@ -320,7 +323,7 @@ class Registry:
             rows, checkpoint = self._prepare(checkpoint, [entry])
             self.store.append(conn, rows, checkpoint)
             if entry.subject is not None:
-                histories = self._histories(conn, [entry], size)
+                histories = self._histories(conn, [entry], size).items()
                 self.store.put_standings(conn, self._standing_rows(histories, checkpoint.size, recorded))
         self._after_append(checkpoint.size, {entry.subject} if entry.subject else set())
         return entry
@@ -359,12 +362,12 @@ class Registry:
                 histories[subject] = earlier + by_subject[subject] if earlier else by_subject[subject]
         return histories
 
-    def _standing_rows(self, histories: dict[str, list[Entry]], size: int, as_of: int) -> list[tuple]:
-        """Materialized standings: `core(fold(...))` of each history, now, under the policy in force."""
+    def _standing_rows(self, histories: Iterable[tuple[str, list[Entry]]], size: int, as_of: int) -> list[tuple]:
+        """Materialized standings: `core(fold(...))` of each (subject, history), now, under the policy in force."""
         if not self._policies:
             return []
         policy = self.policy
-        return [_standing_row(fold(policy, history, as_of, None, subject), size) for subject, history in histories.items()]
+        return [_standing_row(fold(policy, history, as_of, None, subject), size) for subject, history in histories]
 
     def rebuild_standings(self, progress: Callable[[int], None] | None = None) -> int:
         """Throw away every materialized standing and fold them again from the ledger."""
@@ -442,7 +445,7 @@ class Registry:
             cached = self._load_cached(subject, at_us, policy)
         allowed, effect, applied, reasons = decide(policy, cached.measures, service)
         self._decision_counter += 1
-        decision_id = f"d-{self._decision_prefix}-{self._decision_counter:x}"
+        decision_id = f"d-{self._decision_prefix}-{self._decision_counter:08x}"  # ordered: the log grows at its end
         self._decisions.append(
             (decision_id, subject, service, at_us, policy.digest, self._size, allowed, effect,
              ",".join(a[0] for a in applied), 0, self.principal)

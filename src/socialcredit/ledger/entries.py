@@ -34,6 +34,32 @@ def canonical_json(value: Any) -> str:
     return _ENCODER.encode(value)
 
 
+def attributes_json(attributes: dict) -> str:
+    """`canonical_json` of a validated attribute dict, built directly (the ingest hot path).
+
+    Validated attributes are flat: identifier keys and str/int/float/bool values, which
+    json.dumps writes exactly as below (a property test holds the two together).
+    """
+    if not attributes:
+        return "{}"
+    parts = []
+    for name in sorted(attributes):
+        value = attributes[name]
+        kind = value.__class__
+        if kind is str:
+            text = _string(value)
+        elif kind is bool:
+            text = "true" if value else "false"
+        elif kind is int:
+            text = int.__repr__(value)
+        elif kind is float:
+            text = float.__repr__(value)
+        else:
+            return canonical_json(attributes)
+        parts.append(f'"{name}":{text}')
+    return "{" + ",".join(parts) + "}"
+
+
 class Entry(NamedTuple):
     """One ledger entry, as the fold and the rest of the code see it.
 

@@ -314,15 +314,17 @@ class Frontier:
 
     def append(self, leaf: bytes) -> None:
         """Append one already-hashed leaf."""
-        _check_hash("leaf", leaf)
+        if len(leaf) != HASH_SIZE:
+            _check_hash("leaf", leaf)
         # Like incrementing a binary counter: each trailing 1 bit of the size
         # is a complete subtree of the new leaf's height, so merge with it.
         node = leaf
         size = self._size
+        peaks = self._peaks
         while size & 1:
-            node = node_hash(self._peaks.pop(), node)
+            node = sha256(b"\x01" + peaks.pop() + node).digest()  # node_hash, inlined
             size >>= 1
-        self._peaks.append(node)
+        peaks.append(node)
         self._size += 1
 
     def extend(self, leaves: Iterable[bytes]) -> None:

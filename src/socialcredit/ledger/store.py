@@ -462,6 +462,7 @@ def _sqlite_pragmas(engine: Engine) -> None:
         # journal_mode=WAL is stored in the file, so `initialize` sets it once: setting it here
         # would rewrite the header of a file that is not ours before we know it is not ours.
         cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA cache_size=-131072")  # 128 MiB: a bulk append stays in memory until commit
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.close()
 

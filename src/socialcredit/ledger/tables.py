@@ -77,7 +77,7 @@ decisions = Table(
     Column("measures", Text, nullable=False),
     Column("recorded_us", BigInteger, nullable=False),
     Column("principal", String(200), nullable=False),
-    Index("ix_decisions_subject", "subject"),
+    sqlite_with_rowid=False,
 )
 
 audit = Table(
