@@ -39,19 +39,15 @@ Prints exactly one JSON line on stdout; progress goes to stderr.
 from __future__ import annotations
 
 import argparse
-import cProfile
-import io
 import json
-import platform
-import pstats
 import random
 import sqlite3
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
+from _common import environment, note, profiled
 from socialcredit._time import format_instant, now_us
 from socialcredit.policy.compiled import Policy, matches
 from socialcredit.policy.load import load_policy
@@ -63,9 +59,6 @@ GOAL_DECISIONS_PER_SECOND = 100_000
 GOAL_MEDIAN_US = 10
 UNREGULATED_SERVICE = "retail.groceries"  # no measure of any shipped pack governs it
 
-
-def note(message: str) -> None:
-    print(f"[bench_check] {message}", file=sys.stderr, flush=True)
 
 
 # -- the registry's contents ----------------------------------------------------------------------
@@ -219,23 +212,6 @@ def timer_overhead_ns(samples: int = 100_000) -> int:
     return timings[len(timings) // 2]
 
 
-@contextmanager
-def profiled(top: int, what: str):
-    """With `--profile N`: cProfile the timed region and list its top N functions by tottime."""
-    if not top:
-        yield
-        return
-    profile = cProfile.Profile()
-    profile.enable()
-    try:
-        yield
-    finally:
-        profile.disable()
-        out = io.StringIO()
-        pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(top)
-        note(f"profile of {what} (figures below include the profiler's overhead):\n{out.getvalue()}")
-
-
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (a few seconds)")
@@ -377,8 +353,7 @@ def main(argv: list[str] | None = None) -> dict:
         "quick": args.quick,
         "profiled": bool(args.profile),
         "seed": args.seed,
-        "python": platform.python_version(),
-        "sqlite_version": sqlite3.sqlite_version,
+        **environment(),
     }
     sys.stdout.write(json.dumps(report) + "\n")
     sys.stdout.flush()

@@ -25,19 +25,15 @@ Prints exactly one JSON line on stdout; progress goes to stderr.
 from __future__ import annotations
 
 import argparse
-import cProfile
-import io
 import json
-import platform
-import pstats
 import random
 import sqlite3
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
+from _common import environment, note, profiled
 from socialcredit._time import now_us
 from socialcredit.ledger.entries import EVENT
 from socialcredit.policy.load import load_policy
@@ -56,9 +52,6 @@ ANCHOR_INSERT = (
     "VALUES (?,?,?,?,?,?,?,?,?,?)"
 )
 
-
-def note(message: str) -> None:
-    print(f"[bench_ingest] {message}", file=sys.stderr, flush=True)
 
 
 def town_events(policy, residents: int, businesses: int, min_events: int, end_us: int, rng: random.Random):
@@ -116,23 +109,6 @@ def anchor(rows: list[tuple], path: Path) -> float:
         return seconds
     finally:
         conn.close()
-
-
-@contextmanager
-def profiled(top: int, what: str):
-    """With `--profile N`: cProfile the timed region and list its top N functions by tottime."""
-    if not top:
-        yield
-        return
-    profile = cProfile.Profile()
-    profile.enable()
-    try:
-        yield
-    finally:
-        profile.disable()
-        out = io.StringIO()
-        pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(top)
-        note(f"profile of {what} (figures below include the profiler's overhead):\n{out.getvalue()}")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -232,8 +208,7 @@ def main(argv: list[str] | None = None) -> dict:
         "quick": args.quick,
         "profiled": bool(args.profile),
         "seed": args.seed,
-        "python": platform.python_version(),
-        "sqlite_version": sqlite3.sqlite_version,
+        **environment(),
     }
     sys.stdout.write(json.dumps(report) + "\n")
     sys.stdout.flush()

@@ -368,12 +368,7 @@ def prove(
     """An RFC 9162 inclusion proof that the entry is in the ledger."""
     with _open() as registry:
         result = registry.inclusion_proof(entry, size)
-    if as_json:
-        _print_json(result)
-    else:
-        out.print(f"entry #{entry} in tree of size {result['size']} with root {result['root']}")
-        for node in result["proof"]:
-            out.print(f"  {node}")
+    _print_proof(result, as_json, f"entry #{entry} in tree of size {result['size']} with root {result['root']}")
 
 
 @app.command()
@@ -386,12 +381,16 @@ def consistency(
     """An RFC 9162 consistency proof: the later tree extends the earlier one, nothing rewritten."""
     with _open() as registry:
         result = registry.consistency_proof(old_size, size)
+    _print_proof(result, as_json, f"{result['old_size']} → {result['new_size']}: {result['old_root']} → {result['new_root']}")
+
+
+def _print_proof(result: dict, as_json: bool, headline: str) -> None:
     if as_json:
         _print_json(result)
-    else:
-        out.print(f"{result['old_size']} → {result['new_size']}: {result['old_root']} → {result['new_root']}")
-        for node in result["proof"]:
-            out.print(f"  {node}")
+        return
+    out.print(headline)
+    for node in result["proof"]:
+        out.print(f"  {node}")
 
 
 @app.command()

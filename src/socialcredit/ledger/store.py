@@ -247,10 +247,7 @@ class Store:
             for start in range(0, len(subjects), _CHUNK):
                 chunk = subjects[start : start + _CHUNK]
                 marks = ",".join([self._param] * len(chunk))
-                query = (
-                    "SELECT seq, kind, recorded_us, subject, type, occurred_us, provider, key, body "
-                    f"FROM entries WHERE subject IN ({marks})"
-                )
+                query = f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE subject IN ({marks})"
                 params: list = list(chunk)
                 if before is not None:
                     query += f" AND seq < {self._param}"
@@ -296,28 +293,16 @@ class Store:
             return [bytes(row[0]) for row in cursor.fetchall()]
 
     def entry(self, seq: int) -> Entry | None:
-        with self.engine.connect() as conn:
-            cursor = self._cursor(conn)
-            cursor.execute(
-                self._sql(
-                    "SELECT seq, kind, recorded_us, subject, type, occurred_us, provider, key, body "
-                    "FROM entries WHERE seq = ?"
-                ),
-                (seq,),
-            )
-            row = cursor.fetchone()
-        return _row_entry(row) if row else None
+        found = self._select_entries("seq = ?", (seq,))
+        return found[0] if found else None
 
     def policy_entries(self) -> list[Entry]:
+        return self._select_entries("kind = ?", (POLICY,))
+
+    def _select_entries(self, where: str, params: tuple) -> list[Entry]:
         with self.engine.connect() as conn:
             cursor = self._cursor(conn)
-            cursor.execute(
-                self._sql(
-                    "SELECT seq, kind, recorded_us, subject, type, occurred_us, provider, key, body "
-                    "FROM entries WHERE kind = ? ORDER BY seq"
-                ),
-                (POLICY,),
-            )
+            cursor.execute(self._sql(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE {where} ORDER BY seq"), params)
             return [_row_entry(row) for row in cursor.fetchall()]
 
     def subjects(self, conn: Connection | None = None) -> list[str]:
@@ -420,6 +405,9 @@ class Store:
 
 
 # -- helpers -----------------------------------------------------------------------------------
+
+
+_ENTRY_COLUMNS = "seq, kind, recorded_us, subject, type, occurred_us, provider, key, body"
 
 
 def _row_entry(row) -> Entry:

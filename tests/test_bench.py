@@ -1,0 +1,35 @@
+"""The benchmark scripts run and print one JSON line (correctness only: speed is not asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).parent.parent / "bench"
+
+
+def _run(script: str) -> dict:
+    done = subprocess.run([sys.executable, str(BENCH / script), "--quick"], capture_output=True, text=True,
+                          timeout=300, check=True)
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1, done.stdout
+    return json.loads(lines[0])
+
+
+def test_ingest_bench_reports_both_sides():
+    result = _run("bench_ingest.py")
+    assert result["bench"] == "ingest"
+    assert result["events"] > 0 and result["subjects"] > 0
+    assert result["events_per_second"] > 0 and result["anchor_rows_per_second"] > 0
+    assert result["standings"] == result["subjects"]
+    assert result["ratio"] == round(result["events_per_second"] / result["anchor_rows_per_second"], 4)
+
+
+def test_check_bench_logs_every_decision_and_agrees_with_its_anchor():
+    result = _run("bench_check.py")
+    assert result["bench"] == "check"
+    assert result["mismatches"] == 0
+    assert result["all_logged"] is True and result["logged"] == result["expected_logged"]
+    assert 0 < result["denied_share"] < 1
