@@ -38,7 +38,6 @@ from .scoring.fold import Standing, fold
 DEFAULT_URL = "sqlite:///socialcredit.db"
 _MATERIALIZE_CHUNK = 2_000
 _FORK_MIN_SUBJECTS = 2_000  # below this, forking a worker costs more than it saves
-_FORK_SHARE = 0.7  # of the standings folded by the worker; the parent folds the rest after its writes
 _DECISION_BUFFER = 1_000
 _DECISION_MAX_AGE_S = 1.0
 
@@ -279,17 +278,15 @@ class Registry:
                       e.attributes, None, None, None, e.attributes_json)
                 for i, e in enumerate(fresh)
             ]
-            rows, checkpoint = self._prepare(checkpoint, new_entries)
-            histories = list(self._histories(conn, new_entries, size).items())
-            # Fold most standings in a forked child while this process writes the entries,
-            # then the rest here: the steps are independent and take about as long.
-            fork = len(histories) >= _FORK_MIN_SUBJECTS
-            cut = int(len(histories) * _FORK_SHARE) if fork else len(histories)
-            folding = _forked.start(self._standing_rows, histories[:cut], checkpoint.size, recorded, fork=fork)
+            histories = self._histories(conn, new_entries, size)
+            # Fold the standings in a forked child while this process hashes and writes the
+            # entries: the two are independent and take about as long as each other.
+            folding = _forked.start(self._standing_rows, histories.items(), size + len(new_entries), recorded,
+                                    fork=len(histories) >= _FORK_MIN_SUBJECTS)
             try:
+                rows, checkpoint = self._prepare(checkpoint, new_entries)
                 self.store.append(conn, rows, checkpoint)
-                standings = self._standing_rows(histories[cut:], checkpoint.size, recorded)
-                standings += folding.result()
+                standings = folding.result()
             except BaseException:
                 folding.cancel()
                 raise
