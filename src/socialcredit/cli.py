@@ -224,7 +224,11 @@ def _print_standing(result: dict) -> None:
     if result["reasons"]:
         out.print("[bold]Why:[/]")
         for reason in result["reasons"]:
-            out.print(f"  • {reason['text']}", highlight=False)
+            out.print(f"  • {_escape(reason['text'])}", highlight=False)
+    for rating in result.get("ratings", []):
+        status = "" if rating["status"] == "counts" else f" ({rating['status']})"
+        out.print(f"  {'★' * rating['stars']}{'☆' * (5 - rating['stars'])} #{rating['entry']} weight {rating['weight']:g}"
+                  f"{status}: {_escape(rating['why_this_weight'])}", highlight=False)
 
 
 @app.command()
@@ -277,10 +281,10 @@ def check(
         verdict = "[green]ALLOWED[/]" if decision.allowed else "[red]DENIED[/]"
         out.print(f"{verdict} {service}: effect {decision.effect} (decision {decision.decision_id}, ledger size {decision.ledger_size})")
         for m in decision.measures:
-            until = f" until {m['until'][:10]}" if m["until"] else " (no end date)"
-            out.print(f"  {m['notice']}{until}. {m['remedy']}", highlight=False)
+            until = f" (until {m['until'][:10]})" if m["until"] else ""
+            out.print(f"  {_escape(m['notice'])}{until} {_escape(m['remedy'])}", highlight=False)
             if m["legal_basis"]:
-                out.print(f"  Legal basis: {m['legal_basis']}", highlight=False)
+                out.print(f"  Legal basis: {_escape(m['legal_basis'])}", highlight=False)
         for reason in decision.reasons:
             out.print(f"  • {reason['text']}", highlight=False)
     if not decision.allowed:
@@ -322,6 +326,133 @@ def void(
         _print_json(result)
     else:
         out.print(f"Entry #{entry} cancelled by entry #{seq}.")
+
+
+# -- people rating people ----------------------------------------------------------------------
+
+
+@app.command()
+@handles_errors
+def rate(
+    rater: Annotated[str, typer.Argument(help="Who rates (must have opted in: `socialcredit enrol`).")],
+    ratee: Annotated[str, typer.Argument(help="Who is rated.")],
+    stars: Annotated[int, typer.Argument(help="1 to 5 stars.")],
+    interaction: Annotated[Optional[str], typer.Option("--interaction", help="The interaction rated (one rating per rater, subject and interaction).")] = None,
+    category: Annotated[Optional[str], typer.Option("--category", help="personal, professional or dating, where the policy has categories.")] = None,
+    review: Annotated[Optional[str], typer.Option("--review", help="Review text.")] = None,
+    at: AtOption = None,
+    as_json: JsonFlag = False,
+):
+    """Rate a subject after an interaction; the weight is fixed now from the rater's standing."""
+    with _open() as registry:
+        result = registry.rate(rater, ratee, stars, interaction=interaction, category=category, review=review, at=at)
+        if result["entry"] is not None:
+            entry = registry.store.entry(result["entry"])
+            result["weight"] = entry.derived["weight"]
+            result["why_this_weight"] = entry.derived["why"]
+    if as_json:
+        _print_json(result)
+    elif result["duplicate"]:
+        out.print("Already recorded: the same rating of the same interaction (nothing new written).")
+    else:
+        out.print(f"Rating recorded as entry #{result['entry']}, weight {result['weight']:g}: "
+                  f"{_escape(result['why_this_weight'])}.", highlight=False)
+
+
+@app.command()
+@handles_errors
+def enrol(
+    ref: Annotated[str, typer.Argument(help="The subject who joins (or leaves) the rating app.")],
+    leave: Annotated[bool, typer.Option("--out", help="Opt out instead of in.")] = False,
+    attribute: Annotated[Optional[list[str]], typer.Option("--attribute", "-a", help="NAME=VALUE facts the policy asks of an opt-in (e.g. age=30).")] = None,
+    at: AtOption = None,
+    as_json: JsonFlag = False,
+):
+    """Opt in to rating (peer.opt_in) or out of it (peer.opt_out)."""
+    attributes = {}
+    for item in attribute or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise RegistryError(f"--attribute {item!r} is not NAME=VALUE")
+        attributes[name.strip()] = value.strip()
+    with _open() as registry:
+        result = registry.enrol(ref, out=leave, at=at, attributes=attributes)
+    if as_json:
+        _print_json(result)
+    else:
+        out.print(f"{'Opted out' if leave else 'Opted in'} (entry #{result['entry']}).")
+
+
+@app.command()
+@handles_errors
+def reviews(
+    ref: Annotated[str, typer.Argument(help="The subject whose reviews to show (what they see).")],
+    at: AtOption = None,
+    as_json: JsonFlag = False,
+):
+    """The ratings about a subject: stars, weight and why, held ones marked, replies."""
+    with _open() as registry:
+        result = registry.reviews(ref, at=at)
+    if as_json:
+        _print_json(result)
+        return
+    dims = ", ".join(f"{k} {v}" for k, v in result["dimensions"].items())
+    out.print(f"[bold]Score {result['score']}[/] ({dims}), {len(result['reviews'])} rating(s), at {result['at']}")
+    for item in result["reviews"]:
+        mark = "[yellow]HELD[/] " if item["held"] else ("[red]DISPUTED[/] " if item["status"] == "disputed" else "")
+        category = f" [{item['category']}]" if item["category"] else ""
+        out.print(f"{mark}#{item['entry']} {item['occurred_at'][:10]} {'★' * item['stars']}{'☆' * (5 - item['stars'])}"
+                  f"{_escape(category)} weight {item['weight']:g}: {_escape(item['why_this_weight'])}", highlight=False)
+        if item["review"]:
+            out.print(f"    “{_escape(item['review'])}”", highlight=False)
+        if item["held"]:
+            out.print(f"    {_escape(item['explanation'])}", highlight=False)
+        for reply in item["replies"]:
+            out.print(f"    reply #{reply['entry']}: {_escape(reply['text'])}", highlight=False)
+
+
+@app.command()
+@handles_errors
+def respond(
+    ref: Annotated[str, typer.Argument(help="The subject responding to a review about them.")],
+    entry: Annotated[int, typer.Argument(help="The review's entry number (see `reviews`).")],
+    reply: Annotated[Optional[str], typer.Option("--reply", help="A public reply.")] = None,
+    dispute: Annotated[Optional[str], typer.Option("--dispute", help="Dispute it (during its hold), saying why.")] = None,
+    at: AtOption = None,
+    as_json: JsonFlag = False,
+):
+    """Reply to a review, or dispute a held one (where the policy allows it)."""
+    with _open() as registry:
+        result = registry.respond(ref, entry, reply=reply, dispute=dispute, at=at)
+    if as_json:
+        _print_json(result)
+    else:
+        out.print(f"{'Reply' if reply is not None else 'Dispute'} recorded as entry #{result['entry']}.")
+
+
+@app.command()
+@handles_errors
+def trust(
+    record: Annotated[bool, typer.Option("--record/--no-record", help="Write the results into the ledger (peer.trust, peer.collusion_flag) where the policy declares them.")] = True,
+    top: Annotated[int, typer.Option("--top", help="How many of the most trusted to print.")] = 10,
+    as_json: JsonFlag = False,
+):
+    """Global trust (EigenTrust) over all ratings, and suspected rating rings."""
+    with _open() as registry, _progress(not as_json) as bar:
+        task = bar.add_task("EigenTrust", total=None)
+        result = registry.trust(record=record, progress=lambda i, residual: bar.update(
+            task, completed=i, description=f"EigenTrust (change {residual:.1e})"))
+    if as_json:
+        _print_json(result)
+        return
+    out.print(f"{result['subjects']} subjects, {result['ratings']} ratings: converged in {result['iterations']} "
+              f"iterations; {len(result['rings'])} suspected ring(s); {result['recorded']} entries recorded.")
+    table = Table("subject", "relative trust", title="Most trusted (1.0 = average)")
+    for item in result["trust"][:top]:
+        table.add_row(item["subject"], f"{item['relative_trust']:.3f}")
+    out.print(table)
+    for ring in result["rings"]:
+        out.print(f"[yellow]ring[/] {_escape(ring['evidence'])}: {', '.join(ring['members'])}", highlight=False)
 
 
 # -- tamper evidence ---------------------------------------------------------------------------

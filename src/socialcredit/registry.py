@@ -11,6 +11,7 @@ The CLI and (later) the HTTP API are thin shells over this class.
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import os
 import secrets
@@ -20,19 +21,23 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from sqlalchemy.engine import make_url
 
 from . import _forked
 from ._time import format_instant, now_us, parse_instant
 from .decide import Decision, decide
 from .ledger import merkle
-from .ledger.entries import EVENT, POLICY, VOID, Entry, canonical_json, stored_event_content
+from .ledger.entries import EVENT, POLICY, VOID, Entry, attributes_json, canonical_json, stored_event_content
 from .ledger.identity import Pseudonymizer, create_key_file, load_key
 from .ledger.ingest import InputError, ValidEvent, Validator
 from .ledger.store import Checkpoint, Store, StoreError, entry_row
 from .policy.compiled import Policy
 from .policy.load import load_policy, parse_policy
-from .scoring.explain import core, explain_entries, measure_dict, reason_dict, summarize
+from .ratings import collusion
+from .ratings import intake as ratings_intake
+from .ratings import trust as trust_module
+from .scoring.explain import core, explain_entries, measure_dict, rating_dict, reason_dict, summarize
 from .scoring.fold import Standing, fold
 
 DEFAULT_URL = "sqlite:///socialcredit.db"
@@ -255,11 +260,17 @@ class Registry:
         if errors and not skip_invalid:
             result.ledger_size, result.root = self._size, self.root()["root"]
             return result
+        return self._append_valid(valid, result, skip_invalid)
+
+    def _append_valid(self, valid: list[ValidEvent], result: IngestResult, skip_invalid: bool) -> IngestResult:
+        """Deduplicate, check ratings, append, checkpoint and materialize, in one transaction."""
         with self.store.appending() as conn:
             checkpoint = self.store.last_checkpoint(conn)
             size = checkpoint.size if checkpoint else 0
             existing = self.store.existing_events(conn, [(e.provider, e.key) for e in valid]) if size else {}
             fresh, conflicts = _sort_out(valid, existing, result)
+            assessment = ratings_intake.assess(self.policy, self.store, conn, fresh)
+            conflicts += [{"line": fresh[i].line, "error": message} for i, message in sorted(assessment.errors.items())]
             if conflicts:
                 result.errors.extend(conflicts)
                 result.rejected += len(conflicts)
@@ -268,6 +279,11 @@ class Registry:
                     result.ledger_size = size
                     result.root = (checkpoint.root if checkpoint else merkle.EMPTY_ROOT).hex()
                     return result  # the transaction holds no writes yet; leaving it rolls back
+            if assessment.errors:
+                derived = [assessment.derived.get(i) for i in range(len(fresh)) if i not in assessment.errors]
+                fresh = [e for i, e in enumerate(fresh) if i not in assessment.errors]
+            else:
+                derived = [assessment.derived.get(i) for i in range(len(fresh))]
             if not fresh:
                 result.ledger_size = size
                 result.root = checkpoint.root.hex() if checkpoint else merkle.EMPTY_ROOT.hex()
@@ -275,7 +291,7 @@ class Registry:
             recorded = now_us()
             new_entries = [
                 Entry(size + i, EVENT, recorded, e.subject, e.subject_kind, e.type, e.occurred_us, e.provider, e.key,
-                      e.attributes, None, None, None, e.attributes_json)
+                      e.attributes, None, None, None, e.attributes_json, derived[i])
                 for i, e in enumerate(fresh)
             ]
             histories = self._histories(conn, new_entries, size)
@@ -330,11 +346,14 @@ class Registry:
         frontier = merkle.Frontier.from_json(checkpoint.size, checkpoint.frontier) if checkpoint else merkle.Frontier()
         rows = []
         recorded_at = format_instant(entries[0].recorded_us) if entries else None
+        references = self.policy.reference_attributes if self._policies else {}
         for entry in entries:
             body = entry.canonical(recorded_at)
             leaf = merkle.leaf_hash(body.encode("utf-8"))
             frontier.append(leaf)
-            rows.append(entry_row(entry, body, leaf))
+            actors = references.get(entry.type)
+            actor = entry.attributes.get(actors[0][0]) if actors else None
+            rows.append(entry_row(entry, body, leaf, actor))
         return rows, Checkpoint(frontier.size, frontier.root(), frontier.to_json(), now_us())
 
     def _after_append(self, size: int, subjects: set[str]) -> None:
@@ -405,6 +424,8 @@ class Registry:
         summary.update(subject=subject, at=format_instant(at_us),
                        known_at=known_at if known_at is not None else self._size,
                        entries=len(standing.events))
+        if standing.policy.ratings is not None:
+            summary["ratings"] = [rating_dict(standing.policy, r) for r in standing.ratings]
         return summary
 
     def explain(self, ref: str, *, kind: str = "person", at: str | int | None = None) -> dict:
@@ -417,6 +438,153 @@ class Registry:
         summary.update(subject=subject, at=format_instant(at_us), known_at=self._size,
                        entries=explain_entries(standing))
         return summary
+
+    # -- people rating people ------------------------------------------------------------------
+
+    def rate(self, rater: str, ratee: str, stars: int, *, interaction: str | None = None,
+             category: str | None = None, review: str | None = None, at: str | int | None = None,
+             rater_kind: str = "person", ratee_kind: str = "person") -> dict:
+        """One rating, through the same checks as any ingested `peer.rating`. Returns its entry."""
+        spec = self._ratings_spec()
+        at_us = _instant(at)
+        interaction = interaction or f"direct-{format_instant(at_us)}"
+        attributes = {"rater": rater, "stars": stars, "interaction": interaction}
+        if category is not None:
+            attributes["category"] = category
+        if review is not None:
+            attributes["review"] = review
+        # The key names the interaction, so rating it again is a duplicate or a conflict.
+        key = "rating:" + hashlib.sha256("\x1f".join(
+            (self.pseudonym(rater, rater_kind), self.pseudonym(ratee, ratee_kind), interaction)).encode()).hexdigest()[:32]
+        event = {"subject": ratee, "subject_kind": ratee_kind, "type": spec.event, "occurred_at": format_instant(at_us),
+                 "provider": "peer", "key": key, "attributes": attributes}
+        try:
+            return self._one(event)
+        except RegistryError as exc:
+            if "already used for a different event" in str(exc):
+                raise RegistryError(f"this rater already rated this subject for interaction {interaction!r}; "
+                                    "a second rating of the same interaction is refused") from None
+            raise
+
+    def enrol(self, ref: str, *, out: bool = False, at: str | int | None = None, attributes: dict | None = None,
+              kind: str = "person") -> dict:
+        """Opt in to (or, with `out`, out of) rating: `peer.opt_in` / `peer.opt_out`."""
+        self._ratings_spec()
+        at_us = _instant(at)
+        event_type = "peer.opt_out" if out else "peer.opt_in"
+        event = {"subject": ref, "subject_kind": kind, "type": event_type, "occurred_at": format_instant(at_us),
+                 "provider": "peer", "key": f"{event_type}:{self.pseudonym(ref, kind)}:{at_us}",
+                 "attributes": attributes or {}}
+        return self._one(event)
+
+    def respond(self, ref: str, entry: int, *, reply: str | None = None, dispute: str | None = None,
+                at: str | int | None = None, kind: str = "person") -> dict:
+        """The subject replies to a review about them, or disputes it during its hold."""
+        self._ratings_spec()
+        if (reply is None) == (dispute is None):
+            raise RegistryError("give either a reply or a dispute")
+        target = self.store.entry(entry)
+        subject = self.pseudonym(ref, kind)
+        if target is None or target.type != self.policy.ratings.event or target.subject != subject:
+            raise RegistryError(f"entry #{entry} is not a review of this subject")
+        at_us = _instant(at)
+        event_type, attributes = (("peer.review_reply", {"entry": entry, "text": reply}) if reply is not None
+                                  else ("peer.review_disputed", {"entry": entry, "reason": dispute}))
+        if event_type not in self.policy.event_types:
+            raise RegistryError(f"the {self.policy.id} policy has no {event_type} (no replies or disputes)")
+        event = {"subject": ref, "subject_kind": kind, "type": event_type, "occurred_at": format_instant(at_us),
+                 "provider": "peer", "key": f"{event_type}:{entry}:{at_us}", "attributes": attributes}
+        return self._one(event)
+
+    def reviews(self, ref: str, *, kind: str = "person", at: str | int | None = None) -> dict:
+        """What the subject sees of the ratings about them: held ones marked, replies attached."""
+        subject = self.pseudonym(ref, kind)
+        at_us = _instant(at)
+        standing = self.fold_subject(subject, at_us)
+        self._audit("reviews", subject, {"at": format_instant(at_us)})
+        return {
+            "subject": subject,
+            "at": format_instant(at_us),
+            "score": standing.score,
+            "dimensions": {d.id: v for d, v in zip(standing.policy.dimensions, standing.dimensions)},
+            "reviews": [rating_dict(standing.policy, r) for r in standing.ratings],
+        }
+
+    def trust(self, *, record: bool = True, tol: float = 1e-10,
+              progress: Callable[[int, float], None] | None = None) -> dict:
+        """EigenTrust over every rating in the ledger, and the rating rings it reveals.
+
+        With `record`, the results go into the ledger as `peer.trust` (relative trust) and
+        `peer.collusion_flag` events, where the policy declares those types, so a policy can
+        use them (a `latest` dimension, a rater-weight source, a list of suspects) and every
+        standing stays a fold of its own entries.
+        """
+        spec = self._ratings_spec()
+        triples = self.store.rating_triples(spec.event)
+        subjects, raters, ratees = trust_module.index_subjects([t[1] for t in triples], [t[0] for t in triples])
+        stars = np.fromiter((t[2] for t in triples), np.int64, len(triples))
+        n = len(subjects)
+        if n == 0:
+            return {"subjects": 0, "ratings": 0, "iterations": 0, "trust": [], "rings": [], "recorded": 0}
+        position = {s: i for i, s in enumerate(subjects)}
+        seeds = np.array([position[p] for p in (self.pseudonym(ref) for ref in spec.pretrusted) if p in position],
+                         dtype=np.int64)
+        local = trust_module.local_trust(raters, ratees, stars, n, spec.negative_at_most)
+        result = trust_module.eigentrust(local, trust_module.pretrusted_vector(n, seeds), spec.trust_teleport,
+                                         tol=tol, progress=progress)
+        relative = result.relative()
+        # Trust says something about a group only relative to pre-trusted seeds; without
+        # seeds every closed group keeps its own share, so only structure is used then.
+        rings = collusion.find_rings(raters, ratees, stars, n, relative_trust=relative if len(seeds) else None)
+        now = now_us()
+        size = self._size
+        recorded = 0
+        if record:
+            events = []
+            if "peer.trust" in self.policy.event_types:
+                events += [self._derived_event(subjects[i], "peer.trust", now, f"trust:{size}:{subjects[i]}",
+                                               {"value": round(float(relative[i]), 6)}) for i in range(n)]
+            if "peer.collusion_flag" in self.policy.event_types:
+                for number, ring in enumerate(rings, start=1):
+                    ring_id = f"ring-{size}-{number}"
+                    events += [self._derived_event(subjects[m], "peer.collusion_flag", now, f"{ring_id}:{subjects[m]}",
+                                                   {"ring": ring_id, "members": len(ring.members),
+                                                    "evidence": ring.evidence()}) for m in ring.members]
+            if events:
+                recorded = self._append_valid(events, IngestResult(), skip_invalid=False).accepted
+        order = np.argsort(-relative, kind="stable")
+        self._audit("trust", None, {"subjects": n, "ratings": len(triples), "rings": len(rings)})
+        return {
+            "subjects": n,
+            "ratings": len(triples),
+            "iterations": result.iterations,
+            "residual": result.residual,
+            "pretrusted": len(seeds),
+            "trust": [{"subject": subjects[i], "relative_trust": float(relative[i])} for i in order],
+            "rings": [{"members": [subjects[m] for m in ring.members], "density": ring.density, "inside": ring.inside,
+                       "outside": ring.outside, "mean_trust": ring.mean_trust, "evidence": ring.evidence()}
+                      for ring in rings],
+            "recorded": recorded,
+        }
+
+    def _derived_event(self, subject: str, event_type: str, at_us: int, key: str, attributes: dict) -> ValidEvent:
+        """An event the registry itself reports (provider `socialcredit`), about a pseudonym."""
+        attributes = self.policy.validate_event(event_type, attributes, "person")
+        return ValidEvent(None, subject, "person", event_type, at_us, "socialcredit", key, attributes,
+                          attributes_json(attributes))
+
+    def _ratings_spec(self):
+        if self.policy.ratings is None:
+            raise RegistryError(f"the {self.policy.id} policy has no ratings (try the nosedive or peeple pack)")
+        return self.policy.ratings
+
+    def _one(self, event: dict) -> dict:
+        result = self.ingest([event])
+        if result.errors:
+            raise RegistryError(result.errors[0]["error"])
+        seq = result.ledger_size - 1 if result.accepted else None
+        return {"accepted": result.accepted, "duplicate": bool(result.duplicates), "entry": seq,
+                "ledger_size": result.ledger_size, "root": result.root}
 
     def materialized(self, subject: str) -> dict | None:
         """The stored (compact) standing of a pseudonym, as written at ingest: `core(fold(...))`."""

@@ -82,6 +82,8 @@ class Entry(NamedTuple):
     policy: dict | None = None
     # the canonical JSON of `attributes`, when the caller already has it (ingest does)
     attributes_json: str | None = None
+    # what the registry itself fixed at ingest (a rating's weight and why), hashed with the rest
+    derived: dict | None = None
 
     def body(self) -> dict:
         """The canonical dict: exactly the fields that are hashed."""
@@ -100,6 +102,8 @@ class Entry(NamedTuple):
                 key=self.key,
                 attributes=self.attributes,
             )
+            if self.derived is not None:
+                body["derived"] = self.derived
         elif self.kind == VOID:
             body.update(subject=self.subject, target=self.target, reason=self.reason)
         else:
@@ -113,7 +117,7 @@ class Entry(NamedTuple):
         would; a property test holds the two together. `recorded_at` may be passed in
         already formatted, since a whole batch shares it.
         """
-        if self.kind != EVENT:
+        if self.kind != EVENT or self.derived is not None:
             return canonical_json(self.body())
         return _EVENT_TEMPLATE % (
             self.attributes_json or (canonical_json(self.attributes) if self.attributes else "{}"),
@@ -141,6 +145,7 @@ class Entry(NamedTuple):
                 provider=body["provider"],
                 key=body["key"],
                 attributes=body["attributes"],
+                derived=body.get("derived"),
             )
         if kind == VOID:
             return cls(**common, subject=body["subject"], target=body["target"], reason=body["reason"])

@@ -149,6 +149,9 @@ class Validator:
         except TimeFormatError as exc:
             raise InputError(line, f"occurred_at: {exc}") from None
         attributes = self.policy.validate_event(event_type, raw.get("attributes"), kind)
+        for name, referenced_kind in self.policy.reference_attributes[event_type]:
+            if name in attributes:  # a rater: stored as a pseudonym, like every subject
+                attributes[name] = self.pseudonymizer.pseudonym(attributes[name], referenced_kind)
         attributes_json = _encode(attributes)
         return ValidEvent(
             line,

@@ -44,10 +44,10 @@ class Checkpoint:
     recorded_us: int
 
 
-def entry_row(entry: Entry, body: str, leaf_hash: bytes) -> tuple:
+def entry_row(entry: Entry, body: str, leaf_hash: bytes, actor: str | None = None) -> tuple:
     """The row `append` writes for an entry: its indexed columns, canonical body and leaf hash."""
     return (entry.seq, entry.kind, entry.recorded_us, entry.provider, entry.key, entry.subject, entry.type,
-            entry.occurred_us, body, leaf_hash)
+            entry.occurred_us, body, leaf_hash, actor)
 
 
 def describe_url(url: str) -> str:
@@ -96,6 +96,7 @@ class Store:
             store._check_reachable()
             if not create:
                 store._check_is_registry()
+                store._migrate()
         except StoreError:
             store.close()
             raise
@@ -122,10 +123,29 @@ class Store:
         if rows.get("format_version") != FORMAT_VERSION:
             raise StoreError(f"{where} is registry format {rows.get('format_version')}, this program reads {FORMAT_VERSION}")
 
+    def _alembic_config(self, conn):
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(resources.files("socialcredit.ledger") / "migrations"))
+        config.attributes["connection"] = conn
+        return config
+
+    def _migrate(self) -> None:
+        """Bring a registry made by an earlier version up to this version's schema (additive)."""
+        from alembic import command
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        with self.engine.begin() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+            config = self._alembic_config(conn)
+            if current != ScriptDirectory.from_config(config).get_current_head():
+                command.upgrade(config, "head")
+
     def initialize(self, meta: dict[str, str]) -> None:
         """Create the schema with Alembic and record what this database is."""
         from alembic import command
-        from alembic.config import Config
 
         try:
             with self.engine.begin() as conn:
@@ -136,10 +156,7 @@ class Store:
                     has_tables = conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar()
                     if has_tables:
                         raise StoreError(f"{describe_url(self.url)} is another program's database; not touching it")
-                config = Config()
-                config.set_main_option("script_location", str(resources.files("socialcredit.ledger") / "migrations"))
-                config.attributes["connection"] = conn
-                command.upgrade(config, "head")
+                command.upgrade(self._alembic_config(conn), "head")
                 rows = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta}
                 conn.execute(tables.meta.insert(), [{"name": k, "value": v} for k, v in rows.items()])
             if self.dialect == "sqlite":
@@ -228,7 +245,7 @@ class Store:
         cursor.executemany(
             self._sql(
                 "INSERT INTO entries (seq, kind, recorded_us, provider, key, subject, type, "
-                "occurred_us, body, leaf_hash) VALUES (?,?,?,?,?,?,?,?,?,?)"
+                "occurred_us, body, leaf_hash, actor) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
             ),
             rows,
         )
@@ -258,6 +275,32 @@ class Store:
                     result.setdefault(entry.subject, []).append(entry)
         return result
 
+    def count_actor_events(self, conn: Connection, actor: str, event_type: str, start_us: int, end_us: int) -> int:
+        """How many events of a type this actor (a rater) caused in [start, end)."""
+        cursor = self._cursor(conn)
+        cursor.execute(
+            self._sql("SELECT count(*) FROM entries WHERE actor = ? AND occurred_us >= ? AND occurred_us < ? AND type = ?"),
+            (actor, start_us, end_us, event_type),
+        )
+        return cursor.fetchone()[0]
+
+    def actor_stars(self, conn: Connection, actor: str, event_type: str) -> list[int]:
+        """The stars of every rating this actor gave (a reviewer's record)."""
+        cursor = self._cursor(conn)
+        cursor.execute(self._sql("SELECT body FROM entries WHERE actor = ? AND type = ?"), (actor, event_type))
+        return [json.loads(row[0])["attributes"]["stars"] for row in cursor.fetchall()]
+
+    def rating_triples(self, event_type: str) -> list[tuple[str, str, int]]:
+        """(ratee, rater, stars) of every rating not cancelled by a void, in ledger order."""
+        with self.engine.connect() as conn:
+            cursor = self._cursor(conn)
+            cursor.execute(self._sql("SELECT body FROM entries WHERE kind = ?"), (VOID,))
+            voided = {json.loads(row[0])["target"] for row in cursor.fetchall()}
+            cursor.execute(self._sql("SELECT seq, subject, actor, body FROM entries WHERE type = ? ORDER BY seq"),
+                           (event_type,))
+            return [(subject, actor, json.loads(body)["attributes"]["stars"])
+                    for seq, subject, actor, body in cursor.fetchall() if seq not in voided]
+
     def entries_for_subject(self, subject: str) -> list[Entry]:
         return self.entries_for_subjects([subject]).get(subject, [])
 
@@ -270,8 +313,8 @@ class Store:
             while True:
                 cursor.execute(
                     self._sql(
-                        "SELECT seq, kind, recorded_us, provider, key, subject, type, occurred_us, body, leaf_hash "
-                        "FROM entries WHERE seq > ? ORDER BY seq LIMIT ?"
+                        "SELECT seq, kind, recorded_us, provider, key, subject, type, occurred_us, body, leaf_hash, "
+                        "actor FROM entries WHERE seq > ? ORDER BY seq LIMIT ?"
                     ),
                     (last, batch),
                 )
@@ -279,7 +322,7 @@ class Store:
                 if not rows:
                     return
                 for row in rows:
-                    yield (*row[:9], bytes(row[9]))
+                    yield (*row[:9], bytes(row[9]), row[10])
                 last = rows[-1][0]
 
     def count_entries(self) -> int:
@@ -415,7 +458,7 @@ def _row_entry(row) -> Entry:
     data = json.loads(body)
     if kind == EVENT:
         return Entry(seq, kind, recorded_us, subject, data["subject_kind"], event_type, occurred_us,
-                     provider, key, data["attributes"])
+                     provider, key, data["attributes"], derived=data.get("derived"))
     if kind == VOID:
         return Entry(seq, kind, recorded_us, subject, target=data["target"], reason=data["reason"])
     return Entry(seq, kind, recorded_us, policy=data["policy"])

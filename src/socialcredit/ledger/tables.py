@@ -36,8 +36,10 @@ entries = Table(
     Column("occurred_us", BigInteger),
     Column("body", Text, nullable=False),
     Column("leaf_hash", LargeBinary(32), nullable=False),
+    Column("actor", String(64)),  # who acted on the subject (a rater); migration 0002
     UniqueConstraint("provider", "key", name="uq_entries_provider_key"),
     Index("ix_entries_subject_seq", "subject", "seq"),
+    Index("ix_entries_actor", "actor", "occurred_us"),
 )
 
 checkpoints = Table(

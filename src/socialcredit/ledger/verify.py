@@ -36,7 +36,7 @@ def verify_ledger(store: Store, progress: Callable[[int], None] | None = None):
     expected = 0
     count = 0
     for row in store.iter_columns():
-        seq, kind, recorded_us, provider, key, subject, event_type, occurred_us, body, leaf = row
+        seq, kind, recorded_us, provider, key, subject, event_type, occurred_us, body, leaf, actor = row
         count += 1
         if seq != expected:
             if seq > expected:
@@ -77,7 +77,7 @@ def verify_ledger(store: Store, progress: Callable[[int], None] | None = None):
 
 
 def _check_entry(row, problem) -> None:
-    seq, kind, recorded_us, provider, key, subject, event_type, occurred_us, body, leaf = row
+    seq, kind, recorded_us, provider, key, subject, event_type, occurred_us, body, leaf, actor = row
     if merkle.leaf_hash(body.encode("utf-8")) != leaf:
         problem("modified", seq, f"entry #{seq} does not match its leaf hash (modified)")
     try:
@@ -85,6 +85,8 @@ def _check_entry(row, problem) -> None:
     except ValueError:
         problem("modified", seq, f"entry #{seq} is not valid JSON (modified)")
         return
+    if actor is not None and actor not in (data.get("attributes") or {}).values():
+        problem("modified", seq, f"entry #{seq}: column actor is not named in the hashed body (modified)")
     if data.get("seq") != seq:
         problem("reordered", seq, f"position #{seq} holds entry #{data.get('seq')} (reordered or renumbered)")
     columns = {

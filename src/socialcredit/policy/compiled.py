@@ -57,6 +57,17 @@ class CompiledRule:
     until_list: str | None
     until_after: Duration | None
     match: MatchItems
+    negative_rating_multiplier: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRatingDimension:
+    index: int
+    prior_mean: float
+    prior_weight: float
+    window: int | None
+    half_life_us: int | None
+    category: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +133,23 @@ class Policy:
         self.measures = tuple(self._compile_measure(m) for m in document.measures)
         self.measures_by_id = {m.id: m for m in self.measures}
         self.has_decay = any(r.half_life_us for r in self.rules)
+        self.ratings = document.ratings
+        self.hold_negative = _maybe(document.ratings.hold_negative) if document.ratings else None
+        self.rating_dimensions = tuple(
+            CompiledRatingDimension(i, d.prior_mean, d.prior_weight, d.window,
+                                    _maybe(d.half_life).approx_micros() if d.half_life else None, d.category)
+            for i, d in enumerate(self.dimensions) if d.aggregate == "rating_mean"
+        )
+        self.latest_dimensions = tuple(
+            (i, d.event, d.attribute, Duration.parse(d.lifetime))
+            for i, d in enumerate(self.dimensions) if d.aggregate == "latest"
+        )
+        self.penalty_rules = tuple(r for r in self.rules if r.negative_rating_multiplier)
+        # Attributes that name another subject (a rater): pseudonymized at ingest.
+        self.reference_attributes = {
+            name: tuple((attr, spec.kind) for attr, spec in event.attributes.items() if spec.type == "reference")
+            for name, event in document.event_types.items()
+        }
         self._validators = {
             name: _attribute_validator(name, spec.attributes)
             for name, spec in document.event_types.items()
@@ -189,6 +217,7 @@ class Policy:
             until_list=rule.counts_until.list if rule.counts_until else None,
             until_after=_maybe(rule.counts_until.after) if rule.counts_until else None,
             match=_compile_match(rule.match),
+            negative_rating_multiplier=rule.negative_rating_multiplier,
         )
 
     def _list_triggers(self):
@@ -288,6 +317,15 @@ def _value_check(event_type: str, name: str, spec: Attribute):
             raise EventError(f"{where} must be at most {spec.max:g}, got {number}")
         return number
 
+    if spec.type == "reference":
+
+        def check_reference(value):
+            # The registry replaces it by the subject's pseudonym right after this check.
+            if not isinstance(value, str) or not value.strip():
+                raise EventError(f"{where} must name a subject (a reference)")
+            return value
+
+        return check_reference
     if spec.type == "string":
         allowed = frozenset(spec.values) if spec.values is not None else None
 

@@ -75,7 +75,9 @@ class Meta(_Model):
 
 
 class Attribute(_Model):
-    type: Literal["string", "integer", "number", "boolean"]
+    # `reference`: another subject (a rater), pseudonymized at ingest like the subject itself.
+    type: Literal["string", "integer", "number", "boolean", "reference"]
+    kind: SubjectKind = "person"  # the kind of subject a `reference` names
     required: bool = False
     values: list[str] | None = None
     min: float | None = None
@@ -113,9 +115,19 @@ class Scale(_Model):
 
 
 class Dimension(_Model):
+    """A part of the score.
+
+    `sum`: points of rules (from `base`). `rating_mean`: the weighted mean of the stars of
+    `peer.rating` events received, with a prior (a Bayesian average: a newcomer sits at
+    `prior_mean`, and each rating moves the mean by its weight against `prior_weight`),
+    over the last `window` ratings or decaying with `half_life`, optionally one `category`.
+    `latest`: the newest value of a number attribute of one event type (e.g. the global
+    trust the registry records), for `lifetime`. Rule points on the dimension add to it.
+    """
+
     id: Ident
     label: str
-    aggregate: Literal["sum"] = "sum"
+    aggregate: Literal["sum", "rating_mean", "latest"] = "sum"
     weight: float = Field(default=1.0, ge=0)
     # Used by `combine = "weighted"`: the dimension is a sub-score clamped to [min, max],
     # starting at `base`, and enters the total as its position inside that range.
@@ -123,6 +135,28 @@ class Dimension(_Model):
     min: float | None = None
     max: float | None = None
     description: str = ""
+    # rating_mean
+    prior_mean: float | None = None
+    prior_weight: float = Field(default=0.0, ge=0)
+    window: int | None = Field(default=None, ge=1)
+    half_life: str | None = None
+    category: str | None = None
+    # latest
+    event: EventTypeName | None = None
+    attribute: str | None = None
+    lifetime: str | None = None
+
+    _check_durations = field_validator("half_life", "lifetime")(_duration)
+
+    @model_validator(mode="after")
+    def _fits_aggregate(self) -> "Dimension":
+        if self.aggregate == "rating_mean" and self.prior_mean is None:
+            raise ValueError("a rating_mean dimension needs a `prior_mean` (where a newcomer starts)")
+        if self.aggregate == "latest" and (self.event is None or self.attribute is None or self.lifetime is None):
+            raise ValueError("a latest dimension needs `event`, `attribute` and `lifetime`")
+        if self.aggregate != "rating_mean" and (self.window or self.half_life or self.category):
+            raise ValueError("window, half_life and category belong to a rating_mean dimension")
+        return self
 
 
 class Cap(_Model):
@@ -154,6 +188,8 @@ class Rule(_Model):
     score_cap: float | None = None
     counts_until: CountsUntil | None = None
     match: Match = {}
+    # Penalty mode: while this record counts, negative ratings the subject receives weigh this much more.
+    negative_rating_multiplier: float | None = Field(default=None, gt=0)
 
     _check_lifetime = field_validator("lifetime", "half_life")(_duration)
 
@@ -161,8 +197,8 @@ class Rule(_Model):
     def _consistent(self) -> "Rule":
         if self.points and self.dimension is None:
             raise ValueError("a rule with points must name the `dimension` they count in")
-        if not self.points and self.score_cap is None:
-            raise ValueError("a rule must give `points` or a `score_cap`")
+        if not self.points and self.score_cap is None and self.negative_rating_multiplier is None:
+            raise ValueError("a rule must give `points`, a `score_cap` or a `negative_rating_multiplier`")
         if self.lifetime is None and self.counts_until is None:
             raise ValueError(
                 "a rule needs a `lifetime` (e.g. P2Y): records that count forever are not allowed"
@@ -273,6 +309,61 @@ class Measure(_Model):
         return self
 
 
+class WeightBucket(_Model):
+    at_least: float
+    weight: float = Field(ge=0)
+
+
+class RaterWeight(_Model):
+    """How much a rating counts, fixed when it is ingested from the rater's standing then.
+
+    `source`: the rater's `score`, or one of the rater's dimensions by id. `buckets`: the
+    weight of the highest bucket whose `at_least` the source reaches (0 below the first);
+    without buckets every rating weighs 1. `explain` states the formula in words.
+    """
+
+    source: str = "score"
+    buckets: list[WeightBucket] = []
+    explain: str = ""
+    # Lists that mark a rater as untrustworthy (e.g. suspected rating rings) → factor.
+    discount_lists: dict[Ident, Annotated[float, Field(ge=0, le=1)]] = {}
+
+    @model_validator(mode="after")
+    def _ascending(self) -> "RaterWeight":
+        thresholds = [b.at_least for b in self.buckets]
+        if thresholds != sorted(thresholds):
+            raise ValueError("weight buckets must be in ascending order of `at_least`")
+        return self
+
+
+class Positivity(_Model):
+    """Reviewers whose reviews are mostly negative count less (Peeple's "positivity").
+
+    positivity = (positive + 1) / (reviews + 2) over the reviewer's earlier reviews
+    (a Laplace estimate: a new reviewer starts at 1/2); the weight is multiplied by
+    min(1, positivity / `neutral`), so reviewers at or above `neutral` keep full weight.
+    """
+
+    neutral: float = Field(default=0.5, gt=0, le=1)
+
+
+class Ratings(_Model):
+    """People rating people: who may rate whom, how much a rating counts, abuse limits."""
+
+    event: EventTypeName = "peer.rating"
+    categories: list[str] = []
+    ratee_consent: bool = False  # Peeple: only subjects who opted in can be rated
+    daily_cap: int = Field(default=100, ge=1)  # ratings one rater may give per UTC day
+    negative_at_most: int = Field(default=2, ge=1, le=4)  # stars at or below are negative
+    hold_negative: str | None = None  # Peeple: negative reviews wait this long before they count
+    weight: RaterWeight = RaterWeight()
+    positivity: Positivity | None = None
+    pretrusted: list[str] = []  # references of EigenTrust's pre-trusted seed subjects
+    trust_teleport: float = Field(default=0.15, gt=0, lt=1)
+
+    _check_hold = field_validator("hold_negative")(_duration)
+
+
 class PolicyDocument(_Model):
     policy: Meta
     scale: Scale
@@ -282,6 +373,7 @@ class PolicyDocument(_Model):
     tiers: list[Tier] = []
     lists: list[ListSpec] = []
     measures: list[Measure] = []
+    ratings: Ratings | None = None
 
     @model_validator(mode="after")
     def _references_resolve(self) -> "PolicyDocument":
@@ -340,6 +432,7 @@ class PolicyDocument(_Model):
                     raise ValueError(f"{where}: unknown tier {name!r}")
             if cond.dimension is not None and cond.dimension not in dimensions:
                 raise ValueError(f"{where}: unknown dimension {cond.dimension!r}")
+        self._check_ratings(dimensions, lists)
         if self.scale.combine == "weighted":
             for dim in self.dimensions:
                 if dim.min is None or dim.max is None or not dim.min < dim.max:
@@ -349,6 +442,39 @@ class PolicyDocument(_Model):
             if not sum(d.weight for d in self.dimensions) > 0:
                 raise ValueError("a weighted scale needs dimension weights that add up to more than 0")
         return self
+
+    def _check_ratings(self, dimensions: set[str], lists: set[str]) -> None:
+        rating_dims = [d for d in self.dimensions if d.aggregate == "rating_mean"]
+        for dim in self.dimensions:
+            if dim.aggregate == "latest":
+                spec = self.event_types.get(dim.event)
+                if spec is None or spec.attributes.get(dim.attribute, Attribute(type="string")).type not in (
+                        "number", "integer"):
+                    raise ValueError(f"dimension {dim.id!r}: {dim.event}.{dim.attribute} is not a number attribute")
+        if rating_dims and self.ratings is None:
+            raise ValueError("rating_mean dimensions need a [ratings] section")
+        if self.ratings is None:
+            return
+        event = self.ratings.event
+        spec = self.event_types.get(event)
+        if spec is None:
+            raise ValueError(f"ratings: event type {event!r} is not in event_types")
+        needed = {"rater": "reference", "stars": "integer", "interaction": "string"}
+        for name, kind in needed.items():
+            if name not in spec.attributes or spec.attributes[name].type != kind:
+                raise ValueError(f"ratings: {event} needs a {kind} attribute {name!r}")
+        for name in ("peer.opt_in", "peer.opt_out"):
+            if name not in self.event_types:
+                raise ValueError(f"ratings: a ratings policy must accept {name} events (enrolment and consent)")
+        for dim in rating_dims:
+            if dim.category is not None and dim.category not in self.ratings.categories:
+                raise ValueError(f"dimension {dim.id!r}: category {dim.category!r} is not in ratings.categories")
+        source = self.ratings.weight.source
+        if source != "score" and source not in dimensions:
+            raise ValueError(f"ratings.weight: source {source!r} is neither `score` nor a dimension")
+        for name in self.ratings.weight.discount_lists:
+            if name not in lists:
+                raise ValueError(f"ratings.weight: unknown list {name!r} in discount_lists")
 
     def _check_event(self, where: str, event: str, match: Match) -> None:
         if event not in self.event_types:

@@ -135,6 +135,48 @@ def _instant(instant: int | None) -> str | None:
     return None if instant is None else format_instant(instant)
 
 
+def rating_dict(policy: Policy, rating) -> dict:
+    """One rating received, as its subject sees it: stars, weight and why, status."""
+    return {
+        "entry": rating.seq,
+        "rater": rating.rater,
+        "stars": rating.stars,
+        "category": rating.category,
+        "interaction": rating.interaction,
+        "review": rating.review,
+        "occurred_at": format_instant(rating.occurred_us),
+        "weight": rating.effective_weight,
+        "why_this_weight": _weight_words(rating),
+        "status": rating.status,
+        "held": rating.status == "held",
+        "hold_until": _instant(rating.hold_until),
+        "explanation": _rating_status_words(rating),
+        "replies": [{"entry": seq, "text": text} for seq, text in rating.replies],
+    }
+
+
+def _weight_words(rating) -> str:
+    if rating.multiplier == 1:
+        return rating.why
+    return f"{rating.why}; received during penalty mode: negative ratings count ×{rating.multiplier:g}"
+
+
+def _rating_status_words(rating) -> str:
+    if rating.status == "held":
+        return (f"held until {_day(rating.hold_until)}: visible only to you until then, and it does not count yet; "
+                "you can reply or dispute it")
+    if rating.status == "disputed":
+        return "disputed during its hold: it does not count"
+    return "counts"
+
+
+def _rating_effect(rating) -> dict:
+    stars = "\u2605" * rating.stars + "\u2606" * (5 - rating.stars)
+    text = (f"{stars} {rating.stars} star{'s' if rating.stars != 1 else ''}, weight {rating.effective_weight:g} "
+            f"({_weight_words(rating)}); {_rating_status_words(rating)}.")
+    return {"status": f"rating-{rating.status}", "stars": rating.stars, "weight": rating.effective_weight, "text": text}
+
+
 def explain_entries(standing: Standing) -> list[dict]:
     """Every entry about the subject and what it does now, in words."""
     policy = standing.policy
@@ -143,6 +185,7 @@ def explain_entries(standing: Standing) -> list[dict]:
     for c in standing.contributions:
         by_seq.setdefault(c.seq, []).append(c)
     listed_by = {s.seq: s for s in standing.spells}
+    rated = {r.seq: r for r in standing.ratings}
     left_by = {s.left_seq: s for s in standing.spells if s.left_seq is not None}
     items = []
     for event in standing.events:
@@ -168,6 +211,8 @@ def explain_entries(standing: Standing) -> list[dict]:
             else:
                 text = f"Does not count: the rule counts at most {c.rule.cap_count} of these per {_period_words(c.rule.cap_period)}."
             item["effects"].append({"status": c.status, "rule": c.rule.id, "points": c.points, "text": text})
+        if event.seq in rated:
+            item["effects"].append(_rating_effect(rated[event.seq]))
         spell = listed_by.get(event.seq)
         if spell is not None:
             label = policy.lists[spell.list_id].label

@@ -93,6 +93,7 @@ class Standing:
     measures: tuple[ActiveMeasure, ...]
     reasons: tuple[Reason, ...]
     contributions: list[Contribution]
+    ratings: list["Rating"]
     events: list[Entry]
     voided: dict[int, Entry]
     valid_from_us: int | None
@@ -117,7 +118,10 @@ def fold(policy: Policy, entries: list[Entry], at_us: int, known_at: int | None 
     spells = _list_spells(policy, events, at_us, clock)
     contributions = _contributions(policy, events, spells, at_us, clock)
     sums, caps = _sums(policy, contributions)
-    score = combine(policy, sums, caps)
+    ratings = _ratings(policy, events, contributions, at_us, clock)
+    aggregates = _aggregates(policy, events, ratings, at_us, clock)
+    values = dimension_values(policy, sums, aggregates)
+    score = combine(policy, values, caps)
     tier = policy.tier_for(score)
     active_lists = tuple(s for s in spells if s.active_at(at_us))
     listed = {s.list_id for s in active_lists}
@@ -126,13 +130,13 @@ def fold(policy: Policy, entries: list[Entry], at_us: int, known_at: int | None 
     lifts: dict[tuple, int | None] = {}  # measures sharing a condition lift together
     explained: dict[tuple, tuple[Reason, ...]] = {}  # ... and share their reasons
     for measure in policy.measures:
-        active, until = _measure_active(policy, measure, score, tier, sums, listed, active_lists, at_us)
+        active, until = _measure_active(policy, measure, score, tier, values, listed, active_lists, at_us)
         if not active:
             continue
         if measure.kind != "list":
             condition = (measure.kind, measure.tiers, measure.threshold, measure.dimension, measure.unless_lists)
             if condition not in lifts:
-                lifts[condition] = _lifts_at(policy, measure, contributions, spells, at_us)
+                lifts[condition] = _lifts_at(policy, measure, events, contributions, spells, at_us)
             until = lifts[condition]
         if until is not None:
             clock.add(until)
@@ -140,7 +144,8 @@ def fold(policy: Policy, entries: list[Entry], at_us: int, known_at: int | None 
         if because not in explained:
             explained[because] = _measure_reasons(policy, measure, active_lists, contributions)
         measures.append(ActiveMeasure(measure, until, explained[because]))
-    decaying = any(c.rule.half_life_us and c.status == "counts" for c in contributions)
+    decaying = any(c.rule.half_life_us and c.status == "counts" for c in contributions) or any(
+        d.half_life_us for d in policy.rating_dimensions)
     return Standing(
         subject=subject,
         policy=policy,
@@ -148,12 +153,13 @@ def fold(policy: Policy, entries: list[Entry], at_us: int, known_at: int | None 
         known_at=known_at,
         score=score,
         tier=tier,
-        dimensions=tuple(_dimension_values(policy, sums)),
+        dimensions=tuple(round_half_up(v, policy.scale.decimals) for v in values),
         spells=spells,
         active_lists=active_lists,
         measures=tuple(measures),
         reasons=reasons,
         contributions=contributions,
+        ratings=ratings,
         events=events,
         voided=voided,
         valid_from_us=clock.before,
@@ -287,18 +293,33 @@ def _sums(policy: Policy, contributions: list[Contribution], at_us: int | None =
     return sums, caps
 
 
-def combine(policy: Policy, sums: list[float], caps: list[float]) -> float:
-    """Dimension sums to the score: the one formula every engine uses."""
+def dimension_values(policy: Policy, sums: list[float], aggregates: list[float | None]) -> list[float]:
+    """Each dimension's value: its aggregate (rating mean, latest value) or base, plus rule points.
+
+    With `combine = "sum"` a points dimension is just its points; with `"weighted"` every
+    dimension is clamped to its own [min, max].
+    """
+    values = []
+    for dimension, points, aggregate in zip(policy.dimensions, sums, aggregates):
+        if policy.scale.combine == "sum":
+            values.append(points + (aggregate or 0.0))
+        else:
+            start = dimension.base if aggregate is None else aggregate
+            values.append(min(max(start + points, dimension.min), dimension.max))
+    return values
+
+
+def combine(policy: Policy, values: list[float], caps: list[float]) -> float:
+    """Dimension values to the score: the one formula every engine uses."""
     scale = policy.scale
     if scale.combine == "sum":
         total = scale.base
-        for dimension, points in zip(policy.dimensions, sums):
-            total += dimension.weight * points
+        for dimension, value in zip(policy.dimensions, values):
+            total += dimension.weight * value
     else:
         weighted = 0.0
         weights = 0.0
-        for dimension, points in zip(policy.dimensions, sums):
-            value = min(max(dimension.base + points, dimension.min), dimension.max)
+        for dimension, value in zip(policy.dimensions, values):
             weighted += dimension.weight * (value - dimension.min) / (dimension.max - dimension.min)
             weights += dimension.weight
         total = scale.min + (scale.max - scale.min) * weighted / weights
@@ -315,19 +336,10 @@ def round_half_up(value: float, decimals: int) -> float:
     return int(rounded) if decimals == 0 else rounded
 
 
-def _dimension_values(policy: Policy, sums: list[float]) -> list[float]:
-    if policy.scale.combine == "sum":
-        return [round_half_up(s, policy.scale.decimals) for s in sums]
-    return [
-        round_half_up(min(max(d.base + s, d.min), d.max), policy.scale.decimals)
-        for d, s in zip(policy.dimensions, sums)
-    ]
-
-
 # -- measures --------------------------------------------------------------------------------
 
 
-def _measure_active(policy, measure: CompiledMeasure, score, tier, sums, listed, active_lists, at_us):
+def _measure_active(policy, measure: CompiledMeasure, score, tier, values, listed, active_lists, at_us):
     """(applies?, when it ends: None for no known end)."""
     if measure.unless_lists and listed.intersection(measure.unless_lists):
         return False, None
@@ -344,10 +356,10 @@ def _measure_active(policy, measure: CompiledMeasure, score, tier, sums, listed,
                 return False, None
             until = stop if until is None else min(until, stop)
         return True, until
-    return _condition_holds(policy, measure, score, tier, sums), None
+    return _condition_holds(policy, measure, score, tier, values), None
 
 
-def _condition_holds(policy, measure: CompiledMeasure, score, tier, sums) -> bool:
+def _condition_holds(policy, measure: CompiledMeasure, score, tier, values) -> bool:
     kind = measure.kind
     if kind == "tier":
         return tier in measure.tiers
@@ -355,25 +367,135 @@ def _condition_holds(policy, measure: CompiledMeasure, score, tier, sums) -> boo
         return score < measure.threshold
     if kind == "score_at_least":
         return score >= measure.threshold
-    value = _dimension_values(policy, sums)[measure.dimension]
+    value = round_half_up(values[measure.dimension], policy.scale.decimals)
     if kind == "dimension_below":
         return value < measure.threshold
     return value >= measure.threshold
 
 
-def _lifts_at(policy, measure, contributions, spells, at_us) -> int | None:
+def _lifts_at(policy, measure, events, contributions, spells, at_us) -> int | None:
     """When a score-based measure stops by itself, as records expire, if no new event comes."""
-    ends = sorted({c.until_us for c in contributions if c.status == "counts" and c.until_us is not None})
-    ends = [t for t in ends if t > at_us][:_LOOKAHEAD]
+    ends = {c.until_us for c in contributions if c.status == "counts" and c.until_us is not None}
+    if policy.rating_dimensions and policy.hold_negative is not None:
+        ends.update(policy.hold_negative.after(e.occurred_us) for e in events if e.type == policy.ratings.event)
+    ends = sorted(t for t in ends if t > at_us)[:_LOOKAHEAD]
     for instant in ends:
         sums, caps = _sums(policy, contributions, instant)
-        score = combine(policy, sums, caps)
+        later = _ChangePoints(instant)
+        ratings = _ratings(policy, events, contributions, instant, later)
+        values = dimension_values(policy, sums, _aggregates(policy, events, ratings, instant, later))
+        score = combine(policy, values, caps)
         listed = {s.list_id for s in spells if s.active_at(instant)}
         if measure.unless_lists and listed.intersection(measure.unless_lists):
             return instant
-        if not _condition_holds(policy, measure, score, policy.tier_for(score), sums):
+        if not _condition_holds(policy, measure, score, policy.tier_for(score), values):
             return instant
     return None
+
+
+# -- ratings and other aggregates ------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Rating:
+    """One rating the subject received, as it stands at the time asked about."""
+
+    seq: int
+    rater: str
+    stars: int
+    occurred_us: int
+    category: str | None
+    interaction: str
+    review: str | None
+    weight: float  # fixed at ingest from the rater's standing then
+    why: str  # how that weight was set, in words
+    multiplier: float  # penalty mode: negative ratings received during it count more
+    status: str  # counts | held | disputed
+    hold_until: int | None
+    replies: list[tuple[int, str]]
+
+    @property
+    def effective_weight(self) -> float:
+        return self.weight * self.multiplier
+
+
+def _ratings(policy: Policy, events: list[Entry], contributions: list[Contribution], at_us: int,
+             clock: "_ChangePoints") -> list[Rating]:
+    """The ratings received up to `at_us`: weight, penalty multiplier, hold and dispute status."""
+    spec = policy.ratings
+    if spec is None or not policy.rating_dimensions:
+        return []
+    penalties = [
+        (c.occurred_us, c.until_us, c.rule.negative_rating_multiplier)
+        for c in contributions
+        if c.rule.negative_rating_multiplier and c.status != "capped"
+    ]
+    disputes: dict[int, int] = {}
+    replies: dict[int, list[tuple[int, str]]] = {}
+    for event in events:
+        if event.occurred_us > at_us:
+            continue
+        if event.type == "peer.review_disputed":
+            disputes.setdefault(event.attributes.get("entry"), event.occurred_us)
+        elif event.type == "peer.review_reply":
+            replies.setdefault(event.attributes.get("entry"), []).append((event.seq, event.attributes.get("text", "")))
+    hold = policy.hold_negative
+    ratings = []
+    for event in events:
+        if event.type != spec.event or event.occurred_us > at_us:
+            continue
+        attributes = event.attributes
+        stars = attributes["stars"]
+        negative = stars <= spec.negative_at_most
+        multiplier = 1.0
+        if negative:
+            for start, end, factor in penalties:
+                if start <= event.occurred_us and (end is None or event.occurred_us < end):
+                    multiplier = max(multiplier, factor)
+        status, hold_until = "counts", None
+        if negative and hold is not None:
+            hold_until = hold.after(event.occurred_us)
+            clock.add(hold_until)
+            disputed_at = disputes.get(event.seq)
+            if disputed_at is not None and disputed_at < hold_until:
+                status = "disputed"
+            elif at_us < hold_until:
+                status = "held"
+        derived = event.derived or {}
+        ratings.append(Rating(
+            event.seq, attributes["rater"], stars, event.occurred_us, attributes.get("category"),
+            attributes["interaction"], attributes.get("review"), float(derived.get("weight", 1.0)),
+            derived.get("why", "every rating weighs 1"), multiplier, status, hold_until, replies.get(event.seq, []),
+        ))
+    return ratings
+
+
+def _aggregates(policy: Policy, events: list[Entry], ratings: list[Rating], at_us: int,
+                clock: "_ChangePoints") -> list[float | None]:
+    """Per dimension: the rating mean or latest value it starts from (None: a points dimension)."""
+    aggregates: list[float | None] = [None] * len(policy.dimensions)
+    for dim in policy.rating_dimensions:
+        counted = [r for r in ratings if r.status == "counts" and (dim.category is None or r.category == dim.category)]
+        if dim.window is not None:
+            counted = counted[-dim.window:]  # ratings are in time order: the last N count
+        total = dim.prior_mean * dim.prior_weight
+        weights = dim.prior_weight
+        for rating in counted:
+            weight = rating.effective_weight
+            if dim.half_life_us:
+                weight *= 0.5 ** ((at_us - rating.occurred_us) / dim.half_life_us)
+            total += weight * rating.stars
+            weights += weight
+        aggregates[dim.index] = total / weights if weights > 0 else dim.prior_mean
+    for index, event_type, attribute, lifetime in policy.latest_dimensions:
+        for event in reversed(events):
+            if event.type == event_type and event.occurred_us <= at_us and attribute in event.attributes:
+                until = lifetime.after(event.occurred_us)
+                clock.add(until)
+                if at_us < until:
+                    aggregates[index] = float(event.attributes[attribute])
+                break
+    return aggregates
 
 
 # -- reasons ---------------------------------------------------------------------------------

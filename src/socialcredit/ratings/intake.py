@@ -1,0 +1,153 @@
+"""Ratings at the ingest boundary: who may rate whom, abuse limits, and the rater's weight.
+
+A rating's weight is fixed here, once, from the rater's standing as the registry knew it
+before the batch, and stored with the entry (so the Merkle tree covers it and a replay sees
+the same weight). That keeps every standing a cheap, non-recursive fold of its own entries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .._time import US_PER_SECOND, format_day, period_start
+from ..ledger.entries import EVENT, VOID, Entry
+from ..ledger.ingest import ValidEvent
+from ..policy.compiled import Policy
+from ..scoring.fold import fold, round_half_up
+
+OPT_IN = "peer.opt_in"
+OPT_OUT = "peer.opt_out"
+_DAY_US = 86_400 * US_PER_SECOND
+
+
+@dataclass
+class Assessment:
+    derived: dict[int, dict]  # index in the batch → what the registry fixes in the entry
+    errors: dict[int, str]  # index in the batch → why the rating is refused
+
+
+def assess(policy: Policy, store, conn, batch: list[ValidEvent]) -> Assessment:
+    """Check every rating in `batch` (in order) and fix the weight of the acceptable ones."""
+    spec = policy.ratings
+    result = Assessment({}, {})
+    if spec is None:
+        return result
+    ratings = [(i, e) for i, e in enumerate(batch) if e.type == spec.event]
+    if not ratings:
+        return result
+    people = {e.attributes["rater"] for _, e in ratings} | {e.subject for _, e in ratings}
+    histories = {s: _live(h) for s, h in store.entries_for_subjects(sorted(people), conn).items()}
+    enrolment = _Enrolment(histories, batch)
+    seen_interactions: dict[tuple[str, str, str], int] = {}
+    given_today: dict[tuple[str, int], int] = {}
+    weights = _Weights(policy, store, conn, histories)
+    for index, event in ratings:
+        rater, ratee = event.attributes["rater"], event.subject
+        interaction = event.attributes["interaction"]
+        when = event.occurred_us
+        if rater == ratee:
+            result.errors[index] = "a subject cannot rate themself"
+            continue
+        if not enrolment.enrolled(rater, when, index):
+            result.errors[index] = f"the rater has not opted in to rating ({OPT_IN}) or has opted out"
+            continue
+        if spec.ratee_consent and not enrolment.enrolled(ratee, when, index):
+            result.errors[index] = f"the rated subject has not consented to be rated (no {OPT_IN})"
+            continue
+        earlier = _earlier_rating(histories.get(ratee, []), spec.event, rater, interaction)
+        key = (rater, ratee, interaction)
+        if earlier is not None or key in seen_interactions:
+            where = f"entry #{earlier}" if earlier is not None else f"line {batch[seen_interactions[key]].line}"
+            result.errors[index] = f"this rater already rated this subject for interaction {interaction!r} ({where})"
+            continue
+        day = period_start(when, "P1D")
+        today = given_today.get((rater, day))
+        if today is None:
+            today = store.count_actor_events(conn, rater, spec.event, day, day + _DAY_US)
+        if today >= spec.daily_cap:
+            result.errors[index] = f"the rater reached the daily cap of {spec.daily_cap} ratings on {format_day(day)}"
+            continue
+        given_today[(rater, day)] = today + 1
+        seen_interactions[key] = index
+        result.derived[index] = weights.weigh(rater, when)
+    return result
+
+
+def _live(history: list[Entry]) -> list[Entry]:
+    voided = {e.target for e in history if e.kind == VOID}
+    return [e for e in history if e.kind == EVENT and e.seq not in voided]
+
+
+def _earlier_rating(history: list[Entry], rating_type: str, rater: str, interaction: str) -> int | None:
+    for entry in history:
+        if entry.type == rating_type and entry.attributes.get("rater") == rater and \
+                entry.attributes.get("interaction") == interaction:
+            return entry.seq
+    return None
+
+
+class _Enrolment:
+    """Opted in or out at a time: the latest opt event by then, the ledger's and the batch's."""
+
+    def __init__(self, histories: dict[str, list[Entry]], batch: list[ValidEvent]):
+        self._events: dict[str, list[tuple[int, int, bool]]] = {}
+        for subject, history in histories.items():
+            for entry in history:
+                if entry.type in (OPT_IN, OPT_OUT):
+                    self._events.setdefault(subject, []).append((entry.occurred_us, -1, entry.type == OPT_IN))
+        for position, event in enumerate(batch):
+            if event.type in (OPT_IN, OPT_OUT):
+                self._events.setdefault(event.subject, []).append((event.occurred_us, position, event.type == OPT_IN))
+
+    def enrolled(self, subject: str, at_us: int, position: int) -> bool:
+        # Opt events later in the batch than the rating do not count for it.
+        known = [e for e in self._events.get(subject, ()) if e[0] <= at_us and e[1] < position]
+        return max(known)[2] if known else False
+
+
+class _Weights:
+    """The rater's weight from their standing then, by the policy's documented formula."""
+
+    def __init__(self, policy: Policy, store, conn, histories: dict[str, list[Entry]]):
+        self.policy = policy
+        self.spec = policy.ratings
+        self.store = store
+        self.conn = conn
+        self.histories = histories
+        self._positivity: dict[str, tuple[int, int]] = {}
+
+    def weigh(self, rater: str, at_us: int) -> dict:
+        spec = self.spec.weight
+        standing = fold(self.policy, self.histories.get(rater, []), at_us, None, rater)
+        if spec.source == "score":
+            value, label = standing.score, "score"
+        else:
+            index = self.policy.dimension_index[spec.source]
+            value, label = standing.dimensions[index], f"{self.policy.dimensions[index].label.lower()}"
+        decimals = self.policy.scale.decimals
+        shown = f"{round_half_up(value, decimals):.{decimals}f}" if decimals else f"{value:g}"
+        if spec.buckets:
+            chosen = [b for b in spec.buckets if value >= b.at_least]
+            weight = chosen[-1].weight if chosen else 0.0
+            bucket = f"at least {chosen[-1].at_least:g}" if chosen else f"below {spec.buckets[0].at_least:g}"
+            why = [f"the rater's {label} was {shown} on {format_day(at_us)}: bucket {bucket} weighs {weight:g}"]
+        else:
+            weight, why = 1.0, ["every rating weighs 1"]
+        for list_id, factor in spec.discount_lists.items():
+            if any(s.list_id == list_id for s in standing.active_lists):
+                weight *= factor
+                why.append(f"the rater is on the {self.policy.lists[list_id].label}: ×{factor:g}")
+        if self.spec.positivity is not None:
+            positive, total = self._reviews(rater)
+            positivity = (positive + 1) / (total + 2)
+            factor = min(1.0, positivity / self.spec.positivity.neutral)
+            weight *= factor
+            why.append(f"reviewer positivity {positivity:.2f} ({positive} of {total} earlier reviews positive): ×{factor:.2f}")
+        return {"weight": round(weight, 6), "why": "; ".join(why), "rater_value": value}
+
+    def _reviews(self, rater: str) -> tuple[int, int]:
+        if rater not in self._positivity:
+            stars = self.store.actor_stars(self.conn, rater, self.spec.event)
+            positive = sum(1 for s in stars if s > self.spec.negative_at_most)
+            self._positivity[rater] = (positive, len(stars))
+        return self._positivity[rater]
