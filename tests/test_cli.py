@@ -472,8 +472,11 @@ def test_void_cancels_an_event_and_the_standing_goes_back(reg):
     assert (result["cancels"], result["void_entry"], result["size"]) == (1, 2, 3)
     assert reg.standing(ALICE, "--at", "2026-03-01")["score"] == 1000
     explained = reg.json("explain", ALICE, "--at", "2026-03-01")
-    texts = [e["text"] for item in explained["entries"] for e in item["effects"]]
-    assert "Cancelled by record #2: reported about the wrong person" in texts
+    cancelled = [item for item in explained["entries"] if item["effects"][0]["status"] == "voided"]
+    assert [(item["entry"], item["type"], item["occurred_at"][:10]) for item in cancelled] == [
+        (1, "traffic.violation", "2026-01-10")]
+    assert cancelled[0]["effects"][0]["text"] == (
+        "Cancelled by record #2: reported about the wrong person. It no longer counts.")
 
 
 def test_void_lifts_a_listing(china):

@@ -340,9 +340,6 @@ def test_pseudonym_matches_the_documented_construction() -> None:
 
 def test_pseudonyms_differ_by_kind_key_and_version() -> None:
     a, b = Pseudonymizer(KEY_A), Pseudonymizer(KEY_B)
-    # Valid as both kinds: as a person it is the username "91350100m000100y43".
-    ref = "91350100M000100Y43"
-    assert a.pseudonym(ref, "person") != a.pseudonym(ref, "organization")
     # 110105199001010299 is both a valid resident ID and a valid USCC, so it
     # normalizes to the same string under both kinds: only the kind separates them.
     both = "110105199001010299"
@@ -527,3 +524,16 @@ def test_load_key_directory_is_not_a_key_file(tmp_path: Path) -> None:
     os.chmod(tmp_path, 0o700)
     with pytest.raises(KeyFileError, match="not a regular file"):
         load_key(tmp_path, env={})
+
+
+def test_an_organization_code_given_as_a_person_is_refused() -> None:
+    # Filed as a username it would land on a person nobody looks up; the company stays clean.
+    with pytest.raises(IdentityError, match="is a unified social credit code: give the subject kind organization"):
+        normalize_reference("91350100M000100Y43", "person")
+
+
+def test_a_resident_id_given_as_an_organization_is_named_and_masked() -> None:
+    with pytest.raises(IdentityError) as error:
+        normalize_reference(GB_EXAMPLE_ID, "organization")
+    assert "is a resident identity number, not a unified social credit code" in str(error.value)
+    assert GB_EXAMPLE_ID not in str(error.value)

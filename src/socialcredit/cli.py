@@ -58,7 +58,7 @@ AtOption = Annotated[Optional[str], typer.Option("--at", help="The time asked ab
 
 
 def _fail(message: str, code: int = EXIT_ERROR):
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {_escape(message)}", highlight=False, markup=True, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -209,13 +209,17 @@ def standing(
 
 
 def _print_standing(result: dict) -> None:
-    out.print(f"[bold]Score {result['score']}[/]  tier [bold]{result['tier']}[/]   ({result['policy']['id']} {result['policy']['version']}, at {result['at']}, ledger size {result['known_at']})")
+    tier = f"  tier [bold]{_escape(str(result['tier']))}[/]" if result["tier"] is not None else ""
+    out.print(f"[bold]Score {result['score']}[/]{tier}   ({_escape(result['policy']['id'])} "
+              f"{_escape(result['policy']['version'])}, at {result['at'][:19]}Z, ledger size {result['known_at']})")
     if result["entries"] == 0:
         out.print("No records about this subject: the standing is the policy's starting point.")
     if len(result["dimensions"]) > 1:
         out.print("Dimensions: " + ", ".join(f"{k} {v}" for k, v in result["dimensions"].items()))
     for item in result["lists"]:
-        out.print(f"[red]Listed[/] on {item['list']} since {item['since'][:10]}" + (f" until {item['until'][:10]}" if item["until"] else " (no end date)"))
+        case = f" (case {_escape(item['case'])})" if item["case"] else ""
+        out.print(f"[red]Listed[/] on {_escape(item['list'])}{case} since {item['since'][:10]}"
+                  + (f" until {item['until'][:10]}" if item["until"] else " (no end date)"))
     if result["measures"]:
         table = Table("measure", "service", "effect", "until", title="Measures in force")
         for m in result["measures"]:
@@ -245,17 +249,20 @@ def explain(
     if as_json:
         _print_json(result)
         return
-    out.print(f"[bold]Score {result['score']}[/], tier [bold]{result['tier']}[/] under {result['policy']['id']} {result['policy']['version']}, at {result['at']}.")
+    tier = f", tier [bold]{_escape(str(result['tier']))}[/]" if result["tier"] is not None else ""
+    out.print(f"[bold]Score {result['score']}[/]{tier} under {_escape(result['policy']['id'])} "
+              f"{_escape(result['policy']['version'])}, at {result['at'][:19]}Z.")
     if not result["entries"]:
         out.print("There are no records about this subject.")
     for item in result["entries"]:
         when = (item["occurred_at"] or "")[:10]
-        out.print(f"[bold]#{item['entry']}[/] {when} {item['what']}", highlight=False)
+        out.print(f"[bold]#{item['entry']}[/] {when} {_escape(item['what'])}", highlight=False)
         for effect in item["effects"]:
-            out.print(f"    {effect['text']}", highlight=False)
+            out.print(f"    {_escape(effect['text'])}", highlight=False)
     for m in result["measures"]:
         until = f" until {m['until'][:10]}" if m["until"] else ""
-        out.print(f"[bold]{m['effect']}[/] {m['service']}{until}: {m['notice']} {m['remedy']}", highlight=False)
+        out.print(f"[bold]{m['effect']}[/] {m['service']}{until}: {_escape(m['notice'])} {_escape(m['remedy'])}",
+                  highlight=False)
 
 
 @app.command()
@@ -286,7 +293,7 @@ def check(
             if m["legal_basis"]:
                 out.print(f"  Legal basis: {_escape(m['legal_basis'])}", highlight=False)
         for reason in decision.reasons:
-            out.print(f"  • {reason['text']}", highlight=False)
+            out.print(f"  • {_escape(reason['text'])}", highlight=False)
     if not decision.allowed:
         raise typer.Exit(EXIT_DENIED)
 
@@ -305,8 +312,11 @@ def replay(
     else:
         same = "[green]same[/]" if result["same"] else "[red]DIFFERENT[/]"
         out.print(f"Decision {decision_id} on {result['service']} at {result['at']} (ledger size {result['ledger_size']}): {same}")
-        out.print(f"  logged:   {result['logged']}", highlight=False)
-        out.print(f"  replayed: {result['replayed']}", highlight=False)
+        for label in ("logged", "replayed"):
+            item = result[label]
+            measures = ", ".join(item["measures"]) or "no measure"
+            verdict = "allowed" if item["allowed"] else "denied"
+            out.print(f"  {label + ':':<9} {verdict}, effect {item['effect']}, {measures}", highlight=False)
     if not result["same"]:
         raise typer.Exit(1)
 
@@ -472,7 +482,7 @@ def verify(as_json: JsonFlag = False):
     else:
         out.print(f"[red]NOT OK[/]: {len(report.problems)} problem(s) in {report.entries} entries")
         for problem in report.problems:
-            out.print(f"  {problem['message']}", highlight=False)
+            out.print(f"  {_escape(problem['message'])}", highlight=False)
     if not report.ok:
         raise typer.Exit(1)
 
@@ -550,7 +560,7 @@ def policy_list(as_json: JsonFlag = False):
         _print_json(result)
     else:
         for item in result:
-            out.print(f"[bold]{item['id']}[/] {item['version']}: {item['title']}")
+            out.print(f"[bold]{item['id']}[/] {_escape(item['version'])}: {_escape(item['title'])}")
 
 
 @policy_app.command("show")
@@ -570,10 +580,10 @@ def policy_show(
         _print_json({**document, "digest": policy.digest})
         return
     meta = policy.document.policy
-    out.print(f"[bold]{meta.title}[/] ({policy.id} {policy.version}, digest {policy.digest[:16]}…)")
+    out.print(f"[bold]{_escape(meta.title)}[/] ({policy.id} {_escape(policy.version)}, digest {policy.digest[:16]}…)")
     out.print(meta.summary, highlight=False)
     for note in meta.approximations:
-        out.print(f"  approximation: {note}", highlight=False)
+        out.print(f"  approximation: {_escape(note)}", highlight=False)
     rules = Table("rule", "event", "points", "lifetime", "cap", title="Rules")
     for r in policy.document.rules:
         cap = f"{r.max_per.count}/{r.max_per.period}" if r.max_per else ""
@@ -583,7 +593,7 @@ def policy_show(
     if policy.tiers:
         out.print("Tiers: " + ", ".join(f"{t.id} ≥ {t.min:g}" if t.min is not None else f"{t.id} below" for t in policy.tiers))
     for spec in policy.document.lists:
-        out.print(f"List [bold]{spec.id}[/]: {spec.label}", highlight=False)
+        out.print(f"List [bold]{spec.id}[/]: {_escape(spec.label)}", highlight=False)
     measures = Table("measure", "when", "service", "effect", title="Measures")
     for m in policy.document.measures:
         when = {k: v for k, v in m.when.model_dump().items() if v not in (None, [])}

@@ -29,7 +29,7 @@ from ._time import format_instant, now_us, parse_instant
 from .decide import Decision, decide
 from .ledger import merkle
 from .ledger.entries import EVENT, POLICY, VOID, Entry, attributes_json, canonical_json, stored_event_content
-from .ledger.identity import Pseudonymizer, create_key_file, load_key
+from .ledger.identity import KeyFileError, Pseudonymizer, create_key_file, load_key
 from .ledger.ingest import InputError, ValidEvent, Validator
 from .ledger.store import Checkpoint, Store, StoreError, entry_row
 from .policy.compiled import Policy
@@ -125,9 +125,11 @@ def key_path_for(url: str) -> Path:
 
 
 class Registry:
-    def __init__(self, store: Store, pseudonymizer: Pseudonymizer, principal: str = "library"):
+    def __init__(self, store: Store, pseudonymizer: Pseudonymizer | None, principal: str = "library",
+                 key_problem: Exception | None = None):
         self.store = store
-        self.pseudonymizer = pseudonymizer
+        self._pseudonymizer = pseudonymizer
+        self._key_problem = key_problem
         self.principal = principal
         self._decision_prefix = secrets.token_hex(5)
         self._decision_counter = 0
@@ -166,17 +168,28 @@ class Registry:
     def open(cls, url: str = DEFAULT_URL, key_file: Path | None = None, principal: str = "library") -> "Registry":
         store = Store.open(url)
         try:
-            pseudonymizer = load_key(key_file or key_path_for(url))
+            try:
+                pseudonymizer, problem = load_key(key_file or key_path_for(url)), None
+            except KeyFileError as exc:
+                # An auditor with a copy of the ledger but not the secret key can still
+                # verify it, prove entries and replay decisions; naming a subject needs the key.
+                pseudonymizer, problem = None, exc
             expected = store.meta().get("key_fingerprint")
-            if expected and expected != pseudonymizer.fingerprint:
+            if pseudonymizer is not None and expected and expected != pseudonymizer.fingerprint:
                 raise RegistryError(
                     "the pseudonym key does not belong to this registry (its fingerprint differs); "
                     "use the key file created by `socialcredit init`"
                 )
-            return cls(store, pseudonymizer, principal)
+            return cls(store, pseudonymizer, principal, problem)
         except Exception:
             store.close()
             raise
+
+    @property
+    def pseudonymizer(self) -> Pseudonymizer:
+        if self._pseudonymizer is None:
+            raise self._key_problem or RegistryError("this registry has no pseudonym key")
+        return self._pseudonymizer
 
     def close(self) -> None:
         self.flush()
@@ -706,7 +719,7 @@ class Registry:
         size = self._check_known_at(size) or self.store.size()
         if not 0 <= seq < size:
             raise RegistryError(f"entry #{seq} is not in a ledger of size {size}")
-        leaves = self.store.leaf_hashes(size)
+        leaves = self._leaves(size)
         return {
             "seq": seq,
             "size": size,
@@ -719,7 +732,7 @@ class Registry:
         new_size = self._check_known_at(new_size) or self.store.size()
         if not 0 <= old_size <= new_size:
             raise RegistryError(f"old size {old_size} must be between 0 and {new_size}")
-        leaves = self.store.leaf_hashes(new_size)
+        leaves = self._leaves(new_size)
         return {
             "old_size": old_size,
             "new_size": new_size,
@@ -727,6 +740,13 @@ class Registry:
             "new_root": merkle.root(leaves).hex(),
             "proof": [h.hex() for h in merkle.consistency_proof(leaves, old_size)],
         }
+
+    def _leaves(self, size: int) -> list[bytes]:
+        leaves = self.store.leaf_hashes(size)
+        if len(leaves) != size:
+            raise RegistryError(f"the ledger holds {len(leaves)} entries below size {size}: entries are missing; "
+                                "run `socialcredit verify`")
+        return leaves
 
     def verify(self, progress: Callable[[int], None] | None = None) -> VerifyReport:
         """Recompute every leaf and every checkpoint root from the stored entries."""

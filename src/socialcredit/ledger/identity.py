@@ -176,6 +176,12 @@ def _normalize_organization(ref: str) -> str:
             )
     expected = _uscc_check(code[:17])
     if code[17] != expected:
+        if _looks_like_resident_id(code) and _resident_check(code[:17]) == code[17]:
+            # A person's ID given as an organization: say so, and never echo it.
+            raise IdentityError(
+                f"{_mask(code)} is a resident identity number, not a unified social credit code "
+                "(give the subject kind person)"
+            )
         raise IdentityError(
             f"unified social credit code {code} has a wrong check character: expected {expected}"
         )
@@ -320,6 +326,13 @@ def normalize_reference(ref: str, kind: SubjectKind) -> str:
     stripped = unicodedata.normalize("NFKC", ref).strip()
     if _looks_like_resident_id(stripped):
         return _normalize_resident_id(stripped)
+    if len(stripped) == 18 and is_valid_uscc(stripped):
+        # An organization's code is not a username: storing it as one would file the
+        # company's records under a person nobody will ever look up.
+        raise IdentityError(
+            f"{stripped.upper()} is a unified social credit code: give the subject kind organization "
+            "(subject_kind in an event, --kind organization on the command line)"
+        )
     return _normalize_username(stripped)
 
 

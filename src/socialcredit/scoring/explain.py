@@ -223,25 +223,49 @@ def explain_entries(standing: Standing) -> list[dict]:
             label = policy.lists[spell.list_id].label
             item["effects"].append({"status": "delisted", "list": spell.list_id, "text": f"Took you off the {label}."})
         for spell in standing.spells:
+            for seq, until in spell.extensions:
+                if seq == event.seq:
+                    label = policy.lists[spell.list_id].label
+                    item["effects"].append({"status": "extended", "list": spell.list_id,
+                                            "text": f"Extended your stay on the {label} to {_day(until)}."})
+        for spell in standing.spells:
             if event.seq in spell.refused_exits:
                 item["effects"].append(
                     {"status": "too-early", "list": spell.list_id,
                      "text": "Asked to end a listing before its minimum period had passed; the listing stays."}
                 )
         if not item["effects"]:
+            item["effects"].extend(_unmatched_list_effects(policy, event))
+        if not item["effects"]:
             item["effects"].append({"status": "no-effect", "text": "Recorded; it does not change anything under this policy."})
         items.append(item)
-    for target, void in sorted(standing.voided.items()):
+    for event in standing.cancelled:
+        void = standing.voided[event.seq]
+        described = policy.event_types[event.type].description if event.type in policy.event_types else event.type
         items.append(
             {
-                "entry": target,
-                "type": None,
-                "occurred_at": None,
-                "what": "cancelled record",
-                "effects": [{"status": "voided", "text": f"Cancelled by record #{void.seq}: {void.reason}"}],
+                "entry": event.seq,
+                "type": event.type,
+                "occurred_at": format_instant(event.occurred_us),
+                "what": f"{described} (cancelled)",
+                "effects": [{"status": "voided", "text": f"Cancelled by record #{void.seq}: {void.reason}. It no longer counts."}],
             }
         )
     return items
+
+
+def _unmatched_list_effects(policy: Policy, event) -> list[dict]:
+    """A leave or extend event that found no listing in force: say so, naming the case."""
+    effects = []
+    for trigger in policy.list_triggers_by_event.get(event.type, ()):
+        if trigger.action == "enter":
+            continue
+        case = event.attributes.get(trigger.case_attribute) if trigger.case_attribute else None
+        label = policy.lists[trigger.list_id].label
+        for_case = f" for case {case}" if case else ""
+        effects.append({"status": "no-listing", "list": trigger.list_id,
+                        "text": f"You were not on the {label}{for_case} at the time: this changed nothing."})
+    return effects
 
 
 def _period_words(period: str | None) -> str:

@@ -54,6 +54,7 @@ class Spell:
     extended: int = 0
     cap_us: int | None = None
     refused_exits: list[int] = field(default_factory=list)
+    extensions: list[tuple[int, int]] = field(default_factory=list)  # (entry, new end)
 
     def active_at(self, instant: int) -> bool:
         return self.since_us <= instant and (self.until_us is None or instant < self.until_us)
@@ -96,6 +97,7 @@ class Standing:
     ratings: list["Rating"]
     events: list[Entry]
     voided: dict[int, Entry]
+    cancelled: list[Entry]
     valid_from_us: int | None
     valid_until_us: int | None  # None: nothing known will change it
     cacheable: bool
@@ -110,6 +112,7 @@ def fold(policy: Policy, entries: list[Entry], at_us: int, known_at: int | None 
     """The standing of one subject (all `entries` are its own), at `at_us`, as known at `known_at`."""
     known = entries if known_at is None else [e for e in entries if e.seq < known_at]
     voided = {e.target: e for e in known if e.kind == VOID}
+    cancelled = [e for e in known if e.kind == EVENT and e.seq in voided]
     events = sorted(
         (e for e in known if e.kind == EVENT and e.seq not in voided),
         key=lambda e: (e.occurred_us, e.seq),
@@ -162,6 +165,7 @@ def fold(policy: Policy, entries: list[Entry], at_us: int, known_at: int | None 
         ratings=ratings,
         events=events,
         voided=voided,
+        cancelled=cancelled,
         valid_from_us=clock.before,
         valid_until_us=clock.after,
         cacheable=not decaying,
@@ -203,7 +207,7 @@ def _list_spells(policy: Policy, events: list[Entry], at_us: int, clock: "_Chang
                 spells.append(spell)
                 open_by_case[slot] = spell
             elif current is None:
-                continue  # leaving or extending a listing that is not in force changes nothing
+                continue  # leaving or extending a listing that is not in force changes nothing (explain says so)
             elif trigger.action == "leave":
                 if trigger.not_before and event.occurred_us < trigger.not_before.after(current.since_us):
                     current.refused_exits.append(event.seq)
@@ -223,6 +227,7 @@ def _list_spells(policy: Policy, events: list[Entry], at_us: int, clock: "_Chang
                 if until > current.until_us:
                     current.until_us = until
                     current.extended += 1
+                    current.extensions.append((event.seq, until))
     for spell in spells:
         clock.add(spell.since_us)
         if spell.until_us is not None:

@@ -163,7 +163,8 @@ def _print(console: Console, report: dict, policy) -> None:
     if report["lists"]:
         console.print("On lists now: " + ", ".join(f"{name} {count:,}" for name, count in report["lists"].items()))
     sample = report["sample"]
-    console.print(f"\n[bold]One resident[/] ({sample['ref']}): score {sample['score']}, tier {sample['tier']}.")
+    tier = f", tier {sample['tier']}" if sample["tier"] is not None else ""
+    console.print(f"\n[bold]One resident[/] ({sample['ref']}): score {sample['score']}{tier}.")
     for reason in sample["reasons"]:
         console.print(f"  • {escape(reason['text'])}", highlight=False)
     for measure in sample["measures"]:
