@@ -254,7 +254,7 @@ def test_policy_activate_of_a_bad_file_writes_nothing(reg):
 
 def test_a_missing_database_says_to_run_init(tmp_path):
     result = Registry(tmp_path).run("standing", "alice")
-    assert_user_error(result, "socialcredit init")
+    assert_user_error(result, "r.db init`")
     assert list(tmp_path.iterdir()) == []  # nothing created
 
 

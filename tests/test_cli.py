@@ -157,7 +157,7 @@ def test_init_twice_is_refused_with_a_one_line_error(reg):
     assert isinstance(result.exception, SystemExit)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:")
-    assert "already exists" in lines[0]
+    assert lines[0].endswith("r.db already holds a registry")
     assert (reg.folder / "r.db.key").read_bytes() == key_before
     assert reg.json("root") == root_before
 
@@ -553,3 +553,12 @@ def test_demo_with_a_seed_shows_the_same_sample_resident_and_checks(two_demos):
         (two["sample"]["reference_for_cli"], two["sample"]["score"])
     assert [(c["reference_for_cli"], c["service"], c["allowed"]) for c in one["checks"]] == \
         [(c["reference_for_cli"], c["service"], c["allowed"]) for c in two["checks"]]
+
+
+def test_a_service_no_measure_knows_is_allowed_with_a_warning(china):
+    typo = china.run("check", DEFAULTER, "transprt.air", "--at", "2026-03-01", "--json")
+    assert typo.exit_code == 0
+    assert json.loads(typo.stdout)["service_known"] is False
+    assert "warning: no measure of the china-judgment-defaulters policy covers transprt.air" in typo.stderr
+    known = china.run("check", DEFAULTER, "transport.rail.regular", "--at", "2026-03-01", "--json")
+    assert json.loads(known.stdout)["service_known"] is True and "warning" not in known.stderr

@@ -149,6 +149,8 @@ def ingest(
         stream, total, label = sys.stdin, None, "<stdin>"
     else:
         path = Path(file)
+        if path.is_dir():
+            raise RegistryError(f"{file}: is a folder; give an events file")
         if not path.is_file():
             raise RegistryError(f"{file}: no such file")
         # utf-8-sig: a CSV saved by a spreadsheet starts with a byte-order mark.
@@ -281,7 +283,12 @@ def check(
         raise RegistryError(f"{service!r} is not a service name (dotted lower-case words, e.g. transport.air)")
     with _open() as registry:
         decision = registry.check(ref, service, kind=_kind(kind), at=at)
+        known = registry.policy.knows_service(service)
     result = decision.to_dict()
+    result["service_known"] = known
+    if not known:
+        err.print(f"warning: no measure of the {_escape(registry.policy.id)} policy covers {_escape(service)} or a "
+                  "service above or below it; check the spelling", highlight=False, soft_wrap=True)
     if as_json:
         _print_json(result)
     else:
@@ -509,7 +516,8 @@ def prove(
     """An RFC 9162 inclusion proof that the entry is in the ledger."""
     with _open() as registry:
         result = registry.inclusion_proof(entry, size)
-    _print_proof(result, as_json, f"entry #{entry} in tree of size {result['size']} with root {result['root']}")
+    _print_proof(result, as_json, f"entry #{entry} (leaf hash {result['leaf_hash']}) is in the tree of size "
+                                  f"{result['size']} with root {result['root']}; audit path:")
 
 
 @app.command()

@@ -150,10 +150,11 @@ class Registry:
         chosen = policy if isinstance(policy, Policy) else load_policy(policy)
         key_file = key_file or key_path_for(url)
         from_env = bool(os.environ.get("SOCIALCREDIT_KEY"))
-        if not from_env and key_file.exists():
-            raise RegistryError(f"{key_file} already exists: refusing to replace a registry's key")
         store = Store.open(url, create=True)
         try:
+            store.ensure_empty()
+            if not from_env and key_file.exists():
+                raise RegistryError(f"{key_file} already exists: refusing to replace a registry's key")
             store.initialize({"created_at": format_instant(now_us())})
             pseudonymizer = load_key(None) if from_env else create_key_file(key_file)
             store.set_meta("key_fingerprint", pseudonymizer.fingerprint)

@@ -79,7 +79,7 @@ class Store:
             if not path or path == ":memory:":
                 raise StoreError("an in-memory SQLite database cannot hold a registry; give a file")
             if not create and not Path(path).exists():
-                raise StoreError(f"no registry at {path}: run `socialcredit init` first")
+                raise StoreError(f"no registry at {path}: create one with `socialcredit --db {url} init`")
             if create and not Path(path).parent.exists():
                 raise StoreError(f"cannot create {path}: folder {Path(path).parent} does not exist")
             engine = create_engine(url)
@@ -149,13 +149,7 @@ class Store:
 
         try:
             with self.engine.begin() as conn:
-                existing = conn.dialect.has_table(conn, "meta")
-                if existing:
-                    raise StoreError(f"{describe_url(self.url)} already holds a registry")
-                if self.dialect == "sqlite":
-                    has_tables = conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar()
-                    if has_tables:
-                        raise StoreError(f"{describe_url(self.url)} is another program's database; not touching it")
+                self._refuse_unless_empty(conn)
                 command.upgrade(self._alembic_config(conn), "head")
                 rows = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta}
                 conn.execute(tables.meta.insert(), [{"name": k, "value": v} for k, v in rows.items()])
@@ -170,6 +164,22 @@ class Store:
             if "file is not a database" in str(exc):
                 raise StoreError(f"{describe_url(self.url)} is not a SQLite database (another program's file?)") from None
             raise
+
+    def ensure_empty(self) -> None:
+        """Refuse, before anything is written, a database that already holds something."""
+        try:
+            with self.engine.connect() as conn:
+                self._refuse_unless_empty(conn)
+        except DatabaseError as exc:
+            if "file is not a database" in str(exc):
+                raise StoreError(f"{describe_url(self.url)} is not a SQLite database (another program's file?)") from None
+            raise
+
+    def _refuse_unless_empty(self, conn: Connection) -> None:
+        if conn.dialect.has_table(conn, "meta"):
+            raise StoreError(f"{describe_url(self.url)} already holds a registry")
+        if self.dialect == "sqlite" and conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar():
+            raise StoreError(f"{describe_url(self.url)} is another program's database; not touching it")
 
     def set_meta(self, name: str, value: str) -> None:
         with self.engine.begin() as conn:

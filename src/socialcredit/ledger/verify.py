@@ -40,8 +40,8 @@ def verify_ledger(store: Store, progress: Callable[[int], None] | None = None):
         count += 1
         if seq != expected:
             if seq > expected:
-                missing = f"#{expected}" if seq == expected + 1 else f"#{expected} to #{seq - 1}"
-                problem("deleted", expected, f"entries {missing} are missing (deleted)")
+                missing = f"entry #{expected} is" if seq == expected + 1 else f"entries #{expected} to #{seq - 1} are"
+                problem("deleted", expected, f"{missing} missing (deleted)")
             expected = seq
         _check_entry(row, problem)
         frontier.append(merkle.leaf_hash(body.encode("utf-8")))

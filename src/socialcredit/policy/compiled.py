@@ -191,6 +191,16 @@ class Policy:
                 return tier.min
         return None
 
+    def knows_service(self, service: str) -> bool:
+        """Whether any measure is about this service, one above it or one below it.
+
+        A service no measure mentions is simply allowed; this tells a typo from that.
+        """
+        return any(
+            service == m.service or service.startswith(m.service + ".") or m.service.startswith(service + ".")
+            for m in self.measures
+        )
+
     def measures_for_service(self, service: str) -> tuple[CompiledMeasure, ...]:
         """Measures that govern `service`: those on it or on any service above it.
 

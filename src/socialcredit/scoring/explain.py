@@ -45,9 +45,15 @@ def reason_text(policy: Policy, reason: tuple) -> str:
             f"{rule.describe} (record #{seq}, {_day(occurred_us)}); this {until}."
         )
     return (
-        f"{_signed(points, decimals)} {policy.scale.unit}: {rule.describe} "
+        f"{_signed(points, decimals)} {_unit(policy, points)}: {rule.describe} "
         f"(record #{seq}, {_day(occurred_us)}); {until}."
     )
+
+
+def _unit(policy: Policy, amount: float) -> str:
+    """`points`, but `1 point`."""
+    unit = policy.scale.unit
+    return unit[:-1] if abs(amount) == 1 and unit.endswith("s") else unit
 
 
 def reason_dict(policy: Policy, reason: tuple) -> dict:
@@ -205,7 +211,7 @@ def explain_entries(standing: Standing) -> list[dict]:
                 if c.rule.score_cap is not None and not c.rule.points:
                     text = f"Holds your score at {_number(c.rule.score_cap, decimals)} or lower {until}."
                 else:
-                    text = f"{_signed(c.points, decimals)} {policy.scale.unit} ({c.rule.describe}), counts {until}."
+                    text = f"{_signed(c.points, decimals)} {_unit(policy, c.points)} ({c.rule.describe}), counts {until}."
             elif c.status == "expired":
                 text = f"No longer counts: it stopped counting on {_day(c.until_us)}."
             else:
