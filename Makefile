@@ -21,6 +21,7 @@ test: $(BIN)/socialcredit
 bench: $(BIN)/socialcredit
 	$(BIN)/python bench/bench_ingest.py
 	$(BIN)/python bench/bench_check.py
+	$(BIN)/python bench/bench_trust.py
 
 docs: $(BIN)/socialcredit
 	$(BIN)/python docs/generate_cli_docs.py

@@ -33,3 +33,10 @@ def test_check_bench_logs_every_decision_and_agrees_with_its_anchor():
     assert result["mismatches"] == 0
     assert result["all_logged"] is True and result["logged"] == result["expected_logged"]
     assert 0 < result["denied_share"] < 1
+
+
+def test_trust_bench_agrees_with_networkx():
+    result = _run("bench_trust.py")
+    assert result["bench"] == "trust"
+    assert result["max_difference_on_sample"] < 1e-9
+    assert result["iterations"] > 1 and result["networkx_sample_ratings"] > 0
