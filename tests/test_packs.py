@@ -231,3 +231,15 @@ def test_sesame_court_listing_lowers_the_score_and_bans_until_fulfilled():
     # The mark stays five years after payment.
     assert fold(sesame, paid, at("2031-05-31"), None, "s").score < base
     assert fold(sesame, paid, at("2031-06-01"), None, "s").score == base
+
+
+def test_rongcheng_counts_calendar_months_in_china_time():
+    # 00:00 on 1 March in Rongcheng is still February in UTC: the monthly cap is Chinese.
+    history = entries(("finance.bank_arrears", "2026-03-01T00:00:00+08:00", {}),
+                      ("finance.bank_arrears", "2026-03-20T00:00:00+08:00", {}))
+    standing = fold(rongcheng, history, at("2026-04-01"), None, "s")
+    assert standing.score == 990
+    assert [c.status for c in standing.contributions] == ["counts", "capped"]
+    from socialcredit.scoring.explain import summarize
+
+    assert "(record #1, 2026-03-01)" in summarize(standing)["reasons"][0]["text"]

@@ -12,7 +12,8 @@ import re
 import time
 from dataclasses import dataclass
 from functools import lru_cache
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 US_PER_SECOND = 1_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -80,8 +81,21 @@ def format_instant(instant: int) -> str:
     return f"{_date_of_day(day)}T{_time_of_day(seconds)}Z"
 
 
-def format_day(instant: int) -> str:
-    return _date_of_day(instant // _US_PER_DAY)
+def format_day(instant: int, zone: tzinfo | None = None) -> str:
+    """The calendar date of an instant, in `zone` (UTC when none is given)."""
+    if zone is None or zone is timezone.utc:
+        return _date_of_day(instant // _US_PER_DAY)
+    return datetime.fromtimestamp(instant / US_PER_SECOND, zone).strftime("%Y-%m-%d")
+
+
+def zone_named(name: str) -> tzinfo:
+    """An IANA time zone (`Asia/Shanghai`), or UTC; raises TimeFormatError for an unknown name."""
+    if name.upper() == "UTC":
+        return timezone.utc
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise TimeFormatError(f"{name!r} is not a known time zone (e.g. UTC, Asia/Shanghai)") from None
 
 
 @lru_cache(maxsize=86_400)
@@ -179,13 +193,37 @@ def _days_in_month(year: int, month: int) -> int:
     return (date(year, month + 1, 1) - date(year, month, 1)).days
 
 
-def period_start(instant: int, period: str) -> int:
-    """Start of the calendar period (`P1D`, `P1W`, `P1M`, `P1Y`, UTC) that holds `instant`.
+def period_start(instant: int, period: str, zone: tzinfo | None = None) -> int:
+    """Start of the calendar period (`P1D`, `P1W`, `P1M`, `P1Y`) that holds `instant`, in `zone`.
 
     Caps count events per calendar period because "at most 2 a month" is what a resident
-    can check on a calendar; a rolling window is not.
+    can check on a calendar; a rolling window is not. The calendar is the policy's own
+    (Rongcheng's month starts at midnight in China, not in Greenwich).
     """
-    return _period_start_of_day(instant // _US_PER_DAY, period)
+    if zone is None or zone is timezone.utc:
+        return _period_start_of_day(instant // _US_PER_DAY, period)
+    # Every real zone's offset is a whole number of quarter hours, so local period
+    # boundaries fall on quarter hours in UTC too: cache by quarter hour.
+    return _local_period_start(instant // _US_PER_QUARTER_HOUR, period, zone)
+
+
+_US_PER_QUARTER_HOUR = 900 * US_PER_SECOND
+
+
+@lru_cache(maxsize=65_536)
+def _local_period_start(quarter: int, period: str, zone: tzinfo) -> int:
+    local = datetime.fromtimestamp(quarter * 900, zone)
+    if period == "P1D":
+        start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    elif period == "P1W":
+        start = datetime.combine(local.date() - timedelta(days=local.weekday()), datetime.min.time(), zone)
+    elif period == "P1M":
+        start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    elif period == "P1Y":
+        start = local.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
+    else:
+        raise TimeFormatError(f"{period!r} is not a calendar period (P1D, P1W, P1M or P1Y)")
+    return to_us(start)
 
 
 @lru_cache(maxsize=65_536)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from .._time import Duration
+from .._time import Duration, zone_named
 from .schema import Attribute, Match, PolicyDocument
 
 
@@ -109,6 +109,7 @@ class Policy:
         self.digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
         self.id = document.policy.id
         self.version = document.policy.version
+        self.zone = zone_named(document.policy.timezone)
         self.scale = document.scale
         self.dimensions = tuple(document.dimensions)
         self.dimension_index = {d.id: i for i, d in enumerate(self.dimensions)}

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .._time import CALENDAR_PERIODS, Duration, TimeFormatError
+from .._time import CALENDAR_PERIODS, Duration, TimeFormatError, zone_named
 
 SubjectKind = Literal["person", "organization"]
 Scalar = str | int | float | bool
@@ -72,6 +72,17 @@ class Meta(_Model):
     summary: str = ""
     sources: list[str] = []
     approximations: list[str] = []
+    # The calendar the policy counts in: caps per month, the dates in explanations.
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            zone_named(value)
+        except TimeFormatError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
 
 class Attribute(_Model):

@@ -60,12 +60,12 @@ def assess(policy: Policy, store, conn, batch: list[ValidEvent]) -> Assessment:
             where = f"entry #{earlier}" if earlier is not None else f"line {batch[seen_interactions[key]].line}"
             result.errors[index] = f"this rater already rated this subject for interaction {interaction!r} ({where})"
             continue
-        day = period_start(when, "P1D")
+        day = period_start(when, "P1D", policy.zone)
         today = given_today.get((rater, day))
         if today is None:
             today = store.count_actor_events(conn, rater, spec.event, day, day + _DAY_US)
         if today >= spec.daily_cap:
-            result.errors[index] = f"the rater reached the daily cap of {spec.daily_cap} ratings on {format_day(day)}"
+            result.errors[index] = f"the rater reached the daily cap of {spec.daily_cap} ratings on {format_day(day, policy.zone)}"
             continue
         given_today[(rater, day)] = today + 1
         seen_interactions[key] = index
@@ -130,7 +130,7 @@ class _Weights:
             chosen = [b for b in spec.buckets if value >= b.at_least]
             weight = chosen[-1].weight if chosen else 0.0
             bucket = f"at least {chosen[-1].at_least:g}" if chosen else f"below {spec.buckets[0].at_least:g}"
-            why = [f"the rater's {label} was {shown} on {format_day(at_us)}: bucket {bucket} weighs {weight:g}"]
+            why = [f"the rater's {label} was {shown} on {format_day(at_us, self.policy.zone)}: bucket {bucket} weighs {weight:g}"]
         else:
             weight, why = 1.0, ["every rating weighs 1"]
         for list_id, factor in spec.discount_lists.items():

@@ -11,8 +11,9 @@ from .._time import format_day, format_instant
 from .fold import Reason, Standing
 
 
-def _day(instant: int | None) -> str | None:
-    return None if instant is None else format_day(instant)
+def _day(instant: int | None, policy: Policy) -> str | None:
+    """A date as the policy's residents read it: in the policy's time zone."""
+    return None if instant is None else format_day(instant, policy.zone)
 
 
 def _number(value: float, decimals: int) -> str:
@@ -32,21 +33,21 @@ def reason_text(policy: Policy, reason: tuple) -> str:
         spec = policy.lists[ident]
         case_words = "" if case in (None, "*") else f", case {case}"
         end = (
-            f"until {_day(until_us)} unless it is lifted sooner"
+            f"until {_day(until_us, policy)} unless it is lifted sooner"
             if until_us is not None
             else "with no end date: it lasts until you do what lifts it"
         )
-        return f"On the {spec.label} since {_day(occurred_us)} (record #{seq}{case_words}), {end}."
+        return f"On the {spec.label} since {_day(occurred_us, policy)} (record #{seq}{case_words}), {end}."
     rule = policy.rules_by_id[ident]
-    until = f"counts until {_day(until_us)}" if until_us is not None else "counts until the listing it belongs to ends"
+    until = f"counts until {_day(until_us, policy)}" if until_us is not None else "counts until the listing it belongs to ends"
     if kind == "cap":
         return (
             f"Your score is held at {_number(rule.score_cap, decimals)} or lower because of "
-            f"{rule.describe} (record #{seq}, {_day(occurred_us)}); this {until}."
+            f"{rule.describe} (record #{seq}, {_day(occurred_us, policy)}); this {until}."
         )
     return (
         f"{_signed(points, decimals)} {_unit(policy, points)}: {rule.describe} "
-        f"(record #{seq}, {_day(occurred_us)}); {until}."
+        f"(record #{seq}, {_day(occurred_us, policy)}); {until}."
     )
 
 
@@ -156,7 +157,7 @@ def rating_dict(policy: Policy, rating) -> dict:
         "status": rating.status,
         "held": rating.status == "held",
         "hold_until": _instant(rating.hold_until),
-        "explanation": _rating_status_words(rating),
+        "explanation": _rating_status_words(policy, rating),
         "replies": [{"entry": seq, "text": text} for seq, text in rating.replies],
     }
 
@@ -167,19 +168,19 @@ def _weight_words(rating) -> str:
     return f"{rating.why}; received during penalty mode: negative ratings count ×{rating.multiplier:g}"
 
 
-def _rating_status_words(rating) -> str:
+def _rating_status_words(policy: Policy, rating) -> str:
     if rating.status == "held":
-        return (f"held until {_day(rating.hold_until)}: visible only to you until then, and it does not count yet; "
+        return (f"held until {_day(rating.hold_until, policy)}: visible only to you until then, and it does not count yet; "
                 "you can reply or dispute it")
     if rating.status == "disputed":
         return "disputed during its hold: it does not count"
     return "counts"
 
 
-def _rating_effect(rating) -> dict:
+def _rating_effect(policy: Policy, rating) -> dict:
     stars = "\u2605" * rating.stars + "\u2606" * (5 - rating.stars)
     text = (f"{stars} {rating.stars} star{'s' if rating.stars != 1 else ''}, weight {rating.effective_weight:g} "
-            f"({_weight_words(rating)}); {_rating_status_words(rating)}.")
+            f"({_weight_words(rating)}); {_rating_status_words(policy, rating)}.")
     return {"status": f"rating-{rating.status}", "stars": rating.stars, "weight": rating.effective_weight, "text": text}
 
 
@@ -206,23 +207,23 @@ def explain_entries(standing: Standing) -> list[dict]:
         if event.occurred_us > standing.at_us:
             item["effects"].append({"status": "later", "text": "Happens after the time asked about; not counted yet."})
         for c in by_seq.get(event.seq, []):
-            until = "while the listing lasts" if c.until_us is None else f"until {_day(c.until_us)}"
+            until = "while the listing lasts" if c.until_us is None else f"until {_day(c.until_us, policy)}"
             if c.status == "counts":
                 if c.rule.score_cap is not None and not c.rule.points:
                     text = f"Holds your score at {_number(c.rule.score_cap, decimals)} or lower {until}."
                 else:
                     text = f"{_signed(c.points, decimals)} {_unit(policy, c.points)} ({c.rule.describe}), counts {until}."
             elif c.status == "expired":
-                text = f"No longer counts: it stopped counting on {_day(c.until_us)}."
+                text = f"No longer counts: it stopped counting on {_day(c.until_us, policy)}."
             else:
                 text = f"Does not count: the rule counts at most {c.rule.cap_count} of these per {_period_words(c.rule.cap_period)}."
             item["effects"].append({"status": c.status, "rule": c.rule.id, "points": c.points, "text": text})
         if event.seq in rated:
-            item["effects"].append(_rating_effect(rated[event.seq]))
+            item["effects"].append(_rating_effect(policy, rated[event.seq]))
         spell = listed_by.get(event.seq)
         if spell is not None:
             label = policy.lists[spell.list_id].label
-            state = "still in force" if spell.active_at(standing.at_us) else f"ended {_day(spell.until_us)}"
+            state = "still in force" if spell.active_at(standing.at_us) else f"ended {_day(spell.until_us, policy)}"
             item["effects"].append({"status": "listed", "list": spell.list_id, "text": f"Put you on the {label} ({state})."})
         spell = left_by.get(event.seq)
         if spell is not None:
@@ -233,7 +234,7 @@ def explain_entries(standing: Standing) -> list[dict]:
                 if seq == event.seq:
                     label = policy.lists[spell.list_id].label
                     item["effects"].append({"status": "extended", "list": spell.list_id,
-                                            "text": f"Extended your stay on the {label} to {_day(until)}."})
+                                            "text": f"Extended your stay on the {label} to {_day(until, policy)}."})
         for spell in standing.spells:
             if event.seq in spell.refused_exits:
                 item["effects"].append(

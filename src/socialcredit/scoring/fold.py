@@ -250,7 +250,7 @@ def _contributions(policy: Policy, events: list[Entry], spells: list[Spell], at_
             if rule.match and not matches(rule.match, event.attributes):
                 continue
             if rule.cap_count is not None:
-                period = (rule.id, period_start(event.occurred_us, rule.cap_period))
+                period = (rule.id, period_start(event.occurred_us, rule.cap_period, policy.zone))
                 seen = counted.get(period, 0)
                 if seen >= rule.cap_count:
                     contributions.append(Contribution(event.seq, rule, event.occurred_us, event.occurred_us, "capped", 0.0))
