@@ -385,7 +385,8 @@ def test_summary_words():
     texts = [r["text"] for r in summary["reasons"]]
     assert texts[0] == ("On the defaulters list since 2026-01-05 (record #2, case A-1), "
                         "with no end date: it lasts until you do what lifts it.")
-    assert texts[1] == "\u221260 points: a big fine (record #1, 2026-01-01); counts until 2028-01-01."
+    assert texts[1] == ("\u221260 points on conduct (about \u221260 on the score): a big fine (record #1, 2026-01-01); "
+                        "counts until 2028-01-01.")
     assert summary["policy"] == {"id": "toy", "version": "1", "digest": toy.digest}
 
 

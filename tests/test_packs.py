@@ -243,3 +243,14 @@ def test_rongcheng_counts_calendar_months_in_china_time():
     from socialcredit.scoring.explain import summarize
 
     assert "(record #1, 2026-03-01)" in summarize(standing)["reasons"][0]["text"]
+
+
+def test_sesame_reasons_name_the_sub_score_and_rank_by_effect_on_the_score():
+    from socialcredit.scoring.explain import summarize
+
+    history = entries(("capacity.income_verified", "2026-01-03T00:00:00Z", {}),
+                      ("identity.phone_verified", "2026-01-04T00:00:00Z", {}))
+    reasons = summarize(fold(sesame, history, at("2026-02-01"), None, "s"))["reasons"]
+    # +15 on capacity (weight 0.25) moves the score 15 × 0.25 × 600 / 100 = 22.5; +15 on identity (0.15) 13.5.
+    assert reasons[0]["text"].startswith("+15 points on fulfilment capacity (about +22.5 on the score)")
+    assert "(about +13.5 on the score)" in reasons[1]["text"]

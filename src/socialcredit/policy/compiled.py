@@ -113,6 +113,7 @@ class Policy:
         self.scale = document.scale
         self.dimensions = tuple(document.dimensions)
         self.dimension_index = {d.id: i for i, d in enumerate(self.dimensions)}
+        self.score_factors = _score_factors(document)
         self.event_types = document.event_types
         self.rules = tuple(self._compile_rule(r) for r in document.rules)
         self.rules_by_id = {r.id: r for r in self.rules}
@@ -286,6 +287,19 @@ class Policy:
             notice=measure.notice,
             remedy=measure.remedy,
         )
+
+
+def _score_factors(document: PolicyDocument) -> tuple[float, ...]:
+    """How much one point on each dimension moves the score (away from its bounds).
+
+    With `combine = "sum"` it is the dimension's weight; with `"weighted"` a point on a
+    sub-score of range [min, max] moves the score by weight / Σ weights × scale range / range.
+    """
+    scale = document.scale
+    if scale.combine == "sum":
+        return tuple(d.weight for d in document.dimensions)
+    total = sum(d.weight for d in document.dimensions)
+    return tuple(d.weight / total * (scale.max - scale.min) / (d.max - d.min) for d in document.dimensions)
 
 
 @lru_cache(maxsize=4096)

@@ -46,9 +46,19 @@ def reason_text(policy: Policy, reason: tuple) -> str:
             f"{rule.describe} (record #{seq}, {_day(occurred_us, policy)}); this {until}."
         )
     return (
-        f"{_signed(points, decimals)} {_unit(policy, points)}: {rule.describe} "
+        f"{_signed(points, decimals)} {_unit(policy, points)}{_on_dimension(policy, rule, points)}: {rule.describe} "
         f"(record #{seq}, {_day(occurred_us, policy)}); {until}."
     )
+
+
+def _on_dimension(policy: Policy, rule, points: float) -> str:
+    """Where points land when that is not simply the score: the sub-score and its effect."""
+    if rule.dimension < 0 or (len(policy.dimensions) == 1 and policy.score_factors[rule.dimension] == 1):
+        return ""
+    dimension = policy.dimensions[rule.dimension]
+    effect = points * policy.score_factors[rule.dimension]
+    return (f" on {dimension.label.lower()} (about {_signed(round(effect, 1), 1 if effect % 1 else 0)} "
+            f"on the score)")
 
 
 def _unit(policy: Policy, amount: float) -> str:

@@ -128,7 +128,7 @@ def fold(policy: Policy, entries: list[Entry], at_us: int, known_at: int | None 
     tier = policy.tier_for(score)
     active_lists = tuple(s for s in spells if s.active_at(at_us))
     listed = {s.list_id for s in active_lists}
-    reasons = _standing_reasons(active_lists, contributions)
+    reasons = _standing_reasons(policy, active_lists, contributions)
     measures = []
     lifts: dict[tuple, int | None] = {}  # measures sharing a condition lift together
     explained: dict[tuple, tuple[Reason, ...]] = {}  # ... and share their reasons
@@ -515,8 +515,9 @@ def _rule_reason(c: Contribution) -> Reason:
     return Reason(kind, c.rule.id, c.seq, c.points, c.occurred_us, c.until_us)
 
 
-def _ranked(contributions: list[Contribution], direction: int) -> list[Contribution]:
-    """Counting contributions, biggest effect first; direction -1 keeps the negative ones."""
+def _ranked(policy: Policy, contributions: list[Contribution], direction: int) -> list[Contribution]:
+    """Counting contributions, biggest effect on the score first; direction -1 keeps the negative ones."""
+    factors = policy.score_factors
     chosen = [
         c
         for c in contributions
@@ -524,13 +525,14 @@ def _ranked(contributions: list[Contribution], direction: int) -> list[Contribut
         and (direction == 0 or c.points * direction > 0 or (direction < 0 and c.rule.score_cap is not None))
     ]
     # Caps first (they override points), then by size of effect, then the most recent.
-    chosen.sort(key=lambda c: (c.rule.score_cap is None, -abs(c.points), -c.occurred_us, c.seq))
+    chosen.sort(key=lambda c: (c.rule.score_cap is None, -abs(c.points * factors[c.rule.dimension]),
+                               -c.occurred_us, c.seq))
     return chosen
 
 
-def _standing_reasons(active_lists, contributions) -> tuple[Reason, ...]:
+def _standing_reasons(policy, active_lists, contributions) -> tuple[Reason, ...]:
     reasons = [_list_reason(s) for s in sorted(active_lists, key=lambda s: (s.since_us, s.seq))]
-    reasons.extend(_rule_reason(c) for c in _ranked(contributions, 0))
+    reasons.extend(_rule_reason(c) for c in _ranked(policy, contributions, 0))
     return tuple(reasons)
 
 
@@ -543,7 +545,7 @@ def _measure_reasons(policy: Policy, measure: CompiledMeasure, active_lists, con
     direction = -1 if _is_adverse_condition(policy, measure) else 1
     relevant = [
         c
-        for c in _ranked(contributions, direction)
+        for c in _ranked(policy, contributions, direction)
         if measure.dimension < 0 or c.rule.dimension == measure.dimension
     ]
     return tuple(_rule_reason(c) for c in relevant[:4])
