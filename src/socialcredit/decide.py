@@ -65,7 +65,7 @@ def decide(policy: Policy, active: dict[str, tuple], service: str) -> tuple[bool
     seen: set[tuple] = set()
     for _id, _until, measure_reasons in deciding:
         for reason in measure_reasons:
-            key = (reason[0], reason[1], reason[2])
+            key = (reason[0], reason[2])
             if key not in seen:
                 seen.add(key)
                 reasons.append(reason)

@@ -38,6 +38,12 @@ def reason_text(policy: Policy, reason: tuple) -> str:
             else "with no end date: it lasts until you do what lifts it"
         )
         return f"On the {spec.label} since {_day(occurred_us, policy)} (record #{seq}{case_words}), {end}."
+    if kind == "rating":
+        weight = float(case)
+        stars = int(points)
+        return (f"A {stars}-star rating on {_day(occurred_us, policy)} (record #{seq}), weight {weight:g}: "
+                f"it pulls your {policy.dimensions[policy.dimension_index[ident]].label.lower()} "
+                f"{'down' if stars < _prior(policy, ident) else 'up'}.")
     rule = policy.rules_by_id[ident]
     until = f"counts until {_day(until_us, policy)}" if until_us is not None else "counts until the listing it belongs to ends"
     if kind == "cap":
@@ -67,8 +73,15 @@ def _unit(policy: Policy, amount: float) -> str:
     return unit[:-1] if abs(amount) == 1 and unit.endswith("s") else unit
 
 
+def _prior(policy: Policy, dimension_id: str) -> float:
+    return policy.dimensions[policy.dimension_index[dimension_id]].prior_mean
+
+
 def reason_dict(policy: Policy, reason: tuple) -> dict:
     kind, ident, seq, points, occurred_us, until_us, case = reason
+    if kind == "rating":
+        return {"kind": "rating", "dimension": ident, "entry": seq, "stars": int(points), "weight": float(case),
+                "occurred_at": format_instant(occurred_us), "until": None, "text": reason_text(policy, reason)}
     item = {
         "kind": kind,
         ("list" if kind == "list" else "rule"): ident,

@@ -128,7 +128,7 @@ def fold(policy: Policy, entries: list[Entry], at_us: int, known_at: int | None 
     tier = policy.tier_for(score)
     active_lists = tuple(s for s in spells if s.active_at(at_us))
     listed = {s.list_id for s in active_lists}
-    reasons = _standing_reasons(policy, active_lists, contributions)
+    reasons = _standing_reasons(policy, active_lists, contributions, ratings)
     measures = []
     lifts: dict[tuple, int | None] = {}  # measures sharing a condition lift together
     explained: dict[tuple, tuple[Reason, ...]] = {}  # ... and share their reasons
@@ -145,7 +145,7 @@ def fold(policy: Policy, entries: list[Entry], at_us: int, known_at: int | None 
             clock.add(until)
         because = (measure.kind, measure.list_id, measure.tiers, measure.threshold, measure.dimension)
         if because not in explained:
-            explained[because] = _measure_reasons(policy, measure, active_lists, contributions)
+            explained[because] = _measure_reasons(policy, measure, active_lists, contributions, ratings)
         measures.append(ActiveMeasure(measure, until, explained[because]))
     decaying = any(c.rule.half_life_us and c.status == "counts" for c in contributions) or any(
         d.half_life_us for d in policy.rating_dimensions)
@@ -530,13 +530,47 @@ def _ranked(policy: Policy, contributions: list[Contribution], direction: int) -
     return chosen
 
 
-def _standing_reasons(policy, active_lists, contributions) -> tuple[Reason, ...]:
+def _standing_reasons(policy, active_lists, contributions, ratings) -> tuple[Reason, ...]:
     reasons = [_list_reason(s) for s in sorted(active_lists, key=lambda s: (s.since_us, s.seq))]
     reasons.extend(_rule_reason(c) for c in _ranked(policy, contributions, 0))
+    reasons.extend(_rating_reasons(policy, ratings, -1, -1, _RATING_REASONS))
+    reasons.extend(_rating_reasons(policy, ratings, 1, -1, _RATING_REASONS))
     return tuple(reasons)
 
 
-def _measure_reasons(policy: Policy, measure: CompiledMeasure, active_lists, contributions) -> tuple[Reason, ...]:
+_RATING_REASONS = 4  # of each direction among a standing's reasons: the ratings that weigh most
+
+
+def _rating_reasons(policy: Policy, ratings: list[Rating], direction: int, dimension: int, limit: int) -> list[Reason]:
+    """The counted ratings that pull a rating dimension down (-1) or up (+1) the most.
+
+    Pull = weight × distance of the stars from the dimension's prior: a one-star rating from
+    a heavy rater pulls hardest. `dimension` -1 means any rating dimension.
+    """
+    pulls = []
+    for dim in policy.rating_dimensions:
+        if dimension >= 0 and dim.index != dimension:
+            continue
+        for rating in ratings:
+            if rating.status != "counts" or (dim.category is not None and rating.category != dim.category):
+                continue
+            pull = rating.effective_weight * (rating.stars - dim.prior_mean) * direction
+            if pull > 0:
+                pulls.append((-pull, -rating.occurred_us, rating.seq, dim, rating))
+    pulls.sort(key=lambda item: item[:3])
+    chosen, seen = [], set()
+    for _, _, seq, dim, rating in pulls:
+        if seq not in seen:
+            seen.add(seq)
+            chosen.append(Reason("rating", policy.dimensions[dim.index].id, seq, float(rating.stars),
+                                 rating.occurred_us, None, f"{rating.effective_weight:g}"))
+        if len(chosen) == limit:
+            break
+    return chosen
+
+
+def _measure_reasons(policy: Policy, measure: CompiledMeasure, active_lists, contributions,
+                     ratings) -> tuple[Reason, ...]:
     if measure.kind == "list":
         spells = sorted(
             (s for s in active_lists if s.list_id == measure.list_id), key=lambda s: (s.since_us, s.seq)
@@ -544,11 +578,12 @@ def _measure_reasons(policy: Policy, measure: CompiledMeasure, active_lists, con
         return tuple(_list_reason(s) for s in spells[:4])
     direction = -1 if _is_adverse_condition(policy, measure) else 1
     relevant = [
-        c
+        _rule_reason(c)
         for c in _ranked(policy, contributions, direction)
         if measure.dimension < 0 or c.rule.dimension == measure.dimension
     ]
-    return tuple(_rule_reason(c) for c in relevant[:4])
+    relevant += _rating_reasons(policy, ratings, direction, measure.dimension, 4)
+    return tuple(relevant[:4])
 
 
 def _is_adverse_condition(policy: Policy, measure: CompiledMeasure) -> bool:
