@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import sqlite3
 import stat
 from pathlib import Path
@@ -17,7 +18,8 @@ import pytest
 from typer.testing import CliRunner
 
 from socialcredit.cli import app
-from socialcredit.policy.load import pack_names
+from socialcredit.policy.lint import lint, summarize
+from socialcredit.policy.load import load_policy, pack_names
 
 # No SOCIALCREDIT_* variable from the developer's shell may leak into a test; a wide
 # COLUMNS keeps Rich from wrapping long lines (tests/test_bad_input.py covers wrapping).
@@ -519,6 +521,149 @@ def test_policy_activate_puts_a_new_pack_in_force(reg):
     assert (result["entry"], result["size"]) == (1, 2)
     assert reg.standing(ALICE)["policy"]["id"] == "sesame"  # now: after the activation
     assert reg.json("policy", "show")["policy"]["id"] == "sesame"
+
+
+def _cells(text: str) -> list[list[str]]:
+    """The cells of every table line of Rich's output, stripped (`│ a │ b │` → ["a", "b"])."""
+    return [[cell.strip() for cell in line.strip().strip("│").split("│")]
+            for line in text.splitlines() if line.startswith("│")]
+
+
+def test_policy_show_has_an_event_type_table_durations_in_words_and_readable_conditions(reg):
+    text = reg.ok("policy", "show", "china-judgment-defaulters").stdout
+    rows = _cells(text)
+    listed = rows.index(["court.judgment_unfulfilled", "court",
+                         "A court lists a judgment debtor as a judgment defaulter (dishonest person subject "
+                         "to enforcement)", "case_id: string (required, max length 100)"])
+    # Further attributes continue the row, one a line.
+    assert rows[listed + 1][:3] == ["", "", ""]
+    assert rows[listed + 1][3].startswith("trigger: string (required, values refuses_to_pay, obstruction, ")
+    assert ["", "", "", "amount: number (min 0)"] in rows[listed + 1:listed + 4]
+    assert ["tax.a_grade_rating", "tax",
+            "The tax authority rates an organization A (score 90 or more) for a tax year (organizations only)",
+            "tax_year: integer (required, min 2000 max 2100)"] in rows
+    # Lists: enter triggers with their term, leave triggers with their waiting period, extensions.
+    assert ["enter", "court.judgment_unfulfilled", "trigger refuses_to_pay", "no term: until a leave event"] in rows
+    assert ["enter", "court.judgment_unfulfilled",
+            "trigger obstruction, fake_litigation, asset_reporting, spending_order, settlement_refusal",
+            "for 2 years"] in rows
+    assert ["leave", "court.judgment_fulfilled", "any", "at once"] in rows
+    assert ["leave", "credit.repair_approved", "severity serious", "not before 1 year on the list"] in rows
+    assert ["extend", "court.listing_extended", "any", "by years × 1 year"] in rows
+    assert "one listing per case_id; at most 5 years in all, extensions included" in text
+    assert ["jd-no-flights", "list judgment-defaulters", "transport.air", "deny"] in rows
+    # A policy of lists only has no rules table, and says so.
+    assert "No scoring rules: this policy works through lists." in text
+    assert not any(line.startswith("Rules") for line in text.splitlines())
+    assert ["record", "Record (lists only, no score)", "sum", "1", ""] in rows
+    assert text.rstrip().endswith("Machine-readable: socialcredit policy show china-judgment-defaulters --json")
+
+
+def test_policy_show_words_rules_tiers_and_measures_of_the_score_packs(reg):
+    rows = _cells(reg.ok("policy", "show").stdout)  # the policy in force: rongcheng
+    assert ["traffic-ticket", "traffic.violation", "any", "-5", "1 year", ""] in rows
+    assert ["volunteering", "civic.volunteering", "any", "+5", "1 year", "2 a month"] in rows
+    assert ["drunk-driving", "traffic.drunk_driving", "any", "score at most 849", "2 years", ""] in rows
+    assert ["bike-share-deposit-free", "tier AAA, AA, A", "transport.bike_share", "deposit_free"] in rows
+    sesame = _cells(reg.ok("policy", "show", "sesame").stdout)
+    assert ["bike-share-deposit-free", "score at least 600 unless on court-defaulters", "transport.bike_share",
+            "deposit_free"] in sesame
+    assert ["court-default-mark", "court.judgment_unfulfilled", "any", "-60 credit_history",
+            "while on court-defaulters, then 5 years", ""] in sesame
+    assert ["credit_history", "Credit history", "sum", "0.35", "starts at 35; range 0 to 100"] in sesame
+    nosedive = _cells(reg.ok("policy", "show", "nosedive").stdout)
+    assert ["rating", "Rating", "rating_mean", "1",
+            "prior 3 (weight 5); window last 100 ratings; all categories; range 1 to 5"] in nosedive
+    assert ["no-standby-below-4-2", "score below 4.2", "transport.air.standby", "deny"] in nosedive
+    assert ["penalty-mode", "official.penalty", "any", "-1; negative ratings weigh ×2", "1 day", ""] in nosedive
+
+
+def test_policy_show_prints_policy_text_as_text_not_rich_markup(reg):
+    text = load_policy("rongcheng").text.replace(
+        'description = "A traffic ticket"', 'description = "A traffic ticket [as reported]"')
+    path = reg.folder / "bracketed.toml"
+    path.write_text(text, encoding="utf-8")
+    rows = _cells(reg.ok("policy", "show", str(path)).stdout)
+    assert ["traffic.violation", "traffic", "A traffic ticket [as reported]",
+            "offence: string (max length 100)"] in rows
+
+
+def test_policy_show_in_80_columns_keeps_every_event_type_whole(reg):
+    result = reg.runner.invoke(app, ["--db", reg.url, "policy", "show", "sesame"], env={**ENV, "COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80
+    first_cells = [row[0] for row in _cells(result.stdout)]
+    for name in load_policy("sesame").event_types:
+        assert name in first_cells, name
+
+
+def test_policy_activate_prints_the_lint_summary_and_the_event_types_that_stop_counting(reg):
+    reg.ingest(ticket())
+    counts = summarize(lint(load_policy("sesame")))
+    result = reg.run("policy", "activate", "sesame")
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert result.stderr.splitlines() == [
+        f"lint: {counts['error']} errors, {counts['warning']} warnings, {counts['info']} info — "
+        "see `socialcredit policy lint sesame`",
+        "warning: 1 recorded event type stops counting under sesame: traffic.violation",
+    ]
+    assert result.stdout == "Policy sesame 2026.1 in force from entry #2.\n"
+    assert reg.json("policy", "show")["policy"]["id"] == "sesame"  # the warning did not stop it
+
+
+def test_policy_activate_json_has_the_lint_summary_and_the_dropped_event_types(reg):
+    reg.ingest(ticket(), late_payment())
+    result = reg.json("policy", "activate", "sesame")
+    assert result["lint"] == summarize(lint(load_policy("sesame")))
+    assert result["dropped_event_types"] == ["traffic.violation", "utility.late_payment"]
+    assert result["policy"]["id"] == "sesame"
+    back = reg.run("policy", "activate", "rongcheng", "--json")
+    assert json.loads(back.stdout)["dropped_event_types"] == []
+    assert "stop counting" not in back.stderr and "stops counting" not in back.stderr
+
+
+# -- audit -------------------------------------------------------------------------------------
+
+
+def test_audit_json_shows_a_standing_read_with_the_subjects_pseudonym(reg):
+    subject = reg.standing(ALICE, "--at", "2026-03-01")["subject"]
+    result = reg.json("audit")
+    assert result["subject"] is None
+    [read] = [e for e in result["entries"] if e["action"] == "standing"]
+    assert read["subject"] == subject
+    assert read["detail"] == {"at": "2026-03-01T00:00:00Z", "known_at": None}
+    assert read["principal"].startswith("cli:")
+    # Reading the audit log is audited too: the next read shows the first one, newest first.
+    again = reg.json("audit", "--limit", "1")
+    assert [(e["action"], e["subject"], e["detail"]) for e in again["entries"]] == [("audit", None, {"limit": 100})]
+
+
+def test_audit_of_a_subject_shows_only_reads_about_them(reg):
+    alice = reg.standing(ALICE, "--at", "2026-03-01")["subject"]
+    bob = reg.standing("bob", "--at", "2026-03-01")["subject"]
+    reg.json("explain", ALICE, "--at", "2026-03-01")
+    result = reg.json("audit", ALICE)
+    assert result["subject"] == alice
+    assert [(e["action"], e["subject"]) for e in result["entries"]] == [("explain", alice), ("standing", alice)]
+    assert [e["action"] for e in reg.json("audit", "bob")["entries"]] == ["standing"]
+    assert reg.json("audit", "bob")["entries"][0]["subject"] == bob
+    # Both reads of the audit log about bob were logged, against bob.
+    assert [e["action"] for e in reg.json("audit", "bob")["entries"]] == ["audit", "audit", "standing"]
+
+
+def test_audit_human_output_is_a_table_with_times_to_the_second(reg):
+    subject = reg.standing(ALICE, "--at", "2026-03-01")["subject"]
+    rows = _cells(reg.ok("audit").stdout)
+    [(time, principal, action, shown, detail)] = rows
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", time)
+    assert principal.startswith("cli:")
+    assert (action, shown, detail) == ("standing", subject[:12] + "…", "at 2026-03-01T00:00:00Z")
+
+
+def test_audit_with_a_bad_kind_is_a_one_line_error(reg):
+    result = reg.run("audit", ALICE, "--kind", "robot")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "error: --kind must be person or organization, got 'robot'"
 
 
 # -- demo --------------------------------------------------------------------------------------

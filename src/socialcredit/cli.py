@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -18,8 +19,9 @@ from rich.console import Console
 from rich.markup import escape as _escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
-from ._time import TimeFormatError, parse_instant
+from ._time import Duration, TimeFormatError, parse_instant
 from .ledger.identity import IdentityError
 from .ledger.ingest import InputError, read_events
 from .ledger.store import StoreError
@@ -577,7 +579,7 @@ def policy_show(
     name: Annotated[Optional[str], typer.Argument(help="A pack name or TOML file (default: the registry's policy in force).")] = None,
     as_json: JsonFlag = False,
 ):
-    """A policy's catalogue, rules, tiers, lists and measures."""
+    """A policy's catalogue, dimensions, rules, tiers, lists and measures."""
     if name is None:
         with _open() as registry:
             policy = registry.policy
@@ -587,26 +589,229 @@ def policy_show(
     if as_json:
         _print_json({**document, "digest": policy.digest})
         return
-    meta = policy.document.policy
-    out.print(f"[bold]{_escape(meta.title)}[/] ({policy.id} {_escape(policy.version)}, digest {policy.digest[:16]}…)")
-    out.print(meta.summary, highlight=False)
+    _print_policy(policy, name)
+
+
+def _print_policy(policy, name: str | None) -> None:
+    doc = policy.document
+    meta = doc.policy
+    out.print(f"[bold]{_escape(meta.title)}[/] ({_escape(policy.id)} {_escape(policy.version)}, "
+              f"digest {policy.digest[:16]}…)", highlight=False)
+    if meta.summary:
+        out.print(_escape(meta.summary), highlight=False)
     for note in meta.approximations:
         out.print(f"  approximation: {_escape(note)}", highlight=False)
-    rules = Table("rule", "event", "points", "lifetime", "cap", title="Rules")
-    for r in policy.document.rules:
-        cap = f"{r.max_per.count}/{r.max_per.period}" if r.max_per else ""
-        points = f"{r.points:+g}" if r.points else f"score ≤ {r.score_cap:g}"
-        rules.add_row(r.id, r.event, points, r.lifetime or f"listing + {r.counts_until.after}", cap)
-    out.print(rules)
+    scale = doc.scale
+    zone = getattr(meta, "timezone", "UTC")
+    out.print(f"Scale: {scale.min:g} to {scale.max:g} {_escape(scale.unit)}, a newcomer starts at {scale.base:g}; "
+              f"dimensions combine by {scale.combine}" + (f"; calendar {_escape(zone)}" if zone != "UTC" else "") + ".",
+              highlight=False)
+
+    dims = _Grid("Dimensions", "dimension", "label", "aggregate", "weight", "details")
+    for d in doc.dimensions:
+        dims.row(d.id, d.label, d.aggregate, f"{d.weight:g}", _dimension_details(d))
+    dims.print("dimension", "aggregate")
+
+    events = _Grid("Event types", "type", "domain", "description", "attributes")
+    for type_name, spec in doc.event_types.items():
+        description = spec.description
+        if len(spec.subject_kinds) == 1:
+            description += " (people only)" if spec.subject_kinds[0] == "person" else " (organizations only)"
+        attributes = "\n".join(_attribute_words(attr, a) for attr, a in spec.attributes.items()) or "—"
+        events.row(type_name, spec.domain, description, attributes)
+    events.print("type", "domain")
+
+    if doc.rules:
+        several = len(doc.dimensions) > 1
+        rules = _Grid("Rules", "rule", "event", "match", "effect", "counts for", "at most")
+        for r in doc.rules:
+            cap = f"{r.max_per.count} {_PER[r.max_per.period]}" if r.max_per else ""
+            rules.row(r.id, r.event, _match_words(r.match) or "any", _rule_effect(r, several), _rule_lifetime(r), cap)
+        rules.print("event", "rule")
+    else:
+        out.print("No scoring rules: this policy works through lists.")
+
     if policy.tiers:
-        out.print("Tiers: " + ", ".join(f"{t.id} ≥ {t.min:g}" if t.min is not None else f"{t.id} below" for t in policy.tiers))
-    for spec in policy.document.lists:
-        out.print(f"List [bold]{spec.id}[/]: {_escape(spec.label)}", highlight=False)
-    measures = Table("measure", "when", "service", "effect", title="Measures")
-    for m in policy.document.measures:
-        when = {k: v for k, v in m.when.model_dump().items() if v not in (None, [])}
-        measures.add_row(m.id, json.dumps(when), m.service, m.effect)
-    out.print(measures)
+        out.print("Tiers: " + ", ".join(
+            _escape(f"{t.id} from {t.min:g}" if t.min is not None else f"{t.id} below") for t in policy.tiers),
+            highlight=False)
+
+    for spec in doc.lists:
+        notes = [f"one listing per {spec.case_attribute}"] if spec.case_attribute else []
+        notes.append(f"at most {_words(spec.max_total)} in all, extensions included" if spec.max_total
+                     else "no maximum")
+        triggers = _Grid(f"List {spec.id}: {spec.label}", "trigger", "event", "match", "term",
+                         caption="; ".join(notes))
+        for enter in spec.enter:
+            term = f"for {_words(enter.duration)}" if enter.duration else "no term: until a leave event"
+            triggers.row("enter", enter.event, _match_words(enter.match) or "any", term)
+        for leave in spec.leave:
+            wait = f"not before {_words(leave.not_before)} on the list" if leave.not_before else "at once"
+            triggers.row("leave", leave.event, _match_words(leave.match) or "any", wait)
+        for ext in spec.extend:
+            by = f"by {_words(ext.by)}" if ext.by else f"by {ext.by_attribute} × {_words(ext.unit)}"
+            triggers.row("extend", ext.event, _match_words(ext.match) or "any", by)
+        triggers.print("event", "trigger")
+
+    if doc.measures:
+        measures = _Grid("Measures", "measure", "when", "service", "effect")
+        for m in doc.measures:
+            measures.row(m.id, _condition_words(m.when, m.duration), m.service, m.effect)
+        measures.print("service", "measure", "effect")
+    label = f" {name}" if name is not None else ""
+    out.print(f"Machine-readable: socialcredit policy show{_escape(label)} --json", highlight=False)
+
+
+_PER = {"P1D": "a day", "P1W": "a week", "P1M": "a month", "P1Y": "a year"}
+
+
+class _Grid:
+    """A table of plain-text cells (policy text such as `[as reported]` is not Rich markup).
+
+    Cells are laid out to the console's width: names in the `whole` columns (event types,
+    services) stay on one line and other cells wrap between words while there is room for
+    that; on a narrower console long words fold. Nothing is ever cut off with an ellipsis.
+    """
+
+    def __init__(self, title: str, *columns: str, caption: str | None = None):
+        self.title, self.columns, self.caption = title, columns, caption
+        self.rows: list[tuple[str, ...]] = []
+
+    def row(self, *cells: str) -> None:
+        self.rows.append(cells)
+
+    def print(self, *whole: str) -> None:
+        table = Table(title=_escape(self.title), title_justify="left", expand=False,
+                      caption=_escape(self.caption) if self.caption else None, caption_justify="left")
+        widths = self._widths(whole)
+        for i, name in enumerate(self.columns):
+            table.add_column(name, overflow="fold", width=widths[i] if widths else None)
+        for cells in self.rows:
+            table.add_row(*(Text(cell) for cell in cells))
+        out.print(table)
+
+    def _widths(self, whole: tuple[str, ...]) -> list[int] | None:
+        """Column widths, or None to let Rich fold cells wherever it needs to."""
+        room = out.width - (3 * len(self.columns) + 1)  # a border and two spaces per column
+        texts = [[name, *(row[i] for row in self.rows)] for i, name in enumerate(self.columns)]
+        natural = [max(len(line) for text in column for line in text.splitlines() or [""]) for column in texts]
+        if sum(natural) <= room:
+            return None
+        longest_word = [max(len(word) for text in column for word in text.split() or [""]) for column in texts]
+        # Keep as many `whole` columns (most important first) as fit; then words unbroken if possible.
+        for keep in (whole[:k] for k in range(len(whole), 0, -1)):
+            for smallest in (
+                [n if name in keep else w for name, n, w in zip(self.columns, natural, longest_word)],
+                [n if name in keep else min(n, max(5, *map(len, name.split()))) for name, n in zip(self.columns, natural)],
+            ):
+                spare = room - sum(smallest)
+                if spare >= 0:
+                    wanted = [n - s for n, s in zip(natural, smallest)]
+                    total = sum(wanted) or 1
+                    return [s + spare * want // total for s, want in zip(smallest, wanted)]
+        return None
+
+
+def _words(duration: str) -> str:
+    return Duration.parse(duration).words()
+
+
+def _number(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _scalar(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return _number(value)
+
+
+def _match_words(match: dict) -> str:
+    """`{"trigger": ["a", "b"], "paid": false}` → `trigger a, b; paid false`."""
+    parts = []
+    for attribute, wanted in match.items():
+        values = wanted if isinstance(wanted, list) else [wanted]
+        parts.append(f"{attribute} {', '.join(_scalar(v) for v in values)}")
+    return "; ".join(parts)
+
+
+def _attribute_words(name: str, spec) -> str:
+    """`amount: number (required, min 0 max 100)`."""
+    notes = []
+    if spec.type == "reference":
+        notes.append(f"a {spec.kind}")
+    if spec.required:
+        notes.append("required")
+    if spec.values is not None:
+        notes.append("values " + ", ".join(spec.values))
+    bounds = " ".join(f"{label} {value:g}" for label, value in (("min", spec.min), ("max", spec.max))
+                      if value is not None)
+    if bounds:
+        notes.append(bounds)
+    if spec.type == "string" and spec.max_length != type(spec).model_fields["max_length"].default:
+        notes.append(f"max length {spec.max_length}")
+    return f"{name}: {spec.type}" + (f" ({', '.join(notes)})" if notes else "")
+
+
+def _dimension_details(d) -> str:
+    parts = []
+    if d.aggregate == "rating_mean":
+        parts.append(f"prior {d.prior_mean:g} (weight {d.prior_weight:g})")
+        if d.window:
+            parts.append(f"window last {d.window} ratings")
+        if d.half_life:
+            parts.append(f"half-life {_words(d.half_life)}")
+        parts.append(f"category {d.category}" if d.category else "all categories")
+    elif d.aggregate == "latest":
+        parts.append(f"newest {d.event} {d.attribute}, counts for {_words(d.lifetime)}")
+    elif d.base:
+        parts.append(f"starts at {d.base:g}")
+    if d.min is not None and d.max is not None:
+        parts.append(f"range {d.min:g} to {d.max:g}")
+    return "; ".join(parts)
+
+
+def _rule_effect(r, name_dimension: bool) -> str:
+    parts = []
+    if r.points:
+        parts.append(f"{r.points:+g} {r.dimension}" if name_dimension else f"{r.points:+g}")
+    if r.score_cap is not None:
+        parts.append(f"score at most {r.score_cap:g}")
+    if r.negative_rating_multiplier is not None:
+        parts.append(f"negative ratings weigh ×{r.negative_rating_multiplier:g}")
+    return "; ".join(parts)
+
+
+def _rule_lifetime(r) -> str:
+    if r.counts_until is not None:
+        after = Duration.parse(r.counts_until.after)
+        text = f"while on {r.counts_until.list}" + (f", then {after.words()}" if after.months or after.micros else "")
+    else:
+        text = _words(r.lifetime)
+    if r.half_life:
+        text += f", half-life {_words(r.half_life)}"
+    return text
+
+
+def _condition_words(cond, duration: str | None = None) -> str:
+    """`list judgment-defaulters`, `tier AAA, AA, A`, `score at least 600 unless on court-defaulters`."""
+    if cond.list is not None:
+        text = f"list {cond.list}"
+        if duration is not None:
+            text += f", first {_words(duration)}"
+    elif cond.tier is not None:
+        text = f"tier {', '.join(cond.tier)}"
+    elif cond.score_below is not None:
+        text = f"score below {cond.score_below:g}"
+    elif cond.score_at_least is not None:
+        text = f"score at least {cond.score_at_least:g}"
+    elif cond.below is not None:
+        text = f"{cond.dimension} below {cond.below:g}"
+    else:
+        text = f"{cond.dimension} at least {cond.at_least:g}"
+    if cond.unless_list:
+        text += f" unless on {' or '.join(cond.unless_list)}"
+    return text
 
 
 @policy_app.command("lint")
@@ -643,15 +848,79 @@ def policy_activate(
     name: Annotated[str, typer.Argument(help="A pack name or TOML file.")],
     as_json: JsonFlag = False,
 ):
-    """Put a policy in force from now (a ledger entry) and rebuild every standing."""
+    """Put a policy in force from now (a ledger entry) and rebuild every standing.
+
+    First prints (on stderr) the linter's summary of the policy and the event types recorded
+    in the ledger that its catalogue lacks: those records stop counting under it.
+    """
+    from .policy.lint import lint, summarize
+
     policy = load_policy(name)
+    counts = summarize(lint(policy))
     with _open() as registry:
+        dropped = sorted(_recorded_event_types(registry) - set(policy.event_types))
+        err.print(f"lint: {_count(counts['error'], 'error')}, {_count(counts['warning'], 'warning')}, "
+                  f"{counts['info']} info — see `socialcredit policy lint {name}`", markup=False, highlight=False,
+                  soft_wrap=True)
+        if dropped:
+            shown = ", ".join(dropped[:10]) + (f", … and {len(dropped) - 10} more" if len(dropped) > 10 else "")
+            verb = "stops" if len(dropped) == 1 else "stop"
+            err.print(f"warning: {_count(len(dropped), 'recorded event type')} {verb} counting under {policy.id}: "
+                      f"{shown}", markup=False, highlight=False, soft_wrap=True)
         seq = registry.activate(policy)
-        result = {"entry": seq, "policy": policy.ref(), **registry.root()}
+        result = {"entry": seq, "policy": policy.ref(), **registry.root(), "lint": counts,
+                  "dropped_event_types": dropped}
     if as_json:
         _print_json(result)
     else:
-        out.print(f"Policy {policy.id} {policy.version} in force from entry #{seq}.")
+        out.print(f"Policy {_escape(policy.id)} {_escape(policy.version)} in force from entry #{seq}.", highlight=False)
+
+
+def _recorded_event_types(registry: Registry) -> set[str]:
+    """The distinct event types in the ledger."""
+    with registry.store.engine.connect() as conn:
+        return {row[0] for row in conn.exec_driver_sql("SELECT DISTINCT type FROM entries WHERE type IS NOT NULL")}
+
+
+def _to_the_second(text: str) -> str:
+    """`2026-03-01T08:00:00.123456Z` → `2026-03-01T08:00:00Z`; other text unchanged."""
+    return _FRACTION.sub("Z", text)
+
+
+_FRACTION = re.compile(r"(?<=T\d\d:\d\d:\d\d)\.\d+Z$")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+# -- audit -------------------------------------------------------------------------------------
+
+
+@app.command()
+@handles_errors
+def audit(
+    ref: Annotated[Optional[str], typer.Argument(help="Only reads about this subject (national ID, unified social credit code or username).")] = None,
+    kind: KindOption = "person",
+    limit: Annotated[int, typer.Option("--limit", min=1, help="How many of the newest records to show.")] = 100,
+    as_json: JsonFlag = False,
+):
+    """The audit log, newest first: who read whose standing, when and why. This read is logged too."""
+    with _open() as registry:
+        result = registry.audit(ref, kind=_kind(kind), limit=limit)
+    if as_json:
+        _print_json(result)
+        return
+    if not result["entries"]:
+        out.print("No reads logged" + (" about this subject." if ref is not None else "."))
+        return
+    table = _Grid("Audit log, newest first", "time", "principal", "action", "subject", "detail")
+    for item in result["entries"]:
+        subject = item["subject"] or "—"
+        detail = ", ".join(f"{k} {_to_the_second(_scalar(v))}" for k, v in item["detail"].items() if v is not None)
+        table.row(item["at"][:19] + "Z", item["principal"], item["action"],
+                  subject[:12] + "…" if len(subject) > 13 else subject, detail)
+    table.print("time", "action", "subject", "principal")
 
 
 # -- demo --------------------------------------------------------------------------------------

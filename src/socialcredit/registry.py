@@ -16,6 +16,7 @@ import json
 import os
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -93,6 +94,38 @@ class VerifyReport:
         }
 
 
+class _HistoryCache:
+    """Parsed entries per subject, as of ledger size `size`.
+
+    Entries never change, so a subject's history, once read, only grows: ingest appends to
+    it instead of reading and parsing it again. Bounded: the least recently used go first.
+    """
+
+    def __init__(self, capacity: int = 200_000):
+        self.capacity = capacity
+        self.size = 0
+        self._items: OrderedDict[str, list[Entry]] = OrderedDict()
+
+    def get(self, subject: str) -> list[Entry] | None:
+        history = self._items.get(subject)
+        if history is not None:
+            self._items.move_to_end(subject)
+        return history
+
+    def put(self, subject: str, history: list[Entry]) -> None:
+        self._items[subject] = history
+        self._items.move_to_end(subject)
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+
+    def forget(self, subjects: Iterable[str] | None) -> None:
+        if subjects is None:
+            self._items.clear()
+            return
+        for subject in subjects:
+            self._items.pop(subject, None)
+
+
 class _Cached:
     """A materialized standing held in memory for checks: valid on [valid_from, valid_until)."""
 
@@ -136,6 +169,7 @@ class Registry:
         self._decisions: list[tuple] = []
         self._decisions_since = time.monotonic()
         self._cache: dict[str, _Cached] = {}
+        self._history = _HistoryCache()
         self._load_policies()
         self._size = store.size()
         self.freshness_s = 0.05
@@ -283,7 +317,8 @@ class Registry:
             size = checkpoint.size if checkpoint else 0
             existing = self.store.existing_events(conn, [(e.provider, e.key) for e in valid]) if size else {}
             fresh, conflicts = _sort_out(valid, existing, result)
-            assessment = ratings_intake.assess(self.policy, self.store, conn, fresh)
+            assessment = ratings_intake.assess(self.policy, self.store, conn, fresh,
+                                               lambda subjects: self._prior_histories(conn, subjects, size))
             conflicts += [{"line": fresh[i].line, "error": message} for i, message in sorted(assessment.errors.items())]
             if conflicts:
                 result.errors.extend(conflicts)
@@ -325,7 +360,7 @@ class Registry:
         result.written = bool(fresh)
         result.ledger_size = checkpoint.size
         result.root = checkpoint.root.hex()
-        self._after_append(checkpoint.size, {e.subject for e in new_entries})
+        self._after_append(checkpoint.size, set(histories), histories)
         return result
 
     def void(self, seq: int, reason: str) -> int:
@@ -349,10 +384,9 @@ class Registry:
             entry = make(size, recorded)
             rows, checkpoint = self._prepare(checkpoint, [entry])
             self.store.append(conn, rows, checkpoint)
-            if entry.subject is not None:
-                histories = self._histories(conn, [entry], size).items()
-                self.store.put_standings(conn, self._standing_rows(histories, checkpoint.size, recorded))
-        self._after_append(checkpoint.size, {entry.subject} if entry.subject else set())
+            histories = self._histories(conn, [entry], size) if entry.subject is not None else {}
+            self.store.put_standings(conn, self._standing_rows(histories.items(), checkpoint.size, recorded))
+        self._after_append(checkpoint.size, set(histories), histories)
         return entry
 
     def _prepare(self, checkpoint: Checkpoint | None, entries: list[Entry]) -> tuple[list[tuple], Checkpoint]:
@@ -370,10 +404,13 @@ class Registry:
             rows.append(entry_row(entry, body, leaf, actor))
         return rows, Checkpoint(frontier.size, frontier.root(), frontier.to_json(), now_us())
 
-    def _after_append(self, size: int, subjects: set[str]) -> None:
+    def _after_append(self, size: int, subjects: set[str], histories: dict[str, list[Entry]] | None = None) -> None:
         self._size = size
         for subject in subjects:
             self._cache.pop(subject, None)
+        for subject, history in (histories or {}).items():
+            self._history.put(subject, history)
+        self._history.size = size
 
     # -- standings -----------------------------------------------------------------------------
 
@@ -382,15 +419,29 @@ class Registry:
         by_subject: dict[str, list[Entry]] = {}
         for entry in new_entries:
             by_subject.setdefault(entry.subject, []).append(entry)
-        subjects = sorted(by_subject)
-        histories: dict[str, list[Entry]] = {}
-        for start in range(0, len(subjects), _MATERIALIZE_CHUNK):
-            chunk = subjects[start : start + _MATERIALIZE_CHUNK]
-            prior = self.store.entries_for_subjects(chunk, conn, before=first_new) if first_new else {}
+        prior = self._prior_histories(conn, sorted(by_subject), first_new)
+        return {subject: prior.get(subject, []) + new for subject, new in by_subject.items()}
+
+    def _prior_histories(self, conn, subjects: list[str], size: int) -> dict[str, list[Entry]]:
+        """The entries (< size) about each subject, from the history cache or the store."""
+        if self._history.size != size:
+            # Someone else appended since this process last looked: forget what they touched.
+            self._history.forget(self.store.subjects_since(self._history.size) if self._history.size else None)
+            self._history.size = size
+        found: dict[str, list[Entry]] = {}
+        missing = []
+        for subject in subjects:
+            history = self._history.get(subject)
+            if history is None:
+                missing.append(subject)
+            else:
+                found[subject] = history
+        for start in range(0, len(missing), _MATERIALIZE_CHUNK):
+            chunk = missing[start : start + _MATERIALIZE_CHUNK]
+            read = self.store.entries_for_subjects(chunk, conn, before=size) if size else {}
             for subject in chunk:
-                earlier = prior.get(subject)
-                histories[subject] = earlier + by_subject[subject] if earlier else by_subject[subject]
-        return histories
+                found[subject] = read.get(subject, [])
+        return found
 
     def _standing_rows(self, histories: Iterable[tuple[str, list[Entry]]], size: int, as_of: int) -> list[tuple]:
         """Materialized standings: `core(fold(...))` of each (subject, history), now, under the policy in force."""
@@ -767,6 +818,17 @@ class Registry:
 
     def _audit(self, action: str, subject: str | None, detail: dict) -> None:
         self.store.log_audit([(now_us(), self.principal, action, subject, canonical_json(detail))])
+
+    def audit(self, ref: str | None = None, *, kind: str = "person", limit: int = 100) -> dict:
+        """The audit log, newest first (only reads about `ref` if given); this read is logged too."""
+        if limit < 1:
+            raise RegistryError(f"limit must be at least 1, got {limit}")
+        subject = None if ref is None else self.pseudonym(ref, kind)
+        rows = self.store.audit_rows(subject, limit)
+        self._audit("audit", subject, {"limit": limit})
+        entries = [{"at": format_instant(r.at_us), "principal": r.principal, "action": r.action,
+                    "subject": r.subject, "detail": json.loads(r.detail)} for r in rows]
+        return {"subject": subject, "entries": entries}
 
 
 @contextmanager

@@ -8,8 +8,8 @@ is a small function `Policy -> iterable of Finding`; adding one is one line in `
 | `protected-attribute`  | error    | an event type, attribute, rule, list, dimension or measure     |
 |                        |          | that refers to political opinion, religion, ethnicity, union   |
 |                        |          | membership, health, sexual orientation, speech or assembly     |
-| `cross-context`        | warning  | a measure whose service's domain is none of the domains of the |
-|                        |          | events that can trigger it                                     |
+| `cross-context`        | warning  | a measure whose service path contains none of the domains of   |
+|                        |          | the events that can trigger it                                 |
 | `no-duration`          | warning  | an adverse measure that can last forever                       |
 | `aggregate-score-only` | warning  | an adverse measure triggered by the aggregate score or tier    |
 | `disproportionate`     | warning  | an adverse measure on a list that a minor matter can put one   |
@@ -22,14 +22,22 @@ is a small function `Policy -> iterable of Finding`; adding one is one line in `
 
 Definitions the checks share, stated once:
 
-- **Domain** of a service: the first segment of its dotted name (`transport` of
-  `transport.rail.high_speed`). Domain of an event: its event type's declared `domain`.
-  The comparison is literal: `rail.ticket_ban` events are not in the `transport` domain.
+- **Context** of a measure: every segment of its service's dotted path (`transport`, `rail`
+  and `high_speed` of `transport.rail.high_speed`). Domain of an event: its event type's
+  declared `domain`. A measure is in the same context as its trigger events when the domain
+  of at least one of them equals ANY segment of the service path, not only the first: the
+  railway's own ban on `transport.rail`, entered by `rail.serious_misconduct` events (domain
+  `rail`), stays in context, while a court listing (domain `court`) that denies
+  `transport.air` (segments `transport`, `air`) is cross-context. The comparison is literal
+  and per whole segment: a `rail` event does not match `railway.tickets`, nor `transport`.
 - **Events that can trigger a measure**: for a `list` condition, the events of that list's
   `enter` triggers; for `tier`, `score_below` and `score_at_least`, every event type of a rule
-  that moves the total score (points in a dimension of non-zero weight, or a `score_cap`);
-  for a `dimension` condition, the events of the rules with points in that dimension.
-  `unless_list` exempts people and triggers nothing, so it is ignored.
+  that moves the total score (points in a dimension of non-zero weight, or a `score_cap`),
+  the rating event (`[ratings] event`) when a `rating_mean` dimension of non-zero weight
+  averages it, and the `event` of a `latest` dimension of non-zero weight; for a `dimension`
+  condition, the events of the rules with points in that dimension, plus the rating event
+  or the `latest` event that dimension is built from. `unless_list` exempts people and
+  triggers nothing, so it is ignored.
 - **Adverse** effects: `deny`, `deposit_required`, `extra_inspection`. The other effects
   (discounts, privileges, ...) are perks.
 - **Score move** of a rule: how far one event can move the total score. With `combine =
@@ -52,6 +60,10 @@ Definitions the checks share, stated once:
   checks cover that). `health` counts when it is about a person, not in "health insurance",
   "health care/centre/authority/services/...", "public health"; "faith" not in "good/bad
   faith"; "expression" not in "regular expression".
+
+Messages use words that agree with the count: "to grade D" but "to grades C, D", "events of
+a single type" but "any mix of 3 event types", "1 point" but "5 points", "the event that puts
+... comes" but "the events that put ... all come", "path segment" but "path segments".
 """
 
 from __future__ import annotations
@@ -112,6 +124,16 @@ def _number(value: float) -> str:
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}".rstrip("0").rstrip(".")
 
 
+def _plural(count: float, singular: str, plural: str | None = None) -> str:
+    """`singular` when `count` is exactly 1, else `plural` (default: `singular` + "s")."""
+    return singular if count == 1 else (plural if plural is not None else singular + "s")
+
+
+def _count(count: float, singular: str, plural: str | None = None) -> str:
+    """The number and the word that agrees with it: "1 point", "5 points", "2.5 points"."""
+    return f"{_number(count)} {_plural(count, singular, plural)}"
+
+
 def _percent(share: float) -> str:
     text = f"{share * 100:.2f}".rstrip("0").rstrip(".")
     return f"{text}%"
@@ -137,7 +159,8 @@ def _condition_phrase(policy: Policy, measure: CompiledMeasure) -> str:
     if kind == "list":
         return f"to anyone on list {_q(measure.list_id)}"
     if kind == "tier":
-        return "to grades " + ", ".join(sorted(measure.tiers))
+        tiers = sorted(measure.tiers)
+        return f"to {_plural(len(tiers), 'grade')} " + ", ".join(tiers)
     if kind == "score_below":
         return f"to scores below {_number(measure.threshold)}"
     if kind == "score_at_least":
@@ -147,8 +170,14 @@ def _condition_phrase(policy: Policy, measure: CompiledMeasure) -> str:
     return f"to a {_q(dimension)} dimension {word} {_number(measure.threshold)}"
 
 
-def _domain(service: str) -> str:
-    return service.split(".", 1)[0]
+def service_segments(service: str) -> list[str]:
+    """The segments of a dotted service path: `transport.rail` -> ["transport", "rail"]."""
+    return [segment for segment in service.split(".") if segment]
+
+
+def _segments_phrase(service: str) -> str:
+    segments = service_segments(service)
+    return f"the service {service} ({_plural(len(segments), 'path segment')} {', '.join(segments)})"
 
 
 def _scale_range(policy: Policy) -> float:
@@ -170,13 +199,29 @@ def _feeding_rules(policy: Policy, measure: CompiledMeasure) -> list[CompiledRul
     return []
 
 
+def _aggregate_events(policy: Policy, index: int) -> set[str]:
+    """The events a `rating_mean` or `latest` dimension is built from (none for `sum`)."""
+    dimension = policy.dimensions[index]
+    if dimension.aggregate == "rating_mean" and policy.ratings is not None:
+        return {policy.ratings.event}
+    if dimension.aggregate == "latest" and dimension.event:
+        return {dimension.event}
+    return set()
+
+
 def trigger_events(policy: Policy, measure: CompiledMeasure) -> list[str]:
     """The event types that can trigger `measure`'s condition, sorted, without repeats."""
     if measure.kind == "list":
         events = {entry.event for entry in policy.lists[measure.list_id].enter}
     else:
         events = {rule.event for rule in _feeding_rules(policy, measure)}
-    return sorted(events)
+        if measure.kind in AGGREGATE_KINDS:
+            indexes = [i for i, d in enumerate(policy.dimensions) if d.weight > 0]
+        else:
+            indexes = [measure.dimension]
+        for index in indexes:
+            events |= _aggregate_events(policy, index)
+    return sorted(event for event in events if event in policy.event_types)
 
 
 def _events_by_domain(policy: Policy, events: Iterable[str], per_domain: int = 3) -> str:
@@ -264,7 +309,7 @@ def minor_reason(policy: Policy, entry) -> str | None:
             move = points_move(policy, rule)
             if 0 < move <= MINOR_SHARE * scale_range:
                 return (
-                    f"{entry.event}, which rule {_q(rule.id)} deducts only {_number(move)} points "
+                    f"{entry.event}, which rule {_q(rule.id)} deducts only {_count(move, 'point')} "
                     f"({_percent(move / scale_range)} of the score range)"
                 )
     wanted = _match_sets(entry.match)
@@ -294,25 +339,38 @@ def check_cross_context(policy: Policy) -> Iterable[Finding]:
         events = trigger_events(policy, measure)
         if not events:
             continue  # nothing can trigger it, so nothing spills over
-        domain = _domain(measure.service)
         domains = {policy.event_types[e].domain for e in events}
-        if domain in domains:
-            continue
-        source = (
-            f"the events that put a subject on list {_q(measure.list_id)}"
-            if measure.kind == "list"
-            else "the events that move the score it depends on"
-        )
+        if domains & set(service_segments(measure.service)):
+            continue  # some trigger event's domain is a segment of the service path
+        one = len(events) == 1
+        moves = "the event that moves" if one else "the events that move"
+        if measure.kind == "list":
+            puts = "the event that puts" if one else "the events that put"
+            source = f"{puts} a subject on list {_q(measure.list_id)}"
+        elif measure.kind in AGGREGATE_KINDS:
+            source = f"{moves} the score it depends on"
+        else:
+            source = f"{moves} the {_q(policy.dimensions[measure.dimension].id)} dimension it depends on"
+        verb = "comes" if one else "all come"
+        where = "a domain that is not a segment" if len(domains) == 1 else "domains that are not segments"
         yield Finding(
             "cross-context",
             "warning",
             f"measure {_q(measure.id)}",
-            f"Measure {_q(measure.id)} {_effect_phrase(measure)} (domain {domain}), but "
-            f"{source} all come from other domains: {_events_by_domain(policy, events)}.",
+            f"Measure {_q(measure.id)} {_effect_phrase(measure)}, but {source} {verb} from {where} of "
+            f"{_segments_phrase(measure.service)}: {_events_by_domain(policy, events)}.",
             REF_CROSS_CONTEXT,
         )
 
 
+# "dating" is deliberately NOT a protected word (Peeple's review category `dating`, its
+# `dating` dimension). It names the setting in which the reviewer met the subject, like
+# "personal" or "professional"; it does not say whom the subject dates, so it reveals no
+# sexual orientation, and a review category is not a record of anyone's sex life. What is
+# protected is matched by the "sexual orientation" entry below ("sex life", "sexuality",
+# "gay", ...), which a dating review's attributes or labels would still trip if they
+# recorded it. Flagging "dating" would make every review app an error without naming any
+# special-category data it holds.
 _PROTECTED: tuple[tuple[str, str], ...] = (
     (
         "political opinion",
@@ -458,14 +516,16 @@ def check_durations(policy: Policy) -> Iterable[Finding]:
         if measure.kind == "list":
             spec = policy.lists[measure.list_id]
             if _unbounded(spec):
-                opens = ", ".join(sorted({e.event for e in _open_entries(spec)}))
+                open_events = sorted({e.event for e in _open_entries(spec)})
+                opens = ", ".join(open_events)
                 yield Finding(
                     "no-duration",
                     "warning",
                     f"measure {_q(measure.id)}",
                     f"Measure {_q(measure.id)} {_effect_phrase(measure)} with no duration for as long "
                     f"as the subject is on list {_q(spec.id)}, and nothing ends that listing: {opens} "
-                    "enters it with no duration and the list has no exit event.",
+                    f"{_plural(len(open_events), 'enters', 'enter')} it with no duration and the "
+                    "list has no exit event.",
                     REF_DURATION,
                 )
             continue
@@ -485,8 +545,8 @@ def check_durations(policy: Policy) -> Iterable[Finding]:
                 "warning",
                 f"measure {_q(measure.id)}",
                 f"Measure {_q(measure.id)} {_effect_phrase(measure)} with no duration, and it can be "
-                f"held in place forever by rules that count for as long as an open-ended listing "
-                f"with no exit lasts: {named}.",
+                f"held in place forever by {'a rule that counts' if len(forever) == 1 else 'rules that count'} "
+                f"for as long as an open-ended listing with no exit lasts: {named}.",
                 REF_DURATION,
             )
     for spec in policy.lists.values():
@@ -510,13 +570,21 @@ def check_aggregate_score_only(policy: Policy) -> Iterable[Finding]:
             continue
         events = trigger_events(policy, measure)
         domains = sorted({policy.event_types[e].domain for e in events})
+        if not events:
+            source = "that no event can move"
+        elif len(events) == 1:
+            source = f"that events of a single type, {events[0]} (domain {domains[0]}), can produce"
+        else:
+            source = (
+                f"that any mix of {_count(len(events), 'event type')} "
+                f"({_plural(len(domains), 'domain')}: {', '.join(domains)}) can produce"
+            )
         yield Finding(
             "aggregate-score-only",
             "warning",
             f"measure {_q(measure.id)}",
             f"Measure {_q(measure.id)} {_effect_phrase(measure)} {_condition_phrase(policy, measure)}, "
-            f"a judgment on the aggregate score alone that any mix of {len(events)} event types "
-            f"(domains: {', '.join(domains) or 'none'}) can produce, instead of a specific list or "
+            f"a judgment on the aggregate score alone {source}, instead of a specific list or "
             "dimension that names the conduct.",
             REF_AGGREGATE,
         )
@@ -546,12 +614,12 @@ def check_disproportionate(policy: Policy) -> Iterable[Finding]:
         capped = cap_move(policy, rule)
         if moved > BIG_SHARE * scale_range:
             what = (
-                f"moves the score by {_number(moved)} points "
+                f"moves the score by {_count(moved, 'point')} "
                 f"({_percent(moved / scale_range)} of the {low}–{high} range)"
             )
         elif capped > BIG_SHARE * scale_range:
             what = (
-                f"caps the score at {_number(rule.score_cap)}, {_number(capped)} points below the "
+                f"caps the score at {_number(rule.score_cap)}, {_count(capped, 'point')} below the "
                 f"starting score ({_percent(capped / scale_range)} of the {low}–{high} range)"
             )
         else:

@@ -26,8 +26,11 @@ class Assessment:
     errors: dict[int, str]  # index in the batch → why the rating is refused
 
 
-def assess(policy: Policy, store, conn, batch: list[ValidEvent]) -> Assessment:
-    """Check every rating in `batch` (in order) and fix the weight of the acceptable ones."""
+def assess(policy: Policy, store, conn, batch: list[ValidEvent], histories_of) -> Assessment:
+    """Check every rating in `batch` (in order) and fix the weight of the acceptable ones.
+
+    `histories_of(subjects)` gives each subject's entries as the ledger held them before the batch.
+    """
     spec = policy.ratings
     result = Assessment({}, {})
     if spec is None:
@@ -36,7 +39,7 @@ def assess(policy: Policy, store, conn, batch: list[ValidEvent]) -> Assessment:
     if not ratings:
         return result
     people = {e.attributes["rater"] for _, e in ratings} | {e.subject for _, e in ratings}
-    histories = {s: _live(h) for s, h in store.entries_for_subjects(sorted(people), conn).items()}
+    histories = {s: _live(h) for s, h in histories_of(sorted(people)).items()}
     enrolment = _Enrolment(histories, batch)
     seen_interactions: dict[tuple[str, str, str], int] = {}
     given_today: dict[tuple[str, int], int] = {}
@@ -115,10 +118,21 @@ class _Weights:
         self.conn = conn
         self.histories = histories
         self._positivity: dict[str, tuple[int, int]] = {}
+        self._standings: dict[str, object] = {}
+
+    def _standing(self, rater: str, at_us: int):
+        """The rater's standing at `at_us`; reused while `at_us` stays inside its validity interval."""
+        known = self._standings.get(rater)
+        if known is not None and known.cacheable and (known.valid_from_us is None or known.valid_from_us <= at_us) \
+                and (known.valid_until_us is None or at_us < known.valid_until_us):
+            return known
+        standing = fold(self.policy, self.histories.get(rater, []), at_us, None, rater)
+        self._standings[rater] = standing
+        return standing
 
     def weigh(self, rater: str, at_us: int) -> dict:
         spec = self.spec.weight
-        standing = fold(self.policy, self.histories.get(rater, []), at_us, None, rater)
+        standing = self._standing(rater, at_us)
         if spec.source == "score":
             value, label = standing.score, "score"
         else:

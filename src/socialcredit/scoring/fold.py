@@ -582,7 +582,7 @@ def _measure_reasons(policy: Policy, measure: CompiledMeasure, active_lists, con
         for c in _ranked(policy, contributions, direction)
         if measure.dimension < 0 or c.rule.dimension == measure.dimension
     ]
-    relevant += _rating_reasons(policy, ratings, direction, measure.dimension, 4)
+    relevant += _rating_reasons(policy, ratings, direction, measure.dimension, 4) if len(relevant) < 4 else []
     return tuple(relevant[:4])
 
 

@@ -72,6 +72,11 @@ BUSINESS_RATES = {
     "admin.penalty": 0.08,
 }
 DEFAULT_RATE = 0.005
+# What the registry reports itself, or what only answers another event: never drawn at random.
+NOT_DRAWN = {"peer.rating", "peer.opt_in", "peer.opt_out", "peer.review_reply", "peer.review_disputed",
+             "peer.trust", "peer.collusion_flag"}
+RATINGS_GIVEN_PER_YEAR = 24  # per enrolled resident, in a ratings pack
+STARS = ([1, 2, 3, 4, 5], [0.06, 0.08, 0.16, 0.35, 0.35])
 # Events that end something rather than happen by themselves: drawn as follow-ups.
 FOLLOW_UP_SHARE = 0.6
 
@@ -112,7 +117,7 @@ def generate_events(policy: Policy, subjects: list[Subject], start_us: int, end_
         propensity = rng.gammavariate(0.6, 1 / 0.6)  # mean 1, long tail
         rates = PERSON_RATES if subject.kind == "person" else BUSINESS_RATES
         for event_type, spec in policy.event_types.items():
-            if event_type in follow_ups or subject.kind not in spec.subject_kinds:
+            if event_type in follow_ups or event_type in NOT_DRAWN or subject.kind not in spec.subject_kinds:
                 continue
             rate = rates.get(event_type, DEFAULT_RATE if subject.kind == "person" else 0.0)
             positive = _is_positive(policy, event_type)
@@ -129,9 +134,33 @@ def generate_events(policy: Policy, subjects: list[Subject], start_us: int, end_
                             if case_attribute:
                                 follow[case_attribute] = attributes.get(case_attribute)
                             events.append(_event(subject, follow_type, later, follow))
+    if policy.ratings is not None:
+        events.extend(_ratings(policy, subjects, start_us, end_us, rng))
     events.sort(key=lambda e: e["occurred_at"])
     for number, event in enumerate(events):
         event["key"] = f"demo-{number:07d}"
+    return events
+
+
+def _ratings(policy: Policy, subjects: list[Subject], start_us: int, end_us: int, rng: random.Random) -> list[dict]:
+    """Everyone joins the app on the first day, then rates a few others a month.
+
+    Each resident has a temperament (a tendency to give more or fewer stars), so some
+    are rated down more than others and the weights of their ratings spread out.
+    """
+    people = [s for s in subjects if s.kind == "person" and "person" in policy.event_types["peer.opt_in"].subject_kinds]
+    events = [_event(p, "peer.opt_in", start_us, _attributes(policy, "peer.opt_in", rng)) for p in people]
+    likeable = {p.ref: rng.gauss(0, 0.8) for p in people}
+    span = end_us - start_us - DAY_US
+    for rater in people:
+        for number in range(_poisson(rng, RATINGS_GIVEN_PER_YEAR)):
+            ratee = rng.choice(people)
+            if ratee is rater:
+                continue
+            stars = min(5, max(1, round(rng.choices(*STARS)[0] + likeable[ratee.ref])))
+            attributes = _attributes(policy, policy.ratings.event, rng)
+            attributes.update(rater=rater.ref, stars=stars, interaction=f"meet-{number}")
+            events.append(_event(ratee, policy.ratings.event, start_us + DAY_US + int(rng.random() * span), attributes))
     return events
 
 
@@ -186,6 +215,8 @@ def _attributes(policy: Policy, event_type: str, rng: random.Random) -> dict:
             attributes[name] = round(rng.uniform(low, high), 2)
         elif spec.type == "boolean":
             attributes[name] = rng.random() < 0.5
+        elif spec.type == "reference":
+            continue  # another subject: only the ratings generator knows whom
         else:
             attributes[name] = f"{name}-{rng.randrange(16**8):08x}"
     return attributes
