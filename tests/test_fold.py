@@ -403,3 +403,11 @@ def test_policy_errors_name_the_place(bad, message):
         parse_policy(text, "toy.toml")
     assert str(error.value).startswith("toy.toml: ")
     assert message in str(error.value)
+
+
+def test_tiers_must_be_written_top_down():
+    from socialcredit.policy.load import PolicyError
+
+    swapped = POLICY.replace('id = "high"\nmin = 110', 'id = "high"\nmin = 80')
+    with pytest.raises(PolicyError, match="tiers must be listed from the highest `min` down"):
+        parse_policy(swapped, "toy.toml")

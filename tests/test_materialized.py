@@ -41,6 +41,7 @@ CHINA_TYPES = [
     ("rail.serious_misconduct", {"misconduct": "smoking"}),
 ]
 SERVICES = {
+    "nosedive": ["venue.entry", "transport.air.standby", "housing.prime", "employment.office_access"],
     "rongcheng": ["utility.heating", "transport.bike_share", "finance.loan", "transport.air"],
     "china-judgment-defaulters": ["transport.air", "transport.rail.high_speed", "transport.rail.regular",
                                   "transport.rail", "property.purchase"],
@@ -156,3 +157,46 @@ def test_a_large_batch_folded_in_a_worker_process_equals_the_fold(make_registry)
     assert registry.ingest(events).accepted == len(events)
     sample = [registry.pseudonym(f"big{i}") for i in range(0, subjects, 97)]
     _assert_materialized_equals_fold(registry, sample)
+
+
+NOSEDIVE_EVENTS = st.lists(
+    st.tuples(
+        st.integers(0, 3),  # ratee
+        st.one_of(
+            st.tuples(st.just("peer.rating"), st.integers(0, 3), st.integers(1, 5), st.integers(0, 3)),  # rater, stars, interaction
+            st.tuples(st.just("official.penalty"), st.just(0), st.just(0), st.integers(0, 3)),
+        ),
+        st.integers(-60, 2),  # day
+    ),
+    min_size=1, max_size=30,
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(history=NOSEDIVE_EVENTS, batches=st.lists(st.integers(1, 30), max_size=3))
+def test_nosedive_materialized_standing_equals_the_fold(make_registry, history, batches):
+    """With ratings: weights fixed at ingest, penalties doubling negatives, all folded the same."""
+    registry = _shared(make_registry, "nosedive")
+    run = next(_counter)
+    now = now_us()
+    people = [f"nd{run}-{i}" for i in range(4)]
+    registry.ingest([{"subject": p, "type": "peer.opt_in", "occurred_at": format_instant(now - 400 * DAY),
+                      "provider": "app", "key": f"opt-{p}"} for p in people])
+    events = []
+    for ratee, (event_type, rater, stars, interaction), day in history:
+        occurred = format_instant(now + day * DAY - (day * DAY) % 1_000_000)
+        if event_type == "peer.rating":
+            attributes = {"rater": people[rater], "stars": stars, "interaction": f"i{interaction}"}
+        else:
+            attributes = {}
+        events.append({"subject": people[ratee], "type": event_type, "occurred_at": occurred, "provider": "app",
+                       "key": f"{run}-{len(events)}", "attributes": attributes})
+    subjects = {registry.pseudonym(p) for p in people}
+    start = 0
+    for cut in [*sorted({min(c, len(events)) for c in batches}), len(events)]:
+        if cut <= start:
+            continue
+        result = registry.ingest(events[start:cut], skip_invalid=True)
+        assert all("themself" in e["error"] or "already rated" in e["error"] for e in result.errors), result.errors
+        _assert_materialized_equals_fold(registry, subjects)
+        start = cut

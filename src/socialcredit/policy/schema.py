@@ -430,6 +430,12 @@ class PolicyDocument(_Model):
         floors = [t.id for t in self.tiers if t.min is None]
         if self.tiers and len(floors) != 1:
             raise ValueError("tiers need exactly one floor tier (a tier without `min`)")
+        minimums = [t.min for t in self.tiers if t.min is not None]
+        if self.tiers and (self.tiers[-1].min is not None or minimums != sorted(minimums, reverse=True)
+                           or len(set(minimums)) != len(minimums)):
+            # Written top down, a misplaced cut-off (A above AAA) is a typo the reader can see.
+            raise ValueError("tiers must be listed from the highest `min` down, each `min` different, "
+                             "the floor tier (no `min`) last")
         for measure in self.measures:
             where = f"measure {measure.id!r}"
             cond = measure.when

@@ -1,0 +1,68 @@
+"""Both ratings packs end to end through the command line."""
+
+from __future__ import annotations
+
+import json
+
+from test_cli import Registry
+
+FACTS = ("-a", "age=30", "-a", "phone_verified=verified", "-a", "real_name=verified", "-a", "account_age_days=400")
+
+
+def test_nosedive_from_the_command_line(tmp_path):
+    cli = Registry(tmp_path)
+    cli.init("nosedive")
+    for person in ("lacie", "naomi", "chester"):
+        cli.json("enrol", person, "--at", "2026-05-01T00:00:00Z")
+    rated = cli.json("rate", "naomi", "lacie", "5", "--interaction", "coffee", "--at", "2026-05-02T09:00:00Z")
+    assert rated["weight"] == 1.0 and "bucket at least 2.5 weighs 1" in rated["why_this_weight"]
+    cli.json("rate", "chester", "lacie", "1", "--interaction", "queue", "--at", "2026-05-02T10:00:00Z")
+    standing = cli.standing("lacie", "--at", "2026-05-03")
+    assert standing["score"] == round((15 + 5 + 1) / 7, 3)
+    assert [(r["stars"], r["weight"]) for r in standing["ratings"]] == [(5, 1.0), (1, 1.0)]
+    assert standing["reasons"][0]["kind"] == "rating" and standing["reasons"][0]["stars"] == 1
+    denied = cli.run("check", "lacie", "venue.entry", "--at", "2026-05-03", "--json")
+    assert denied.exit_code == 3
+    decision = json.loads(denied.stdout)
+    assert decision["reasons"][0]["text"].startswith("A 1-star rating on 2026-05-02 (record #5), weight 1")
+    replay = cli.json("replay", decision["decision_id"])
+    assert replay["same"] is True
+    trust = cli.json("trust")
+    assert trust["subjects"] == 3 and trust["ratings"] == 2 and trust["recorded"] == 3
+    explained = cli.json("explain", "lacie", "--at", "2026-05-03")
+    texts = [e["text"] for item in explained["entries"] for e in item["effects"]]
+    assert any(t.startswith("★☆☆☆☆ 1 star, weight 1") for t in texts)
+
+
+def test_rating_mistakes_are_one_line_errors(tmp_path):
+    cli = Registry(tmp_path)
+    cli.init("nosedive")
+    cli.json("enrol", "ann")
+    for args, message in [
+        (("rate", "ann", "ann", "4"), "error: a subject cannot rate themself"),
+        (("rate", "bob", "ann", "4"), "error: the rater has not opted in"),
+        (("rate", "ann", "bob", "9"), "error: attribute 'stars' of peer.rating must be at most 5, got 9"),
+    ]:
+        result = cli.run(*args)
+        assert result.exit_code == 2
+        assert result.stderr.strip().startswith(message) and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_peeple_from_the_command_line(tmp_path):
+    cli = Registry(tmp_path)
+    cli.init("peeple")
+    for person in ("julia", "nicole"):
+        cli.json("enrol", person, *FACTS, "--at", "2026-05-01T00:00:00Z")
+    refused = cli.run("rate", "julia", "stranger", "4", "--category", "personal")
+    assert refused.exit_code == 2 and "has not consented to be rated" in refused.stderr
+    wrong = cli.run("rate", "julia", "nicole", "4", "--category", "romance")
+    assert wrong.exit_code == 2 and "must be one of dating, personal, professional" in wrong.stderr
+    review = cli.json("rate", "julia", "nicole", "1", "--category", "professional", "--review", "late again",
+                      "--at", "2026-05-02T09:00:00Z")
+    cli.json("respond", "nicole", str(review["entry"]), "--dispute", "we never worked together",
+             "--at", "2026-05-02T20:00:00Z")
+    seen = cli.json("reviews", "nicole", "--at", "2026-05-02T21:00:00Z")
+    assert [(r["stars"], r["status"], r["review"]) for r in seen["reviews"]] == [(1, "disputed", "late again")]
+    assert seen["score"] == 3.0
+    human = cli.run("reviews", "nicole", "--at", "2026-05-02T21:00:00Z")
+    assert "DISPUTED" in human.stdout and "late again" in human.stdout
