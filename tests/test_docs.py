@@ -94,3 +94,11 @@ def test_readme_mentions_every_environment_variable_the_cli_reads():
     text = README.read_text(encoding="utf-8")
     missing = sorted(name for name in ENV_VARS | _option_envvars() if name not in text)
     assert not missing, f"README.md does not mention {', '.join(missing)}"
+
+
+def test_packs_doc_is_up_to_date():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "docs/generate_packs_doc.py", "--check"], cwd=Path(__file__).parent.parent)
+    assert done.returncode == 0, "docs/packs.md is stale: run python docs/generate_packs_doc.py"
