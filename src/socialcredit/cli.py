@@ -88,6 +88,14 @@ def _print_json(value) -> None:
     sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2) + "\n")
 
 
+def _show(result, as_json: bool, line: str) -> None:
+    """The result as JSON, or one line of text for a person."""
+    if as_json:
+        _print_json(result)
+    else:
+        out.print(line)
+
+
 def _kind(kind: str) -> str:
     if kind not in ("person", "organization"):
         raise RegistryError(f"--kind must be person or organization, got {kind!r}")
@@ -128,10 +136,7 @@ def init(
     """Create a registry: database, pseudonym key (mode 0600) and the policy in force."""
     with Registry.init(settings.db, policy, key_file=settings.key_file, principal="cli") as registry:
         result = {"db": settings.db, "policy": registry.policy.ref(), **registry.root()}
-    if as_json:
-        _print_json(result)
-    else:
-        out.print(f"Created registry [bold]{settings.db}[/] with policy [bold]{result['policy']['id']} {result['policy']['version']}[/].")
+    _show(result, as_json, f"Created registry [bold]{settings.db}[/] with policy [bold]{result['policy']['id']} {result['policy']['version']}[/].")
 
 
 @app.command()
@@ -341,10 +346,7 @@ def void(
     with _open() as registry:
         seq = registry.void(entry, reason)
         result = {"void_entry": seq, "cancels": entry, **registry.root()}
-    if as_json:
-        _print_json(result)
-    else:
-        out.print(f"Entry #{entry} cancelled by entry #{seq}.")
+    _show(result, as_json, f"Entry #{entry} cancelled by entry #{seq}.")
 
 
 # -- people rating people ----------------------------------------------------------------------
@@ -396,10 +398,7 @@ def enrol(
         attributes[name.strip()] = value.strip()
     with _open() as registry:
         result = registry.enrol(ref, out=leave, at=at, attributes=attributes)
-    if as_json:
-        _print_json(result)
-    else:
-        out.print(f"{'Opted out' if leave else 'Opted in'} (entry #{result['entry']}).")
+    _show(result, as_json, f"{'Opted out' if leave else 'Opted in'} (entry #{result['entry']}).")
 
 
 @app.command()
@@ -443,10 +442,7 @@ def respond(
     """Reply to a review, or dispute a held one (where the policy allows it)."""
     with _open() as registry:
         result = registry.respond(ref, entry, reply=reply, dispute=dispute, at=at)
-    if as_json:
-        _print_json(result)
-    else:
-        out.print(f"{'Reply' if reply is not None else 'Dispute'} recorded as entry #{result['entry']}.")
+    _show(result, as_json, f"{'Reply' if reply is not None else 'Dispute'} recorded as entry #{result['entry']}.")
 
 
 @app.command()
@@ -502,10 +498,7 @@ def root(as_json: JsonFlag = False):
     """The ledger's size and Merkle root (publish it; `consistency` proves later roots extend it)."""
     with _open() as registry:
         result = registry.root()
-    if as_json:
-        _print_json(result)
-    else:
-        out.print(f"size {result['size']} root {result['root']}")
+    _show(result, as_json, f"size {result['size']} root {result['root']}")
 
 
 @app.command()
