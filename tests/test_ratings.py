@@ -366,3 +366,19 @@ def test_global_trust_as_a_dimension_and_a_rater_weight(make_registry):
         weights[rater] = registry.store.entry(rating["entry"]).derived["weight"]
     # seed ≈ 2.16 of average → 3; friend ≈ 1.84 → 1; the loner, trusted by nobody, → 0.
     assert weights == {"seed": 3.0, "friend": 1.0, "loner": 0.0}
+
+
+def test_a_continuous_rater_weight(make_registry):
+    from socialcredit.policy.load import load_policy, parse_policy
+
+    text_ = load_policy("nosedive").text
+    start = text_.index("buckets = [")
+    end = text_.index("]", text_.index("{ at_least = 4.5")) + 1
+    linear = text_[:start] + "linear = { low = 1.0, high = 5.0, weight_low = 0.0, weight_high = 4.0 }" + text_[end:]
+    registry = make_registry(parse_policy(linear, "linear.toml"))
+    _enrol(registry, "ann", "bob")
+    rating = registry.rate("ann", "bob", 5, at="2026-05-02T00:00:00Z")
+    derived = registry.store.entry(rating["entry"]).derived
+    # ann is a newcomer at 3.0: halfway along the line from 1.0 (weight 0) to 5.0 (weight 4).
+    assert derived["weight"] == 2.0
+    assert "on the line from 1 (weight 0) to 5 (weight 4) that weighs 2" in derived["why"]

@@ -325,16 +325,33 @@ class WeightBucket(_Model):
     weight: float = Field(ge=0)
 
 
+class LinearWeight(_Model):
+    """weight = weight_low + (value − low) / (high − low) × (weight_high − weight_low), clamped."""
+
+    low: float
+    high: float
+    weight_low: float = Field(ge=0)
+    weight_high: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _range(self) -> "LinearWeight":
+        if not self.low < self.high:
+            raise ValueError("a linear weight needs low < high")
+        return self
+
+
 class RaterWeight(_Model):
     """How much a rating counts, fixed when it is ingested from the rater's standing then.
 
     `source`: the rater's `score`, or one of the rater's dimensions by id. `buckets`: the
     weight of the highest bucket whose `at_least` the source reaches (0 below the first);
-    without buckets every rating weighs 1. `explain` states the formula in words.
+    `linear`: a straight line between two points, flat outside them; with neither, every
+    rating weighs 1. `explain` states the formula in words.
     """
 
     source: str = "score"
     buckets: list[WeightBucket] = []
+    linear: LinearWeight | None = None
     explain: str = ""
     # Lists that mark a rater as untrustworthy (e.g. suspected rating rings) → factor.
     discount_lists: dict[Ident, Annotated[float, Field(ge=0, le=1)]] = {}
@@ -344,6 +361,8 @@ class RaterWeight(_Model):
         thresholds = [b.at_least for b in self.buckets]
         if thresholds != sorted(thresholds):
             raise ValueError("weight buckets must be in ascending order of `at_least`")
+        if self.buckets and self.linear is not None:
+            raise ValueError("give either weight `buckets` or a `linear` weight, not both")
         return self
 
 

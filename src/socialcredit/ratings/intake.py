@@ -140,11 +140,18 @@ class _Weights:
             value, label = standing.dimensions[index], f"{self.policy.dimensions[index].label.lower()}"
         decimals = self.policy.scale.decimals
         shown = f"{round_half_up(value, decimals):.{decimals}f}" if decimals else f"{value:g}"
+        day = format_day(at_us, self.policy.zone)
         if spec.buckets:
             chosen = [b for b in spec.buckets if value >= b.at_least]
             weight = chosen[-1].weight if chosen else 0.0
             bucket = f"at least {chosen[-1].at_least:g}" if chosen else f"below {spec.buckets[0].at_least:g}"
-            why = [f"the rater's {label} was {shown} on {format_day(at_us, self.policy.zone)}: bucket {bucket} weighs {weight:g}"]
+            why = [f"the rater's {label} was {shown} on {day}: bucket {bucket} weighs {weight:g}"]
+        elif spec.linear is not None:
+            line = spec.linear
+            position = min(max((value - line.low) / (line.high - line.low), 0.0), 1.0)
+            weight = line.weight_low + position * (line.weight_high - line.weight_low)
+            why = [f"the rater's {label} was {shown} on {day}: on the line from {line.low:g} (weight "
+                   f"{line.weight_low:g}) to {line.high:g} (weight {line.weight_high:g}) that weighs {weight:.3g}"]
         else:
             weight, why = 1.0, ["every rating weighs 1"]
         for list_id, factor in spec.discount_lists.items():
