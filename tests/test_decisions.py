@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import text
 
 from socialcredit.policy.load import load_policy
@@ -127,3 +128,35 @@ def test_reads_are_audited(registry):
     rows = registry.store.audit_rows(subject=registry.pseudonym("alice"))
     assert [r.action for r in rows] == ["explain", "standing"]
     assert all(r.principal == "library" for r in rows)
+
+
+def test_a_process_that_appends_catches_up_with_what_others_appended(make_registry, database_url, tmp_path):
+    from socialcredit.registry import Registry
+
+    registry = make_registry("china-judgment-defaulters")
+    other = Registry.open(database_url, key_file=tmp_path / "registry.key")
+    try:
+        assert registry.check("11010519491231002X", "transport.air").allowed is True
+        other.ingest([_listed(when="2026-01-01T00:00:00Z")])  # another process lists her
+        registry.ingest([_listed(who="bob", case="other", key=2, when="2026-01-02T00:00:00Z")])  # this one appends
+        decision = registry.check("11010519491231002X", "transport.air")
+        assert decision.allowed is False
+        assert registry.replay(decision.decision_id)["same"] is True
+    finally:
+        other.close()
+
+
+def test_a_policy_activated_elsewhere_stops_a_stale_ingest(make_registry, database_url, tmp_path):
+    from socialcredit.registry import Registry, RegistryError
+
+    registry = make_registry("nosedive")
+    other = Registry.open(database_url, key_file=tmp_path / "registry.key")
+    try:
+        other.activate(load_policy("rongcheng"))
+        before = registry.root()
+        with pytest.raises(RegistryError, match="another process put policy rongcheng 2026.1 in force"):
+            registry.ingest([event("ann", "peer.opt_in", "2026-05-01T00:00:00Z", "o1", provider="app")])
+        assert registry.root() == before  # nothing written by the stale ingest
+        assert registry.policy.id == "rongcheng"
+    finally:
+        other.close()

@@ -411,3 +411,10 @@ def test_tiers_must_be_written_top_down():
     swapped = POLICY.replace('id = "high"\nmin = 110', 'id = "high"\nmin = 80')
     with pytest.raises(PolicyError, match="tiers must be listed from the highest `min` down"):
         parse_policy(swapped, "toy.toml")
+
+
+def test_a_measure_that_ran_its_duration_still_bounds_the_validity_interval():
+    history = events(("court.listed", "2026-01-01T00:00:00Z", {"case": "A", "kind": "open"}))
+    later = standing(history, "2026-06-01")
+    assert "no-trains-90d" not in {m.id for m in later.measures}
+    assert later.valid_from_us >= at("2026-04-01")  # the 90 days ended then: nothing before it is covered

@@ -382,3 +382,79 @@ def test_a_continuous_rater_weight(make_registry):
     # ann is a newcomer at 3.0: halfway along the line from 1.0 (weight 0) to 5.0 (weight 4).
     assert derived["weight"] == 2.0
     assert "on the line from 1 (weight 0) to 5 (weight 4) that weighs 2" in derived["why"]
+
+
+# -- fixes found in review ---------------------------------------------------------------------
+
+
+def test_cancelled_reviews_do_not_count_against_a_reviewers_positivity(make_registry):
+    registry = _peeple(make_registry, "grump", "x1", "x2", "x3", "target")
+    entries = [registry.rate("grump", victim, 1, category="professional", at=f"2026-05-02T1{i}:00:00Z")["entry"]
+               for i, victim in enumerate(["x1", "x2", "x3"])]
+    for seq in entries:
+        registry.void(seq, "posted by mistake")
+    review = registry.rate("grump", "target", 4, category="professional", at="2026-05-03T00:00:00Z")
+    assert registry.store.entry(review["entry"]).derived["weight"] == 1.0
+    assert registry.verify().ok
+
+
+def test_positivity_counts_only_reviews_written_before_this_one(make_registry):
+    registry = _peeple(make_registry, "grump", "x1", "x2", "target")
+    registry.rate("grump", "x1", 1, category="personal", at="2026-05-05T00:00:00Z")
+    registry.rate("grump", "x2", 1, category="personal", at="2026-05-06T00:00:00Z")
+    earlier = registry.rate("grump", "target", 4, category="personal", at="2026-05-02T00:00:00Z")
+    assert registry.store.entry(earlier["entry"]).derived["weight"] == 1.0  # written before the grumpy ones
+
+
+def test_a_cancelled_rating_frees_its_place_under_the_daily_cap(make_registry):
+    from socialcredit.policy.load import load_policy, parse_policy
+
+    registry = make_registry(parse_policy(load_policy("nosedive").text.replace("daily_cap = 200", "daily_cap = 1"),
+                                          "cap1.toml"))
+    _enrol(registry, "rater", "a", "b")
+    first = registry.rate("rater", "a", 5, at="2026-05-02T10:00:00Z")
+    with pytest.raises(RegistryError, match="daily cap of 1"):
+        registry.rate("rater", "b", 5, at="2026-05-02T11:00:00Z")
+    registry.void(first["entry"], "wrong person")
+    assert registry.rate("rater", "b", 5, at="2026-05-02T12:00:00Z")["accepted"] == 1
+
+
+def test_the_daily_cap_follows_local_days_across_a_clock_change(make_registry):
+    from socialcredit.policy.load import load_policy, parse_policy
+
+    text_ = load_policy("nosedive").text.replace("daily_cap = 200", "daily_cap = 1").replace(
+        'version = "2026.1"', 'version = "2026.1"\ntimezone = "Europe/Berlin"')
+    registry = make_registry(parse_policy(text_, "berlin.toml"))
+    _enrol(registry, "rater", "a", "b", "c", when="2026-03-01T00:00:00Z")
+    # 29 March 2026 in Berlin lasts 23 hours: 00:30 on the 30th is the next day.
+    registry.rate("rater", "a", 5, at="2026-03-29T12:00:00+02:00")
+    assert registry.rate("rater", "b", 5, at="2026-03-30T00:30:00+02:00")["accepted"] == 1
+    # 25 October 2026 lasts 25 hours: 23:30 that evening is still the same day.
+    registry.rate("rater", "c", 5, at="2026-10-25T00:30:00+02:00")
+    with pytest.raises(RegistryError, match="daily cap of 1"):
+        registry.rate("rater", "a", 4, interaction="again", at="2026-10-25T23:30:00+01:00")
+
+
+def test_opting_out_at_the_same_instant_as_opting_in_wins_when_recorded_later(make_registry):
+    registry = make_registry("nosedive")
+    registry.enrol("ann", at="2026-05-01T00:00:00Z")
+    registry.enrol("ann", out=True, at="2026-05-01T00:00:00Z")
+    with pytest.raises(RegistryError, match="opted out"):
+        registry.rate("ann", "bob", 5, at="2026-05-02T00:00:00Z")
+
+
+def test_a_dispute_dated_before_the_review_does_not_count(make_registry):
+    registry = _peeple(make_registry, "a", "c")
+    low = registry.rate("a", "c", 1, category="personal", at="2026-05-02T10:00:00Z")["entry"]
+    with pytest.raises(RegistryError, match="a response cannot come before it"):
+        registry.respond("c", low, dispute="early", at="2026-05-01T00:00:00Z")
+    # Sent straight to ingest, the backdated dispute is recorded but does not hold the review.
+    registry.ingest([event("c", "peer.review_disputed", "2026-05-01T00:00:00Z", "d1", provider="app", entry=low)])
+    assert registry.reviews("c", at="2026-05-06")["reviews"][0]["status"] == "counts"
+
+
+def test_providers_cannot_forge_what_the_registry_computes(make_registry):
+    registry = make_registry("nosedive")
+    result = registry.ingest([event("ann", "peer.trust", "2026-05-01T00:00:00Z", "t", provider="app", value=50)])
+    assert result.accepted == 0
+    assert "peer.trust is recorded by the registry itself" in result.errors[0]["error"]

@@ -315,6 +315,9 @@ class Registry:
         with self.store.appending() as conn:
             checkpoint = self.store.last_checkpoint(conn)
             size = checkpoint.size if checkpoint else 0
+            if self._catch_up(size):
+                raise RegistryError(f"another process put policy {self.policy.label} in force while this batch was "
+                                    "being checked; nothing was written: send it again")
             existing = self.store.existing_events(conn, [(e.provider, e.key) for e in valid]) if size else {}
             fresh, conflicts = _sort_out(valid, existing, result)
             assessment = ratings_intake.assess(self.policy, self.store, conn, fresh,
@@ -373,23 +376,30 @@ class Registry:
         already = [e for e in self.store.entries_for_subject(target.subject) if e.kind == VOID and e.target == seq]
         if already:
             raise RegistryError(f"entry #{seq} was already cancelled by entry #{already[0].seq}")
-        entry = self._append_one(lambda s, at: Entry(s, VOID, at, subject=target.subject, target=seq, reason=reason.strip()))
+        # The void names the same actor (a rater) as the entry it cancels, so the rater's daily
+        # cap and reviewer record can leave cancelled ratings out.
+        references = self.policy.reference_attributes.get(target.type, ())
+        actor = target.attributes.get(references[0][0]) if references else None
+        entry = self._append_one(lambda s, at: Entry(s, VOID, at, subject=target.subject, target=seq,
+                                                     reason=reason.strip()), actor)
         return entry.seq
 
-    def _append_one(self, make: Callable[[int, int], Entry]) -> Entry:
+    def _append_one(self, make: Callable[[int, int], Entry], actor: str | None = None) -> Entry:
         with self.store.appending() as conn:
             checkpoint = self.store.last_checkpoint(conn)
             size = checkpoint.size if checkpoint else 0
+            self._catch_up(size)
             recorded = now_us()
             entry = make(size, recorded)
-            rows, checkpoint = self._prepare(checkpoint, [entry])
+            rows, checkpoint = self._prepare(checkpoint, [entry], {entry.seq: actor} if actor else None)
             self.store.append(conn, rows, checkpoint)
             histories = self._histories(conn, [entry], size) if entry.subject is not None else {}
             self.store.put_standings(conn, self._standing_rows(histories.items(), checkpoint.size, recorded))
         self._after_append(checkpoint.size, set(histories), histories)
         return entry
 
-    def _prepare(self, checkpoint: Checkpoint | None, entries: list[Entry]) -> tuple[list[tuple], Checkpoint]:
+    def _prepare(self, checkpoint: Checkpoint | None, entries: list[Entry],
+                 actors: dict[int, str] | None = None) -> tuple[list[tuple], Checkpoint]:
         """Canonical bodies, leaf hashes and the checkpoint that will cover them."""
         frontier = merkle.Frontier.from_json(checkpoint.size, checkpoint.frontier) if checkpoint else merkle.Frontier()
         rows = []
@@ -399,8 +409,8 @@ class Registry:
             body = entry.canonical(recorded_at)
             leaf = merkle.leaf_hash(body.encode("utf-8"))
             frontier.append(leaf)
-            actors = references.get(entry.type)
-            actor = entry.attributes.get(actors[0][0]) if actors else None
+            named = references.get(entry.type)
+            actor = entry.attributes.get(named[0][0]) if named else (actors or {}).get(entry.seq)
             rows.append(entry_row(entry, body, leaf, actor))
         return rows, Checkpoint(frontier.size, frontier.root(), frontier.to_json(), now_us())
 
@@ -553,6 +563,9 @@ class Registry:
         if target is None or target.type != self.policy.ratings.event or target.subject != subject:
             raise RegistryError(f"entry #{entry} is not a review of this subject")
         at_us = _instant(at)
+        if at_us < target.occurred_us:
+            raise RegistryError(f"entry #{entry} was written on {format_instant(target.occurred_us)}: "
+                                "a response cannot come before it")
         event_type, attributes = (("peer.review_reply", {"entry": entry, "text": reply}) if reply is not None
                                   else ("peer.review_disputed", {"entry": entry, "reason": dispute}))
         if event_type not in self.policy.event_types:
@@ -602,7 +615,8 @@ class Registry:
         # seeds every closed group keeps its own share, so only structure is used then.
         rings = collusion.find_rings(raters, ratees, stars, n, relative_trust=relative if len(seeds) else None)
         now = now_us()
-        size = self._size
+        size = self.store.size()
+        self._catch_up(size)
         recorded = 0
         if record:
             events = []
@@ -616,7 +630,10 @@ class Registry:
                                                    {"ring": ring_id, "members": len(ring.members),
                                                     "evidence": ring.evidence()}) for m in ring.members]
             if events:
-                recorded = self._append_valid(events, IngestResult(), skip_invalid=False).accepted
+                outcome = self._append_valid(events, IngestResult(), skip_invalid=False)
+                if outcome.errors:
+                    raise RegistryError(f"the trust results were not recorded: {outcome.errors[0]['error']}")
+                recorded = outcome.accepted
         order = np.argsort(-relative, kind="stable")
         self._audit("trust", None, {"subjects": n, "ratings": len(triples), "rings": len(rings)})
         return {
@@ -692,7 +709,13 @@ class Registry:
     def _load_cached(self, subject: str, at_us: int, policy: Policy) -> _Cached:
         row = self.store.standing_row(subject)
         if row is not None:
-            _digest, _known, _from, _until, cacheable, body = row
+            _digest, known_size, _from, _until, cacheable, body = row
+            if known_size > self._size:
+                # Written by another process after this one last looked: catch up first, so
+                # the decision logs a ledger size that holds everything it was based on.
+                self._catch_up(self.store.size())
+                if policy.digest != self.policy.digest:
+                    policy = self.policy_at(at_us)
             cached = _Cached(json.loads(body), bool(cacheable))
             if cached.covers(at_us, policy.digest):
                 self._cache[subject] = cached
@@ -715,17 +738,24 @@ class Registry:
     def _sync(self) -> None:
         """Notice entries appended by other processes and drop the standings they touch."""
         self._synced = time.monotonic()
-        size = self.store.size()
+        self._catch_up(self.store.size())
+
+    def _catch_up(self, size: int) -> bool:
+        """Bring this process's caches up to ledger size `size`; True if the policy changed."""
         if size == self._size:
-            return
-        known = len(self._policies)
+            return False
+        known = self._policies[-1][2].digest if self._policies else None
         self._load_policies()
-        if len(self._policies) != known:
+        policy_changed = (self._policies[-1][2].digest if self._policies else None) != known
+        touched = self.store.subjects_since(self._size)
+        if policy_changed:
             self._cache.clear()
         else:
-            for subject in self.store.subjects_since(self._size):
+            for subject in touched:
                 self._cache.pop(subject, None)
+        self._history.forget(touched)
         self._size = size
+        return policy_changed
 
     def replay(self, decision_id: str) -> dict:
         """Recompute a logged decision from the ledger as it was; it must come out the same."""
@@ -734,6 +764,9 @@ class Registry:
         if row is None:
             raise RegistryError(f"no decision {decision_id!r} in this registry")
         policy = self._policy_by_digest.get(row.policy_digest)
+        if policy is None:
+            self._sync()  # activated by another process since this one last looked?
+            policy = self._policy_by_digest.get(row.policy_digest)
         if policy is None:
             raise RegistryError(f"decision {decision_id} names a policy this ledger does not hold")
         entries = self.store.entries_for_subject(row.subject)

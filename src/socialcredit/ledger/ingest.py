@@ -21,6 +21,9 @@ from .identity import IdentityError, Pseudonymizer
 
 FIELDS = ("subject", "subject_kind", "type", "occurred_at", "provider", "key", "attributes")
 _FIELD_SET = frozenset(FIELDS)
+# What the registry computes and records itself; a provider may not send these.
+REGISTRY_EVENTS = frozenset({"peer.trust", "peer.collusion_flag"})
+REGISTRY_PROVIDER = "socialcredit"
 REQUIRED = ("subject", "type", "occurred_at", "key")
 KINDS = ("person", "organization")
 MAX_KEY = 200
@@ -148,6 +151,9 @@ class Validator:
             occurred = parse_instant(occurred_text)
         except TimeFormatError as exc:
             raise InputError(line, f"occurred_at: {exc}") from None
+        if event_type in REGISTRY_EVENTS and provider != REGISTRY_PROVIDER:
+            raise InputError(line, f"{event_type} is recorded by the registry itself (`socialcredit trust`), "
+                                   "not by a provider")
         attributes = self.policy.validate_event(event_type, raw.get("attributes"), kind)
         for name, referenced_kind in self.policy.reference_attributes[event_type]:
             if name in attributes:  # a rater: stored as a pseudonym, like every subject

@@ -285,20 +285,18 @@ class Store:
                     result.setdefault(entry.subject, []).append(entry)
         return result
 
-    def count_actor_events(self, conn: Connection, actor: str, event_type: str, start_us: int, end_us: int) -> int:
-        """How many events of a type this actor (a rater) caused in [start, end)."""
-        cursor = self._cursor(conn)
-        cursor.execute(
-            self._sql("SELECT count(*) FROM entries WHERE actor = ? AND occurred_us >= ? AND occurred_us < ? AND type = ?"),
-            (actor, start_us, end_us, event_type),
-        )
-        return cursor.fetchone()[0]
+    def actor_events(self, conn: Connection, actor: str, event_type: str) -> list[tuple[int, int, dict]]:
+        """(seq, occurred_us, attributes) of every live event of a type this actor (a rater) caused.
 
-    def actor_stars(self, conn: Connection, actor: str, event_type: str) -> list[int]:
-        """The stars of every rating this actor gave (a reviewer's record)."""
+        A void names the actor of the entry it cancels, so cancelled ratings are left out here.
+        """
         cursor = self._cursor(conn)
-        cursor.execute(self._sql("SELECT body FROM entries WHERE actor = ? AND type = ?"), (actor, event_type))
-        return [json.loads(row[0])["attributes"]["stars"] for row in cursor.fetchall()]
+        cursor.execute(self._sql("SELECT seq, kind, occurred_us, body FROM entries WHERE actor = ? AND "
+                                 "(type = ? OR kind = ?) ORDER BY seq"), (actor, event_type, VOID))
+        rows = cursor.fetchall()
+        voided = {json.loads(body)["target"] for _, kind, _, body in rows if kind == VOID}
+        return [(seq, occurred, json.loads(body)["attributes"]) for seq, kind, occurred, body in rows
+                if kind != VOID and seq not in voided]
 
     def rating_triples(self, event_type: str) -> list[tuple[str, str, int]]:
         """(ratee, rater, stars) of every rating not cancelled by a void, in ledger order."""

@@ -35,6 +35,7 @@ def verify_ledger(store: Store, progress: Callable[[int], None] | None = None):
     frontier = merkle.Frontier()
     expected = 0
     count = 0
+    actors: dict[int, str] = {}  # entries that name an actor: a void must name the same one
     for row in store.iter_columns():
         seq, kind, recorded_us, provider, key, subject, event_type, occurred_us, body, leaf, actor = row
         count += 1
@@ -43,7 +44,7 @@ def verify_ledger(store: Store, progress: Callable[[int], None] | None = None):
                 missing = f"entry #{expected} is" if seq == expected + 1 else f"entries #{expected} to #{seq - 1} are"
                 problem("deleted", expected, f"{missing} missing (deleted)")
             expected = seq
-        _check_entry(row, problem)
+        _check_entry(row, problem, actors)
         frontier.append(merkle.leaf_hash(body.encode("utf-8")))
         expected += 1
         stored_root = checkpoints.get(frontier.size)
@@ -76,7 +77,7 @@ def verify_ledger(store: Store, progress: Callable[[int], None] | None = None):
     )
 
 
-def _check_entry(row, problem) -> None:
+def _check_entry(row, problem, actors: dict[int, str]) -> None:
     seq, kind, recorded_us, provider, key, subject, event_type, occurred_us, body, leaf, actor = row
     if merkle.leaf_hash(body.encode("utf-8")) != leaf:
         problem("modified", seq, f"entry #{seq} does not match its leaf hash (modified)")
@@ -85,8 +86,13 @@ def _check_entry(row, problem) -> None:
     except ValueError:
         problem("modified", seq, f"entry #{seq} is not valid JSON (modified)")
         return
-    if actor is not None and actor not in (data.get("attributes") or {}).values():
-        problem("modified", seq, f"entry #{seq}: column actor is not named in the hashed body (modified)")
+    if kind == "void":
+        if actor is not None and actors.get(data.get("target")) != actor:
+            problem("modified", seq, f"entry #{seq}: column actor is not the actor of the entry it cancels (modified)")
+    elif actor is not None:
+        if actor not in (data.get("attributes") or {}).values():
+            problem("modified", seq, f"entry #{seq}: column actor is not named in the hashed body (modified)")
+        actors[seq] = actor
     if data.get("seq") != seq:
         problem("reordered", seq, f"position #{seq} holds entry #{data.get('seq')} (reordered or renumbered)")
     columns = {

@@ -17,7 +17,7 @@ from ..scoring.fold import fold, round_half_up
 
 OPT_IN = "peer.opt_in"
 OPT_OUT = "peer.opt_out"
-_DAY_US = 86_400 * US_PER_SECOND
+_HOUR_US = 3_600 * US_PER_SECOND
 
 
 @dataclass
@@ -64,15 +64,17 @@ def assess(policy: Policy, store, conn, batch: list[ValidEvent], histories_of) -
             result.errors[index] = f"this rater already rated this subject for interaction {interaction!r} ({where})"
             continue
         day = period_start(when, "P1D", policy.zone)
+        next_day = period_start(day + 26 * _HOUR_US, "P1D", policy.zone)  # local days last 23 to 25 hours
         today = given_today.get((rater, day))
         if today is None:
-            today = store.count_actor_events(conn, rater, spec.event, day, day + _DAY_US)
+            today = sum(1 for _, occurred, _ in weights.given(rater) if day <= occurred < next_day)
         if today >= spec.daily_cap:
             result.errors[index] = f"the rater reached the daily cap of {spec.daily_cap} ratings on {format_day(day, policy.zone)}"
             continue
         given_today[(rater, day)] = today + 1
         seen_interactions[key] = index
         result.derived[index] = weights.weigh(rater, when)
+        weights.note_given(rater, when, event.attributes)
     return result
 
 
@@ -97,15 +99,17 @@ class _Enrolment:
         for subject, history in histories.items():
             for entry in history:
                 if entry.type in (OPT_IN, OPT_OUT):
-                    self._events.setdefault(subject, []).append((entry.occurred_us, -1, entry.type == OPT_IN))
+                    # At the same instant the later record wins: the ledger's in seq order...
+                    self._events.setdefault(subject, []).append((entry.occurred_us, 0, entry.seq, entry.type == OPT_IN))
         for position, event in enumerate(batch):
             if event.type in (OPT_IN, OPT_OUT):
-                self._events.setdefault(event.subject, []).append((event.occurred_us, position, event.type == OPT_IN))
+                # ...then the batch's, in the batch's order.
+                self._events.setdefault(event.subject, []).append((event.occurred_us, 1, position, event.type == OPT_IN))
 
     def enrolled(self, subject: str, at_us: int, position: int) -> bool:
         # Opt events later in the batch than the rating do not count for it.
-        known = [e for e in self._events.get(subject, ()) if e[0] <= at_us and e[1] < position]
-        return max(known)[2] if known else False
+        known = [e for e in self._events.get(subject, ()) if e[0] <= at_us and (e[1] == 0 or e[2] < position)]
+        return max(known)[3] if known else False
 
 
 class _Weights:
@@ -117,7 +121,7 @@ class _Weights:
         self.store = store
         self.conn = conn
         self.histories = histories
-        self._positivity: dict[str, tuple[int, int]] = {}
+        self._given: dict[str, list[tuple[int, int, dict]]] = {}
         self._standings: dict[str, object] = {}
 
     def _standing(self, rater: str, at_us: int):
@@ -159,16 +163,20 @@ class _Weights:
                 weight *= factor
                 why.append(f"the rater is on the {self.policy.lists[list_id].label}: ×{factor:g}")
         if self.spec.positivity is not None:
-            positive, total = self._reviews(rater)
+            earlier = [a for _, occurred, a in self.given(rater) if occurred < at_us]
+            positive = sum(1 for a in earlier if a["stars"] > self.spec.negative_at_most)
+            total = len(earlier)
             positivity = (positive + 1) / (total + 2)
             factor = min(1.0, positivity / self.spec.positivity.neutral)
             weight *= factor
             why.append(f"reviewer positivity {positivity:.2f} ({positive} of {total} earlier reviews positive): ×{factor:.2f}")
         return {"weight": round(weight, 6), "why": "; ".join(why), "rater_value": value}
 
-    def _reviews(self, rater: str) -> tuple[int, int]:
-        if rater not in self._positivity:
-            stars = self.store.actor_stars(self.conn, rater, self.spec.event)
-            positive = sum(1 for s in stars if s > self.spec.negative_at_most)
-            self._positivity[rater] = (positive, len(stars))
-        return self._positivity[rater]
+    def given(self, rater: str) -> list[tuple[int, int, dict]]:
+        """The live ratings this rater gave: the ledger's, then those accepted earlier in the batch."""
+        if rater not in self._given:
+            self._given[rater] = self.store.actor_events(self.conn, rater, self.spec.event)
+        return self._given[rater]
+
+    def note_given(self, rater: str, at_us: int, attributes: dict) -> None:
+        self.given(rater).append((-1, at_us, attributes))

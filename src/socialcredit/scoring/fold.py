@@ -135,6 +135,8 @@ def fold(policy: Policy, entries: list[Entry], at_us: int, known_at: int | None 
     for measure in policy.measures:
         active, until = _measure_active(policy, measure, score, tier, values, listed, active_lists, at_us)
         if not active:
+            if until is not None:
+                clock.add(until)
             continue
         if measure.kind != "list":
             condition = (measure.kind, measure.tiers, measure.threshold, measure.dimension, measure.unless_lists)
@@ -345,7 +347,7 @@ def round_half_up(value: float, decimals: int) -> float:
 
 
 def _measure_active(policy, measure: CompiledMeasure, score, tier, values, listed, active_lists, at_us):
-    """(applies?, when it ends: None for no known end)."""
+    """(applies?, when it ends: None for no known end; for one that has ended, when it did)."""
     if measure.unless_lists and listed.intersection(measure.unless_lists):
         return False, None
     kind = measure.kind
@@ -358,7 +360,7 @@ def _measure_active(policy, measure: CompiledMeasure, score, tier, values, liste
         if measure.duration is not None:
             stop = measure.duration.after(min(s.since_us for s in spells))
             if at_us >= stop:
-                return False, None
+                return False, stop  # over: still a change point for the validity interval
             until = stop if until is None else min(until, stop)
         return True, until
     return _condition_holds(policy, measure, score, tier, values), None
@@ -383,6 +385,8 @@ def _lifts_at(policy, measure, events, contributions, spells, at_us) -> int | No
     ends = {c.until_us for c in contributions if c.status == "counts" and c.until_us is not None}
     if policy.rating_dimensions and policy.hold_negative is not None:
         ends.update(policy.hold_negative.after(e.occurred_us) for e in events if e.type == policy.ratings.event)
+    for _index, event_type, _attribute, lifetime in policy.latest_dimensions:
+        ends.update(lifetime.after(e.occurred_us) for e in events if e.type == event_type and e.occurred_us <= at_us)
     ends = sorted(t for t in ends if t > at_us)[:_LOOKAHEAD]
     for instant in ends:
         sums, caps = _sums(policy, contributions, instant)
@@ -435,13 +439,13 @@ def _ratings(policy: Policy, events: list[Entry], contributions: list[Contributi
         for c in contributions
         if c.rule.negative_rating_multiplier and c.status != "capped"
     ]
-    disputes: dict[int, int] = {}
+    disputes: dict[int, list[int]] = {}
     replies: dict[int, list[tuple[int, str]]] = {}
     for event in events:
         if event.occurred_us > at_us:
             continue
         if event.type == "peer.review_disputed":
-            disputes.setdefault(event.attributes.get("entry"), event.occurred_us)
+            disputes.setdefault(event.attributes.get("entry"), []).append(event.occurred_us)
         elif event.type == "peer.review_reply":
             replies.setdefault(event.attributes.get("entry"), []).append((event.seq, event.attributes.get("text", "")))
     hold = policy.hold_negative
@@ -461,8 +465,8 @@ def _ratings(policy: Policy, events: list[Entry], contributions: list[Contributi
         if negative and hold is not None:
             hold_until = hold.after(event.occurred_us)
             clock.add(hold_until)
-            disputed_at = disputes.get(event.seq)
-            if disputed_at is not None and disputed_at < hold_until:
+            # Only a dispute made during the hold keeps a review out (not one dated before it).
+            if any(event.occurred_us <= when < hold_until for when in disputes.get(event.seq, ())):
                 status = "disputed"
             elif at_us < hold_until:
                 status = "held"
