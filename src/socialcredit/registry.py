@@ -404,13 +404,17 @@ class Registry:
         frontier = merkle.Frontier.from_json(checkpoint.size, checkpoint.frontier) if checkpoint else merkle.Frontier()
         rows = []
         recorded_at = format_instant(entries[0].recorded_us) if entries else None
-        references = self.policy.reference_attributes if self._policies else {}
+        references = {t: r[0][0] for t, r in self.policy.reference_attributes.items() if r} if self._policies else {}
+        actors = actors or {}
         for entry in entries:
             body = entry.canonical(recorded_at)
             leaf = merkle.leaf_hash(body.encode("utf-8"))
             frontier.append(leaf)
-            named = references.get(entry.type)
-            actor = entry.attributes.get(named[0][0]) if named else (actors or {}).get(entry.seq)
+            if references or actors:  # who acted: a rater, or the rater of a cancelled rating
+                named = references.get(entry.type)
+                actor = entry.attributes.get(named) if named else actors.get(entry.seq)
+            else:
+                actor = None
             rows.append(entry_row(entry, body, leaf, actor))
         return rows, Checkpoint(frontier.size, frontier.root(), frontier.to_json(), now_us())
 

@@ -151,13 +151,15 @@ class Validator:
             occurred = parse_instant(occurred_text)
         except TimeFormatError as exc:
             raise InputError(line, f"occurred_at: {exc}") from None
-        if event_type in REGISTRY_EVENTS and provider != REGISTRY_PROVIDER:
+        if provider != REGISTRY_PROVIDER and event_type in REGISTRY_EVENTS:
             raise InputError(line, f"{event_type} is recorded by the registry itself (`socialcredit trust`), "
                                    "not by a provider")
         attributes = self.policy.validate_event(event_type, raw.get("attributes"), kind)
-        for name, referenced_kind in self.policy.reference_attributes[event_type]:
-            if name in attributes:  # a rater: stored as a pseudonym, like every subject
-                attributes[name] = self.pseudonymizer.pseudonym(attributes[name], referenced_kind)
+        references = self.policy.reference_attributes[event_type]
+        if references:
+            for name, referenced_kind in references:
+                if name in attributes:  # a rater: stored as a pseudonym, like every subject
+                    attributes[name] = self.pseudonymizer.pseudonym(attributes[name], referenced_kind)
         attributes_json = _encode(attributes)
         return ValidEvent(
             line,
