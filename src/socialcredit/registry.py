@@ -44,7 +44,7 @@ from .scoring.fold import Standing, fold
 DEFAULT_URL = "sqlite:///socialcredit.db"
 _MATERIALIZE_CHUNK = 2_000
 _FORK_MIN_SUBJECTS = 2_000  # below this, forking a worker costs more than it saves
-_DECISION_BUFFER = 1_000
+_DECISION_BUFFER = 10_000
 _DECISION_MAX_AGE_S = 1.0
 
 
@@ -731,7 +731,7 @@ class Registry:
         return cached
 
     def flush(self) -> None:
-        """Write buffered decision records (checks buffer up to 1,000 or one second of them)."""
+        """Write buffered decision records (checks buffer up to 10,000 or one second of them)."""
         if self._decisions:
             recorded = now_us()
             rows = [row[:9] + (recorded,) + row[10:] for row in self._decisions]
