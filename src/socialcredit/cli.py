@@ -88,6 +88,14 @@ def _print_json(value) -> None:
     sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2) + "\n")
 
 
+def _named_or_current_policy(name: str | None):
+    """A pack or file by name, or else the policy in force in the registry."""
+    if name is None:
+        with _open() as registry:
+            return registry.policy
+    return load_policy(name)
+
+
 def _show(result, as_json: bool, line: str) -> None:
     """The result as JSON, or one line of text for a person."""
     if as_json:
@@ -573,11 +581,7 @@ def policy_show(
     as_json: JsonFlag = False,
 ):
     """A policy's catalogue, dimensions, rules, tiers, lists and measures."""
-    if name is None:
-        with _open() as registry:
-            policy = registry.policy
-    else:
-        policy = load_policy(name)
+    policy = _named_or_current_policy(name)
     document = policy.document.model_dump(mode="json")
     if as_json:
         _print_json({**document, "digest": policy.digest})
@@ -816,11 +820,7 @@ def policy_lint(
     """Name cross-context sanctions, protected attributes and disproportionate measures. Exit 1 on errors."""
     from .policy.lint import lint, summarize
 
-    if name is None:
-        with _open() as registry:
-            policy = registry.policy
-    else:
-        policy = load_policy(name)
+    policy = _named_or_current_policy(name)
     findings = lint(policy)
     counts = summarize(findings)
     if as_json:
