@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData()
@@ -39,7 +40,8 @@ entries = Table(
     Column("actor", String(64)),  # who acted on the subject (a rater); migration 0002
     UniqueConstraint("provider", "key", name="uq_entries_provider_key"),
     Index("ix_entries_subject_seq", "subject", "seq"),
-    Index("ix_entries_actor", "actor", "occurred_us"),
+    Index("ix_entries_actor", "actor", "occurred_us", sqlite_where=text("actor IS NOT NULL"),
+          postgresql_where=text("actor IS NOT NULL")),
 )
 
 checkpoints = Table(
