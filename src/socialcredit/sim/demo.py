@@ -160,6 +160,17 @@ def _sample_checks(registry: Registry, policy, standings, pseudonyms, at_us: int
     return checks
 
 
+def _program() -> str:
+    """How the user called us (`.venv/bin/socialcredit` under `make demo`), for copy-paste hints."""
+    import os
+    import sys
+
+    called = sys.argv[0] if sys.argv and sys.argv[0] else "socialcredit"
+    if os.path.basename(called) != "socialcredit":
+        return "socialcredit"
+    return os.path.relpath(called) if os.path.isabs(called) and os.path.exists(called) else called
+
+
 def _mask(ref: str) -> str:
     return ref[:3] + "*" * (len(ref) - 5) + ref[-2:]
 
@@ -195,8 +206,8 @@ def _print(console: Console, report: dict, policy) -> None:
             console.print(f"      {escape(reason)}", highlight=False)
     lint = report["lint"]
     console.print(f"\nThe linter finds {lint['findings']} issue(s) in this policy, {lint['cross_context']} of them "
-                  f"cross-context sanctions: run `socialcredit policy lint {policy.id}`.")
+                  f"cross-context sanctions: run `{_program()} policy lint {policy.id}`.")
     if report["checks"]:
         ref = report["checks"][0]["reference_for_cli"]
-        console.print(f"Try: socialcredit --db {report['db']} explain {ref}" +
+        console.print(f"Try: {_program()} --db {report['db']} explain {ref}" +
                       (" --kind organization" if report["checks"][0]["kind"] == "organization" else ""))
