@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import cProfile
 import io
+import json
 import platform
 import pstats
 import sqlite3
@@ -34,6 +35,14 @@ def profiled(top: int, what: str):
         out = io.StringIO()
         pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(top)
         note(f"profile of {what} (figures below include the profiler's overhead):\n{out.getvalue()}")
+
+
+def emit(report: dict) -> dict:
+    """The one JSON line on stdout, with the machine it was measured on."""
+    report = {**report, **environment()}
+    sys.stdout.write(json.dumps(report) + "\n")
+    sys.stdout.flush()
+    return report
 
 
 def environment() -> dict:

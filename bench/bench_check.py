@@ -39,15 +39,13 @@ Prints exactly one JSON line on stdout; progress goes to stderr.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sqlite3
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _common import environment, note, profiled
+from _common import emit, note, profiled
 from socialcredit._time import format_instant, now_us
 from socialcredit.policy.compiled import Policy, matches
 from socialcredit.policy.load import load_policy
@@ -353,11 +351,8 @@ def main(argv: list[str] | None = None) -> dict:
         "quick": args.quick,
         "profiled": bool(args.profile),
         "seed": args.seed,
-        **environment(),
     }
-    sys.stdout.write(json.dumps(report) + "\n")
-    sys.stdout.flush()
-    return report
+    return emit(report)
 
 
 if __name__ == "__main__":

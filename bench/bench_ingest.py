@@ -25,15 +25,13 @@ Prints exactly one JSON line on stdout; progress goes to stderr.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sqlite3
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _common import environment, note, profiled
+from _common import emit, note, profiled
 from socialcredit._time import now_us
 from socialcredit.ledger.entries import EVENT
 from socialcredit.policy.load import load_policy
@@ -208,11 +206,8 @@ def main(argv: list[str] | None = None) -> dict:
         "quick": args.quick,
         "profiled": bool(args.profile),
         "seed": args.seed,
-        **environment(),
     }
-    sys.stdout.write(json.dumps(report) + "\n")
-    sys.stdout.flush()
-    return report
+    return emit(report)
 
 
 if __name__ == "__main__":

@@ -16,12 +16,11 @@ their trust values is printed.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import numpy as np
 
-from _common import environment, note
+from _common import emit, note
 from socialcredit.ratings.trust import eigentrust, local_trust, pretrusted_vector
 
 TELEPORT = 0.15
@@ -99,10 +98,8 @@ def main(argv: list[str] | None = None) -> dict:
         "meets_goal": seconds < 5.0,
         "quick": args.quick,
         "seed": args.seed,
-        **environment(),
     }
-    print(json.dumps(report))
-    return report
+    return emit(report)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from ._time import Duration, TimeFormatError, parse_instant
+from ._time import Duration, TimeFormatError
 from .ledger.identity import IdentityError
 from .ledger.ingest import InputError, read_events
 from .ledger.store import StoreError

@@ -7,11 +7,11 @@ linter can reason about all of them and a resident can be told exactly which one
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .._time import CALENDAR_PERIODS, Duration, TimeFormatError, zone_named
+from .._time import Duration, TimeFormatError, zone_named
 
 SubjectKind = Literal["person", "organization"]
 Scalar = str | int | float | bool
@@ -27,17 +27,6 @@ Idents = list[Ident]
 EventTypeName = Annotated[str, Field(pattern=_DOTTED, max_length=120)]
 ServiceName = Annotated[str, Field(pattern=_SERVICE, max_length=120)]
 
-EFFECTS = (
-    "deny",
-    "allow",
-    "privilege",
-    "discount",
-    "deposit_free",
-    "deposit_required",
-    "fast_track",
-    "priority",
-    "extra_inspection",
-)
 Effect = Literal[
     "deny",
     "allow",
@@ -49,6 +38,7 @@ Effect = Literal[
     "priority",
     "extra_inspection",
 ]
+EFFECTS = get_args(Effect)
 
 
 class _Model(BaseModel):

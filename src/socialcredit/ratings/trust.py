@@ -58,7 +58,6 @@ def pretrusted_vector(n: int, seeds: np.ndarray | None = None) -> np.ndarray:
 def eigentrust(local: sparse.csr_matrix, pretrusted: np.ndarray, teleport: float = 0.15, tol: float = 1e-10,
                max_iterations: int = 1000, progress: Callable[[int, float], None] | None = None) -> TrustResult:
     """Power iteration to an L1 change below `tol`."""
-    n = local.shape[0]
     transposed = local.T.tocsr()
     dangling = np.asarray(local.sum(axis=1)).ravel() == 0
     p = pretrusted / pretrusted.sum()
