@@ -46,7 +46,7 @@ import time
 from pathlib import Path
 
 from _common import emit, note, profiled
-from socialcredit._time import format_instant, now_us
+from socialcredit.instants import format_instant, now_us
 from socialcredit.policy.compiled import Policy, matches
 from socialcredit.policy.load import load_policy
 from socialcredit.registry import Registry

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 from _common import emit, note, profiled
-from socialcredit._time import now_us
+from socialcredit.instants import now_us
 from socialcredit.ledger.entries import EVENT
 from socialcredit.policy.load import load_policy
 from socialcredit.registry import Registry

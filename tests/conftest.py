@@ -14,7 +14,7 @@ import secrets
 import pytest
 from sqlalchemy import create_engine, text
 
-from socialcredit._time import parse_instant
+from socialcredit.instants import parse_instant
 from socialcredit.registry import Registry
 
 POSTGRES_URL = os.environ.get("SOCIALCREDIT_TEST_POSTGRES")

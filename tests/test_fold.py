@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from socialcredit.decide import decide
+from socialcredit.scoring.decide import decide
 from socialcredit.ledger.entries import EVENT, VOID, Entry
 from socialcredit.policy.load import parse_policy
 from socialcredit.scoring.explain import core, explain_entries, summarize

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from socialcredit.ledger.identity import (
+from socialcredit.intake.identity import (
     IdentityError,
     KeyFileError,
     Pseudonymizer,

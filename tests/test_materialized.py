@@ -13,8 +13,8 @@ import itertools
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from socialcredit._time import format_instant, now_us
-from socialcredit.decide import decide
+from socialcredit.instants import format_instant, now_us
+from socialcredit.scoring.decide import decide
 from socialcredit.scoring.explain import core
 from socialcredit.scoring.fold import fold
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from socialcredit.decide import decide
+from socialcredit.scoring.decide import decide
 from socialcredit.ledger.entries import EVENT, Entry
-from socialcredit.ledger.identity import make_uscc
+from socialcredit.intake.identity import make_uscc
 from socialcredit.policy.load import load_policy, pack_names
 from socialcredit.scoring.explain import core
 from socialcredit.scoring.fold import fold

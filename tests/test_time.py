@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from socialcredit._time import (Duration, TimeFormatError, format_day, format_instant, parse_instant, period_start,
+from socialcredit.instants import (Duration, TimeFormatError, format_day, format_instant, parse_instant, period_start,
                                 zone_named)
 
 SHANGHAI = zone_named("Asia/Shanghai")

@@ -4,9 +4,9 @@ The public surface is small: open a `Registry`, load a policy, and read standing
 decisions from it. Everything else is implementation and may change.
 """
 
-from .decide import Decision
-from .ledger.identity import IdentityError
-from .ledger.store import StoreError
+from .scoring.decide import Decision
+from .intake.identity import IdentityError
+from .store.database import StoreError
 from .policy.compiled import Policy
 from .policy.load import PolicyError, load_policy, pack_names, parse_policy
 from .registry import IngestResult, Registry, RegistryError, VerifyReport

@@ -21,10 +21,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from ._time import Duration, TimeFormatError
-from .ledger.identity import IdentityError
-from .ledger.ingest import InputError, read_events
-from .ledger.store import StoreError
+from .instants import Duration, TimeFormatError
+from .intake.identity import IdentityError
+from .intake.readers import InputError, read_events
+from .store.database import StoreError
 from .policy.compiled import EventError
 from .policy.load import PolicyError, load_policy, pack_names
 from .registry import DEFAULT_URL, Registry, RegistryError

@@ -26,13 +26,14 @@ import numpy as np
 from sqlalchemy.engine import make_url
 
 from . import _forked
-from ._time import format_instant, now_us, parse_instant
-from .decide import Decision, decide
+from .errors import InvalidInput
+from .instants import format_instant, now_us, parse_instant
+from .scoring.decide import Decision, decide
 from .ledger import merkle
 from .ledger.entries import EVENT, POLICY, VOID, Entry, attributes_json, canonical_json, stored_event_content
-from .ledger.identity import KeyFileError, Pseudonymizer, create_key_file, load_key
-from .ledger.ingest import InputError, ValidEvent, Validator
-from .ledger.store import Checkpoint, Store, StoreError, entry_row
+from .intake.identity import KeyFileError, Pseudonymizer, create_key_file, load_key
+from .intake.validation import InputError, ValidEvent, Validator
+from .store.database import Checkpoint, Store, StoreError, entry_row
 from .policy.compiled import Policy
 from .policy.load import load_policy, parse_policy
 from .ratings import collusion
@@ -48,7 +49,7 @@ _DECISION_BUFFER = 10_000
 _DECISION_MAX_AGE_S = 1.0
 
 
-class RegistryError(RuntimeError):
+class RegistryError(InvalidInput):
     """A request the registry cannot carry out; the message says why in one line."""
 
 

@@ -11,7 +11,7 @@ import json
 from json.encoder import encode_basestring
 from typing import Any, NamedTuple
 
-from .._time import format_instant, parse_instant
+from ..instants import format_instant, parse_instant
 
 EVENT = "event"
 VOID = "void"

@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from .._time import parse_instant
+from ..instants import parse_instant
 from . import merkle
-from .store import Store
+from ..store.database import Store
 
 _MAX_PROBLEMS = 1000
 

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from .._time import Duration, zone_named
+from ..errors import InvalidInput
+from ..instants import Duration, zone_named
 from .schema import Attribute, Match, PolicyDocument
 
 
-class EventError(ValueError):
+class EventError(InvalidInput):
     """An event that the policy's catalog does not accept; the message says why."""
 
 

@@ -8,13 +8,14 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from ..errors import InvalidInput
 from .compiled import Policy
 from .schema import PolicyDocument
 
 DEFAULT_PACK = "rongcheng"
 
 
-class PolicyError(ValueError):
+class PolicyError(InvalidInput):
     """A policy that cannot be used; the message names the file, the place and the cause."""
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .._time import Duration, TimeFormatError, zone_named
+from ..instants import Duration, TimeFormatError, zone_named
 
 SubjectKind = Literal["person", "organization"]
 Scalar = str | int | float | bool

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .._time import US_PER_SECOND, format_day, period_start
+from ..instants import US_PER_SECOND, format_day, period_start
 from ..ledger.entries import EVENT, VOID, Entry
-from ..ledger.ingest import ValidEvent
+from ..intake.validation import ValidEvent
 from ..policy.compiled import Policy
 from ..scoring.fold import fold, round_half_up
 

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from ..policy.compiled import Policy
-from .._time import format_day, format_instant
+from ..instants import format_day, format_instant
 from .fold import Reason, Standing
 
 

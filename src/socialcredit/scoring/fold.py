@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 from ..ledger.entries import EVENT, VOID, Entry
 from ..policy.compiled import CompiledMeasure, CompiledRule, Policy, matches
-from .._time import period_start
+from ..instants import period_start
 
 # How many future change points the fold looks through to say when a score-based measure
 # lifts by itself (records expiring). Beyond that it says "no end in sight" rather than

@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
-from .._time import format_instant, now_us, parse_instant
+from ..instants import format_instant, now_us, parse_instant
 from ..policy.load import load_policy
 from ..registry import Registry, RegistryError
 from ..scoring.explain import summarize

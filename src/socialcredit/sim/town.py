@@ -13,8 +13,8 @@ import random
 from dataclasses import dataclass
 from datetime import date
 
-from .._time import US_PER_SECOND, format_instant
-from ..ledger.identity import make_resident_id, make_uscc
+from ..instants import US_PER_SECOND, format_instant
+from ..intake.identity import make_resident_id, make_uscc
 from ..policy.compiled import Policy
 
 DAY_US = 86_400 * US_PER_SECOND

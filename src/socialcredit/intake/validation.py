@@ -1,4 +1,4 @@
-"""The ingest boundary: parse provider files, validate each event, pseudonymize its subject.
+"""The ingest boundary: validate each event against the policy, pseudonymize its subject.
 
 Nothing here writes. Every line comes out either as a `ValidEvent` (the subject already
 replaced by its pseudonym, the attributes checked against the policy's catalog) or as an
@@ -8,34 +8,20 @@ row is written.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
-from .._time import TimeFormatError, parse_instant
+from ..instants import TimeFormatError, parse_instant
+from ..ledger.entries import attributes_json as _encode
 from ..policy.compiled import EventError, Policy
-from .entries import attributes_json as _encode
 from .identity import IdentityError, Pseudonymizer
+from .readers import FIELDS, REQUIRED, InputError
 
-FIELDS = ("subject", "subject_kind", "type", "occurred_at", "provider", "key", "attributes")
 _FIELD_SET = frozenset(FIELDS)
 # What the registry computes and records itself; a provider may not send these.
 REGISTRY_EVENTS = frozenset({"peer.trust", "peer.collusion_flag"})
 REGISTRY_PROVIDER = "socialcredit"
-REQUIRED = ("subject", "type", "occurred_at", "key")
 KINDS = ("person", "organization")
 MAX_KEY = 200
-
-
-class InputError(ValueError):
-    """One bad event: `line` says where, the message says why."""
-
-    def __init__(self, line: int | None, message: str):
-        super().__init__(message)
-        self.line = line
-        self.message = message
 
 
 class ValidEvent(NamedTuple):
@@ -51,54 +37,6 @@ class ValidEvent(NamedTuple):
 
     def content(self) -> tuple:
         return (self.subject, self.subject_kind, self.type, self.occurred_us, self.attributes_json)
-
-
-def read_jsonl(stream: Iterable[str]) -> Iterator[tuple[int, dict | InputError]]:
-    for number, line in enumerate(stream, start=1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line.rstrip("\r\n"))
-        except json.JSONDecodeError as exc:
-            yield number, InputError(number, f"not valid JSON ({exc.msg} at column {exc.colno})")
-            continue
-        if not isinstance(value, dict):
-            yield number, InputError(number, "expected a JSON object with subject, type, occurred_at, provider, key")
-            continue
-        yield number, value
-
-
-def read_csv(stream: Iterable[str]) -> Iterator[tuple[int, dict | InputError]]:
-    """CSV with the JSONL fields as columns; any other column is an attribute."""
-    reader = csv.DictReader(stream)
-    if reader.fieldnames is None:
-        return
-    reader.fieldnames = [name.lstrip("\ufeff").strip() for name in reader.fieldnames]
-    missing = [name for name in REQUIRED if name not in reader.fieldnames]
-    if missing:
-        yield 1, InputError(1, f"the header lacks column(s) {', '.join(missing)}")
-        return
-    for row in reader:
-        number = reader.line_num
-        if None in row:
-            yield number, InputError(number, "more cells than header columns")
-            continue
-        event = {name: row.pop(name) for name in FIELDS if name in row and name != "attributes"}
-        # An empty cell is an absent attribute, not an empty string.
-        event["attributes"] = {name: value for name, value in row.items() if value not in ("", None)}
-        if not event.get("subject_kind"):
-            event.pop("subject_kind", None)
-        if not event.get("provider"):
-            event.pop("provider", None)
-        yield number, event
-
-
-def read_events(stream: Iterable[str], fmt: str) -> Iterator[tuple[int, dict | InputError]]:
-    if fmt == "jsonl":
-        return read_jsonl(stream)
-    if fmt == "csv":
-        return read_csv(stream)
-    raise ValueError(f"unknown format {fmt!r} (jsonl or csv)")
 
 
 class Validator:
@@ -172,7 +110,3 @@ class Validator:
             attributes,
             attributes_json,
         )
-
-
-def open_text(data: bytes | str) -> io.StringIO:
-    return io.StringIO(data.decode("utf-8") if isinstance(data, bytes) else data)

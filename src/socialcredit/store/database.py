@@ -24,15 +24,16 @@ from sqlalchemy import create_engine, event, select, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError, ProgrammingError
 
+from ..errors import InvalidInput
 from . import tables
-from .entries import EVENT, POLICY, VOID, Entry
+from ..ledger.entries import EVENT, POLICY, VOID, Entry
 
 FORMAT = "socialcredit-registry"
 FORMAT_VERSION = "1"
 _CHUNK = 500  # keys per IN (...) lookup: well under every driver's parameter limit
 
 
-class StoreError(RuntimeError):
+class StoreError(InvalidInput):
     """The database cannot be used as a registry; the message says which and why."""
 
 
@@ -127,7 +128,7 @@ class Store:
         from alembic.config import Config
 
         config = Config()
-        config.set_main_option("script_location", str(resources.files("socialcredit.ledger") / "migrations"))
+        config.set_main_option("script_location", str(resources.files("socialcredit.store") / "migrations"))
         config.attributes["connection"] = conn
         return config
 

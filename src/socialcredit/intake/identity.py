@@ -35,6 +35,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
+from ..errors import InvalidInput
+
 __all__ = [
     "IdentityError",
     "KeyFileError",
@@ -59,7 +61,7 @@ KEY_ENV = "SOCIALCREDIT_KEY"
 KEY_VERSION_ENV = "SOCIALCREDIT_KEY_VERSION"
 
 
-class IdentityError(ValueError):
+class IdentityError(InvalidInput):
     """A reference, key or key file is not acceptable.
 
     The message is always a single line: any line break or other control

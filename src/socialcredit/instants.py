@@ -15,12 +15,14 @@ from functools import lru_cache
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .errors import InvalidInput
+
 US_PER_SECOND = 1_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _EPOCH_DATE = date(1970, 1, 1)
 
 
-class TimeFormatError(ValueError):
+class TimeFormatError(InvalidInput):
     """A time or duration that does not parse; the message says what was expected."""
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .policy.compiled import Policy
+from ..policy.compiled import Policy
 
 MAX_REASONS = 4  # FCRA: an adverse decision states up to four key factors
 
