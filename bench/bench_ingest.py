@@ -139,8 +139,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     with tempfile.TemporaryDirectory(prefix="socialcredit-bench-ingest-", dir=args.tmpdir) as folder:
         db = Path(folder) / "registry.db"
-        registry = Registry.init(f"sqlite:///{db}", policy, key_file=Path(folder) / "registry.db.key",
-                                 principal="bench")
+        registry = Registry.init(f"sqlite:///{db}", policy, key_file=Path(folder) / "registry.db.key")
         try:
             first_seq = registry.size()
             note("ingesting the town...")
@@ -164,7 +163,7 @@ def main(argv: list[str] | None = None) -> dict:
             touched = len({(e["subject"], e["subject_kind"]) for e in extra})
             note(f"{more.accepted:,} events ({touched:,} subjects) in {incremental_seconds:.2f}s "
                  f"= {more.accepted / incremental_seconds:,.0f}/s")
-            standings = registry.store.tier_counts()
+            standings = registry.store.standings.tier_counts()
         finally:
             registry.close()
 

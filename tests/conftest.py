@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -84,6 +85,27 @@ def event(subject, event_type, when, key, provider="test", kind="person", **attr
         "key": str(key),
         "attributes": attributes,
     }
+
+
+@contextmanager
+def behind_its_back(registry):
+    """A transaction on the registry's database that the registry knows nothing about: how the
+    tests play an attacker (or a careless script) with database access."""
+    engine = create_engine(registry.store.db.url.text)
+    try:
+        with engine.begin() as conn:
+            yield conn
+    finally:
+        engine.dispose()
+
+
+def allow_tampering(conn, backend: str) -> None:
+    """What an attacker with database access does first: switch off the append-only guard."""
+    if backend == "sqlite":
+        conn.execute(text("DROP TRIGGER entries_no_update"))
+        conn.execute(text("DROP TRIGGER entries_no_delete"))
+    else:
+        conn.execute(text("ALTER TABLE entries DISABLE TRIGGER USER"))
 
 
 def at(text: str) -> int:

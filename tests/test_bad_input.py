@@ -290,7 +290,7 @@ def test_a_file_that_is_not_sqlite_is_a_one_line_error_and_left_unchanged(tmp_pa
     text.write_text("shopping list: eggs, flour\n")
     before = text.read_bytes()
     result = Registry(tmp_path).run(*command)
-    assert_user_error(result, "not a database")
+    assert_user_error(result, "not a SQLite database")
     assert text.read_bytes() == before
     assert not (tmp_path / "r.db.key").exists()
 

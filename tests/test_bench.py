@@ -33,6 +33,11 @@ def test_check_bench_logs_every_decision_and_agrees_with_its_anchor():
     assert result["mismatches"] == 0
     assert result["all_logged"] is True and result["logged"] == result["expected_logged"]
     assert 0 < result["denied_share"] < 1
+    # Batches, single calls and concurrent callers are measured and reported apart.
+    assert result["batched"]["decisions_per_second"] > 0 and result["single"]["decisions_per_second"] > 0
+    concurrent = result["concurrent"]
+    assert 1 <= concurrent["commits"] <= concurrent["calls"]
+    assert concurrent["decisions_per_commit"] == round(concurrent["calls"] / concurrent["commits"], 2)
 
 
 def test_trust_bench_agrees_with_networkx():

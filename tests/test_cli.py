@@ -654,7 +654,8 @@ def test_audit_of_a_subject_shows_only_reads_about_them(reg):
 def test_audit_human_output_is_a_table_with_times_to_the_second(reg):
     subject = reg.standing(ALICE, "--at", "2026-03-01")["subject"]
     rows = _cells(reg.ok("audit").stdout)
-    [(time, principal, action, shown, detail)] = rows
+    [(time, principal, action, shown, detail), activation] = rows  # newest first: the read, then init's activation
+    assert activation[2] == "activate"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", time)
     assert principal.startswith("cli:")
     assert (action, shown, detail) == ("standing", subject[:12] + "…", "at 2026-03-01T00:00:00Z")

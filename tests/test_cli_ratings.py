@@ -27,8 +27,12 @@ def test_nosedive_from_the_command_line(tmp_path):
     assert decision["reasons"][0]["text"].startswith("A 1-star rating on 2026-05-02 (record #5), weight 1")
     replay = cli.json("replay", decision["decision_id"])
     assert replay["same"] is True
-    trust = cli.json("trust")
+    size = cli.json("root")["size"]
+    looked = cli.json("trust")  # looking writes nothing
+    assert looked["recorded"] == 0 and cli.json("root")["size"] == size
+    trust = cli.json("trust", "--record")
     assert trust["subjects"] == 3 and trust["ratings"] == 2 and trust["recorded"] == 3
+    assert cli.json("root")["size"] == size + 3
     explained = cli.json("explain", "lacie", "--at", "2026-05-03")
     texts = [e["text"] for item in explained["entries"] for e in item["effects"]]
     assert any(t.startswith("★☆☆☆☆ 1 star, weight 1") for t in texts)

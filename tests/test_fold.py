@@ -7,7 +7,8 @@ import pytest
 from socialcredit.scoring.decide import decide
 from socialcredit.ledger.entries import EVENT, VOID, Entry
 from socialcredit.policy.load import parse_policy
-from socialcredit.scoring.explain import core, explain_entries, summarize
+from socialcredit.scoring.compact import compact
+from socialcredit.scoring.explain import explain_entries, summarize
 from socialcredit.scoring.fold import fold
 
 from conftest import at
@@ -240,7 +241,7 @@ def test_cap_per_calendar_month_counts_the_first_ones():
     s = standing(history, "2026-05-01")
     assert [c.status for c in s.contributions] == ["counts", "counts", "capped", "capped", "counts"]
     assert s.dimensions == (0, 9) and s.score == 100 + 2 * 9
-    words = explain_entries(s)[2]["effects"][0]["text"]
+    words = explain_entries(s)[2].effects[0].text
     assert "at most 2 of these per calendar month" in words
 
 
@@ -292,7 +293,7 @@ def test_repair_is_refused_before_the_waiting_period():
     late = events(("court.listed", "2026-01-01T00:00:00Z", {"case": "A", "kind": "open"}),
                   ("court.repaired", "2026-07-01T00:00:00Z", {"case": "A"}))
     assert standing(early, "2026-08-01").active_lists  # too early: still listed
-    assert "minimum period" in explain_entries(standing(early, "2026-08-01"))[1]["effects"][0]["text"]
+    assert "minimum period" in explain_entries(standing(early, "2026-08-01"))[1].effects[0].text
     assert not standing(late, "2026-08-01").active_lists
 
 
@@ -325,7 +326,7 @@ def test_score_measure_says_when_it_lifts_by_itself():
 def test_services_are_hierarchical_downwards_only():
     history = events(("court.listed", "2026-01-01T00:00:00Z", {"case": "A", "kind": "open"}))
     s = standing(history, "2026-02-01")
-    active = {mid: (until, reasons) for mid, until, reasons in core(s)["measures"]}
+    active = compact(s).measures
     assert decide(toy, active, "transport.air")[0] is False
     assert decide(toy, active, "transport.air.domestic")[0] is False  # below a denied service
     assert decide(toy, active, "transport")[0] is True  # above it: not covered
@@ -337,7 +338,7 @@ def test_a_favourable_measure_and_its_reasons():
     history = events(*[("civic.help", f"2026-{m:02d}-01T00:00:00Z", {}) for m in range(1, 5)])
     s = standing(history, "2026-05-01")
     assert s.score == 124 and s.tier == "high"
-    active = {mid: (until, reasons) for mid, until, reasons in core(s)["measures"]}
+    active = compact(s).measures
     allowed, effect, applied, reasons = decide(toy, active, "transport.bus")
     assert (allowed, effect, [a[0] for a in applied]) == (True, "discount", ["high-perk"])
     assert len(reasons) == 4 and all(r[1] == "help" for r in reasons)
@@ -348,7 +349,7 @@ def test_at_most_four_reasons_most_significant_first():
     history = events(*[("fine.small", f"2026-01-{d:02d}T00:00:00Z", {"severity": "low"}) for d in range(1, 6)],
                      ("fine.big", "2026-01-10T00:00:00Z", {}))
     s = standing(history, "2026-02-01")
-    active = {mid: (until, reasons) for mid, until, reasons in core(s)["measures"]}
+    active = compact(s).measures
     _, _, _, reasons = decide(toy, active, "finance.loan")
     assert [r[1] for r in reasons] == ["big", "small-low", "small-low", "small-low"]
     assert [r[2] for r in reasons] == [6, 5, 4, 3]  # then the most recent first

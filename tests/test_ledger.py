@@ -13,7 +13,8 @@ from sqlalchemy.exc import DBAPIError
 from socialcredit.ledger import merkle
 from socialcredit.ledger.entries import EVENT, Entry, canonical_json
 
-from conftest import event
+from conftest import allow_tampering, behind_its_back, event
+from socialcredit.results import TreeHead
 
 
 def _events(count, start=0, subject="alice"):
@@ -24,18 +25,14 @@ def _events(count, start=0, subject="alice"):
 
 
 def _allow_tampering(registry):
-    """What an attacker with database access does first: switch off the append-only guard."""
-    with registry.store.engine.begin() as conn:
-        if registry.store.dialect == "sqlite":
-            conn.execute(text("DROP TRIGGER entries_no_update"))
-            conn.execute(text("DROP TRIGGER entries_no_delete"))
-        else:
-            conn.execute(text("ALTER TABLE entries DISABLE TRIGGER USER"))
+    with behind_its_back(registry) as conn:
+        allow_tampering(conn, registry.store.db.backend)
 
 
 def _sql(registry, statement, **params):
-    with registry.store.engine.begin() as conn:
-        return conn.execute(text(statement), params)
+    with behind_its_back(registry) as conn:
+        result = conn.execute(text(statement), params)
+        return result.all() if result.returns_rows else None
 
 
 def test_entries_cannot_be_updated_or_deleted(registry):
@@ -51,9 +48,9 @@ def test_sequence_numbers_are_gapless_and_root_matches_stored_leaves(registry):
     registry.ingest(_events(4, start=100))
     size = registry.size()
     assert size == 1 + 5 + 4  # the policy activation is entry #0
-    leaves = registry.store.leaf_hashes(size)
-    assert registry.root() == {"size": size, "root": merkle.root(leaves).hex()}
-    bodies = [json.loads(row[8]) for row in registry.store.iter_columns()]
+    leaves = registry.store.ledger.leaf_hashes(size)
+    assert registry.root() == TreeHead(size, merkle.root(leaves).hex())
+    bodies = [json.loads(row[8]) for row in registry.store.ledger.iter_rows()]
     assert [b["seq"] for b in bodies] == list(range(size))
     assert bodies[0]["kind"] == "policy" and bodies[0]["policy"]["id"] == "rongcheng"
 
@@ -74,8 +71,8 @@ def test_same_key_different_body_is_refused_and_nothing_is_written(registry):
     fresh = event("bob", "traffic.violation", "2026-02-01T00:00:00Z", "new-key")
     result = registry.ingest([fresh, *changed])
     assert result.accepted == 0 and not result.written
-    assert [e["line"] for e in result.errors] == [3]
-    assert "already used for a different event" in result.errors[0]["error"]
+    assert [e.line for e in result.errors] == [3]
+    assert "already used for a different event" in result.errors[0].error
     assert registry.root() == before
 
 
@@ -86,7 +83,7 @@ def test_a_key_reused_inside_one_batch(registry):
     result = registry.ingest([one, same])
     assert (result.accepted, result.duplicates) == (1, 1)
     refused = registry.ingest([event("bob", "traffic.violation", "2026-02-01T00:00:00Z", "k2"), other])
-    assert refused.accepted == 0 and refused.errors and "already used" in refused.errors[0]["error"]
+    assert refused.accepted == 0 and refused.errors and "already used" in refused.errors[0].error
 
 
 def test_keys_are_unique_per_provider_not_globally(registry):
@@ -100,17 +97,17 @@ def test_inclusion_and_consistency_proofs_verify(registry):
     old = registry.root()
     registry.ingest(_events(7, start=50))
     new = registry.root()
-    for seq in range(new["size"]):
+    for seq in range(new.size):
         proof = registry.inclusion_proof(seq)
         assert merkle.verify_inclusion(
-            bytes.fromhex(proof["leaf_hash"]), seq, proof["size"],
-            [bytes.fromhex(h) for h in proof["proof"]], bytes.fromhex(new["root"]),
+            bytes.fromhex(proof.leaf_hash), seq, proof.size,
+            [bytes.fromhex(h) for h in proof.proof], bytes.fromhex(new.root),
         )
-    consistency = registry.consistency_proof(old["size"])
-    assert consistency["old_root"] == old["root"] and consistency["new_root"] == new["root"]
+    consistency = registry.consistency_proof(old.size)
+    assert consistency.old_root == old.root and consistency.new_root == new.root
     assert merkle.verify_consistency(
-        old["size"], new["size"], bytes.fromhex(old["root"]), bytes.fromhex(new["root"]),
-        [bytes.fromhex(h) for h in consistency["proof"]],
+        old.size, new.size, bytes.fromhex(old.root), bytes.fromhex(new.root),
+        [bytes.fromhex(h) for h in consistency.proof],
     )
 
 
@@ -119,7 +116,7 @@ def test_verify_passes_on_an_untouched_ledger(registry):
     report = registry.verify()
     assert report.ok and report.problems == []
     assert report.size == report.entries == 21
-    assert report.root == registry.root()["root"]
+    assert report.root == registry.root().root
 
 
 def test_verify_reports_a_modified_entry(registry):
@@ -128,20 +125,20 @@ def test_verify_reports_a_modified_entry(registry):
     _sql(registry, "UPDATE entries SET body = replace(body, '\"o3\"', '\"o9\"') WHERE seq = 4")
     report = registry.verify()
     assert not report.ok
-    assert {(p["kind"], p["entry"]) for p in report.problems} >= {("modified", 4)}
+    assert {(p.kind, p.entry) for p in report.problems} >= {("modified", 4)}
 
 
 def test_verify_reports_a_rewrite_that_also_fixes_the_leaf_hash(registry):
     registry.ingest(_events(5))
     _allow_tampering(registry)
-    row = _sql(registry, "SELECT body FROM entries WHERE seq = 2").scalar()
+    row = _sql(registry, "SELECT body FROM entries WHERE seq = 2")[0][0]
     forged = row.replace('"o1"', '"forged"')
     _sql(registry, "UPDATE entries SET body = :b, leaf_hash = :h WHERE seq = 2",
          b=forged, h=merkle.leaf_hash(forged.encode()))
     report = registry.verify()
     assert not report.ok
-    assert [p["kind"] for p in report.problems] == ["checkpoint"]
-    assert "rewritten" in report.problems[0]["message"]
+    assert [p.kind for p in report.problems] == ["checkpoint"]
+    assert "rewritten" in report.problems[0].message
 
 
 def test_verify_reports_an_edited_column_the_fold_reads(registry):
@@ -149,15 +146,15 @@ def test_verify_reports_an_edited_column_the_fold_reads(registry):
     _allow_tampering(registry)
     _sql(registry, "UPDATE entries SET type = 'civic.heroic_act' WHERE seq = 2")
     problems = registry.verify().problems
-    assert ("modified", 2) in {(p["kind"], p["entry"]) for p in problems}
-    assert "column type" in problems[0]["message"]
+    assert ("modified", 2) in {(p.kind, p.entry) for p in problems}
+    assert "column type" in problems[0].message
 
 
 def test_verify_reports_a_deleted_entry(registry):
     registry.ingest(_events(5))
     _allow_tampering(registry)
     _sql(registry, "DELETE FROM entries WHERE seq = 3")
-    kinds = {(p["kind"], p["entry"]) for p in registry.verify().problems}
+    kinds = {(p.kind, p.entry) for p in registry.verify().problems}
     assert ("deleted", 3) in kinds
 
 
@@ -166,8 +163,8 @@ def test_verify_reports_entries_deleted_from_the_end(registry):
     _allow_tampering(registry)
     _sql(registry, "DELETE FROM entries WHERE seq >= 4")
     problems = registry.verify().problems
-    assert [p["kind"] for p in problems] == ["deleted"]
-    assert "only 4 are stored" in problems[0]["message"]
+    assert [p.kind for p in problems] == ["deleted"]
+    assert "only 4 are stored" in problems[0].message
 
 
 def test_verify_reports_an_entry_inserted_behind_the_registrys_back(registry):
@@ -178,7 +175,7 @@ def test_verify_reports_an_entry_inserted_behind_the_registrys_back(registry):
                    "leaf_hash) VALUES (4, 'event', 0, 'x', 'forged', :s, 'civic.heroic_act', 0, :b, :h)",
          s=forged.subject, b=body, h=merkle.leaf_hash(body.encode()))
     problems = registry.verify().problems
-    assert [(p["kind"], p["entry"]) for p in problems] == [("inserted", 4)]
+    assert [(p.kind, p.entry) for p in problems] == [("inserted", 4)]
 
 
 def test_verify_reports_reordered_entries(registry):
@@ -188,19 +185,19 @@ def test_verify_reports_reordered_entries(registry):
     _sql(registry, "UPDATE entries SET seq = -1 WHERE seq = 2")
     _sql(registry, "UPDATE entries SET seq = 2 WHERE seq = 3")
     _sql(registry, "UPDATE entries SET seq = 3 WHERE seq = -1")
-    kinds = {(p["kind"], p["entry"]) for p in registry.verify().problems}
+    kinds = {(p.kind, p.entry) for p in registry.verify().problems}
     assert ("reordered", 2) in kinds and ("reordered", 3) in kinds
 
 
 def test_void_is_a_new_entry_and_the_original_stays(registry):
     registry.ingest([event("alice", "traffic.violation", "2026-01-05T00:00:00Z", 1)])
-    assert registry.standing("alice", at="2026-02-01")["score"] == 995
-    seq = registry.void(1, "ticket issued to the wrong person")
+    assert registry.standing("alice", at="2026-02-01").score == 995
+    seq = registry.void(1, "ticket issued to the wrong person").void_entry
     assert seq == 2 and registry.size() == 3
-    assert registry.store.entry(1).type == "traffic.violation"
-    assert registry.standing("alice", at="2026-02-01")["score"] == 1000
+    assert registry.store.ledger.entry(1).type == "traffic.violation"
+    assert registry.standing("alice", at="2026-02-01").score == 1000
     # As the registry knew it before the correction, the ticket still counted.
-    assert registry.standing("alice", at="2026-02-01", known_at=2)["score"] == 995
+    assert registry.standing("alice", at="2026-02-01", known_at=2).score == 995
     assert registry.verify().ok
 
 
@@ -229,7 +226,7 @@ def test_sqlite_runs_in_wal_mode_with_full_sync(tmp_path):
     from socialcredit.registry import Registry
 
     with Registry.init(f"sqlite:///{tmp_path}/r.db", "rongcheng") as registry:
-        with registry.store.engine.connect() as conn:
+        with behind_its_back(registry) as conn:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
 

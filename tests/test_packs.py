@@ -8,7 +8,7 @@ from socialcredit.scoring.decide import decide
 from socialcredit.ledger.entries import EVENT, Entry
 from socialcredit.intake.identity import make_uscc
 from socialcredit.policy.load import load_policy, pack_names
-from socialcredit.scoring.explain import core
+from socialcredit.scoring.compact import compact
 from socialcredit.scoring.fold import fold
 
 from conftest import at
@@ -24,7 +24,7 @@ def entries(*specs):
 
 def decision(policy, history, when, service):
     standing = fold(policy, history, at(when), None, "s")
-    active = {mid: (until, reasons) for mid, until, reasons in core(standing)["measures"]}
+    active = compact(standing).measures
     return decide(policy, active, service)[:2]
 
 

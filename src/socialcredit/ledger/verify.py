@@ -7,36 +7,39 @@ reads). Positions must run 0, 1, 2, … (a gap is a deletion). The tree rebuilt 
 recomputed leaves must reproduce the root of every checkpoint (else history was rewritten
 consistently, hashes and all, somewhere before that checkpoint), and every entry must be
 covered by a checkpoint (else it was inserted behind the registry's back).
+
+It reads rows handed to it (any iterable of stored entries and the checkpoint roots), so it
+knows no database; the registry streams them from the store.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 
-from ..instants import parse_instant
+from ..instants import TimeFormatError, parse_instant
+from ..results import VerifyProblem, VerifyReport
 from . import merkle
-from ..store.database import Store
 
 _MAX_PROBLEMS = 1000
 
 
-def verify_ledger(store: Store, progress: Callable[[int], None] | None = None):
-    from ..registry import VerifyReport
-
-    checkpoints = {c.size: c.root for c in store.checkpoints()}
+def verify_ledger(rows: Iterable, checkpoints: Mapping[int, bytes],
+                  progress: Callable[[int], None] | None = None) -> VerifyReport:
+    """`rows`: (seq, kind, recorded_us, provider, key, subject, type, occurred_us, body, leaf_hash,
+    actor) in seq order; `checkpoints`: size → stored root."""
     last_size = max(checkpoints, default=0)
-    problems: list[dict] = []
+    problems: list[VerifyProblem] = []
 
     def problem(kind: str, seq: int | None, message: str) -> None:
         if len(problems) < _MAX_PROBLEMS:
-            problems.append({"kind": kind, "entry": seq, "message": message})
+            problems.append(VerifyProblem(kind, seq, message))
 
     frontier = merkle.Frontier()
     expected = 0
     count = 0
     actors: dict[int, str] = {}  # entries that name an actor: a void must name the same one
-    for row in store.iter_columns():
+    for row in rows:
         seq, kind, recorded_us, provider, key, subject, event_type, occurred_us, body, leaf, actor = row
         count += 1
         if seq != expected:
@@ -111,6 +114,11 @@ def _check_entry(row, problem, actors: dict[int, str]) -> None:
             continue
         stated = data[name]
         if name in ("recorded_at", "occurred_at"):
-            stated = parse_instant(stated)
+            try:
+                stated = parse_instant(stated)
+            except TimeFormatError:
+                problem("modified", seq, f"entry #{seq}: {name} in the hashed body is not a time this program "
+                                         f"reads ({stated!r})")
+                continue
         if stated != value:
             problem("modified", seq, f"entry #{seq}: column {name} disagrees with the hashed body (modified)")

@@ -158,6 +158,11 @@ class Policy:
             for name, spec in document.event_types.items()
         }
 
+    def __reduce__(self):
+        # The compiled form holds closures (the attribute validators), so a policy travels to
+        # another process as its text and is compiled again there: same text, same digest.
+        return (_policy_from_text, (self.text, self.source))
+
     @property
     def label(self) -> str:
         return f"{self.id} {self.version}"
@@ -199,10 +204,7 @@ class Policy:
 
         A service no measure mentions is simply allowed; this tells a typo from that.
         """
-        return any(
-            service == m.service or service.startswith(m.service + ".") or m.service.startswith(service + ".")
-            for m in self.measures
-        )
+        return _knows_service(self, service)
 
     def measures_for_service(self, service: str) -> tuple[CompiledMeasure, ...]:
         """Measures that govern `service`: those on it or on any service above it.
@@ -290,6 +292,12 @@ class Policy:
         )
 
 
+def _policy_from_text(text: str, source: str) -> "Policy":
+    from .load import parse_policy
+
+    return parse_policy(text, source)
+
+
 def _score_factors(document: PolicyDocument) -> tuple[float, ...]:
     """How much one point on each dimension moves the score (away from its bounds).
 
@@ -301,6 +309,14 @@ def _score_factors(document: PolicyDocument) -> tuple[float, ...]:
         return tuple(d.weight for d in document.dimensions)
     total = sum(d.weight for d in document.dimensions)
     return tuple(d.weight / total * (scale.max - scale.min) / (d.max - d.min) for d in document.dimensions)
+
+
+@lru_cache(maxsize=4096)
+def _knows_service(policy: Policy, service: str) -> bool:
+    return any(
+        service == m.service or service.startswith(m.service + ".") or m.service.startswith(service + ".")
+        for m in policy.measures
+    )
 
 
 @lru_cache(maxsize=4096)

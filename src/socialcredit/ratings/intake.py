@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..instants import US_PER_SECOND, format_day, period_start
-from ..ledger.entries import EVENT, VOID, Entry
 from ..intake.validation import ValidEvent
+from ..ledger.entries import EVENT, VOID, Entry
 from ..policy.compiled import Policy
-from ..scoring.fold import fold, round_half_up
+from ..scoring.engine import Engine
+from ..scoring.fold import round_half_up
 
 OPT_IN = "peer.opt_in"
 OPT_OUT = "peer.opt_out"
@@ -26,10 +27,13 @@ class Assessment:
     errors: dict[int, str]  # index in the batch → why the rating is refused
 
 
-def assess(policy: Policy, store, conn, batch: list[ValidEvent], histories_of) -> Assessment:
+def assess(policy: Policy, batch: list[ValidEvent], histories: dict[str, list[Entry]],
+           given: dict[str, list[Entry]], engine: Engine) -> Assessment:
     """Check every rating in `batch` (in order) and fix the weight of the acceptable ones.
 
-    `histories_of(subjects)` gives each subject's entries as the ledger held them before the batch.
+    `histories` holds the entries of every rater and ratee in the batch as the ledger held
+    them before it (`people_in`); `given` the ratings each rater gave and the voids that name
+    them (`raters_in`). Nothing here reads a database.
     """
     spec = policy.ratings
     result = Assessment({}, {})
@@ -38,12 +42,11 @@ def assess(policy: Policy, store, conn, batch: list[ValidEvent], histories_of) -
     ratings = [(i, e) for i, e in enumerate(batch) if e.type == spec.event]
     if not ratings:
         return result
-    people = {e.attributes["rater"] for _, e in ratings} | {e.subject for _, e in ratings}
-    histories = {s: _live(h) for s, h in histories_of(sorted(people)).items()}
+    histories = {s: _live(h) for s, h in histories.items()}
     enrolment = _Enrolment(histories, batch)
     seen_interactions: dict[tuple[str, str, str], int] = {}
     given_today: dict[tuple[str, int], int] = {}
-    weights = _Weights(policy, store, conn, histories)
+    weights = _Weights(policy, engine, histories, given)
     for index, event in ratings:
         rater, ratee = event.attributes["rater"], event.subject
         interaction = event.attributes["interaction"]
@@ -76,6 +79,23 @@ def assess(policy: Policy, store, conn, batch: list[ValidEvent], histories_of) -
         result.derived[index] = weights.weigh(rater, when)
         weights.note_given(rater, when, event.attributes)
     return result
+
+
+def people_in(policy: Policy, batch: list[ValidEvent]) -> list[str]:
+    """The raters and ratees of the batch's ratings: whose histories `assess` needs."""
+    spec = policy.ratings
+    if spec is None:
+        return []
+    ratings = [e for e in batch if e.type == spec.event]
+    return sorted({e.attributes["rater"] for e in ratings} | {e.subject for e in ratings})
+
+
+def raters_in(policy: Policy, batch: list[ValidEvent]) -> list[str]:
+    """The raters of the batch's ratings: whose given ratings `assess` needs."""
+    spec = policy.ratings
+    if spec is None:
+        return []
+    return sorted({e.attributes["rater"] for e in batch if e.type == spec.event})
 
 
 def _live(history: list[Entry]) -> list[Entry]:
@@ -115,13 +135,13 @@ class _Enrolment:
 class _Weights:
     """The rater's weight from their standing then, by the policy's documented formula."""
 
-    def __init__(self, policy: Policy, store, conn, histories: dict[str, list[Entry]]):
+    def __init__(self, policy: Policy, engine: Engine, histories: dict[str, list[Entry]],
+                 given: dict[str, list[Entry]]):
         self.policy = policy
         self.spec = policy.ratings
-        self.store = store
-        self.conn = conn
+        self.engine = engine
         self.histories = histories
-        self._given: dict[str, list[tuple[int, int, dict]]] = {}
+        self._given = {rater: _live_given(entries, self.spec.event) for rater, entries in given.items()}
         self._standings: dict[str, object] = {}
 
     def _standing(self, rater: str, at_us: int):
@@ -130,7 +150,7 @@ class _Weights:
         if known is not None and known.cacheable and (known.valid_from_us is None or known.valid_from_us <= at_us) \
                 and (known.valid_until_us is None or at_us < known.valid_until_us):
             return known
-        standing = fold(self.policy, self.histories.get(rater, []), at_us, None, rater)
+        standing = self.engine.standing(self.policy, self.histories.get(rater, []), at_us, None, rater)
         self._standings[rater] = standing
         return standing
 
@@ -174,9 +194,14 @@ class _Weights:
 
     def given(self, rater: str) -> list[tuple[int, int, dict]]:
         """The live ratings this rater gave: the ledger's, then those accepted earlier in the batch."""
-        if rater not in self._given:
-            self._given[rater] = self.store.actor_events(self.conn, rater, self.spec.event)
-        return self._given[rater]
+        return self._given.setdefault(rater, [])
 
     def note_given(self, rater: str, at_us: int, attributes: dict) -> None:
         self.given(rater).append((-1, at_us, attributes))
+
+
+def _live_given(entries: list[Entry], rating_type: str) -> list[tuple[int, int, dict]]:
+    """(seq, occurred_us, attributes) of the ratings not cancelled: a void names the rater too."""
+    voided = {e.target for e in entries if e.kind == VOID}
+    return [(e.seq, e.occurred_us, e.attributes) for e in entries
+            if e.kind == EVENT and e.type == rating_type and e.seq not in voided]

@@ -6,67 +6,52 @@ out different can only mean the inputs differ.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from typing import NamedTuple
 
 from ..policy.compiled import Policy
+from .compact import MeasureState
+from .fold import Reason
 
 MAX_REASONS = 4  # FCRA: an adverse decision states up to four key factors
 
 
-@dataclass(slots=True)
-class Decision:
-    decision_id: str
-    subject: str
-    service: str
-    at: str
+class Applied(NamedTuple):
+    measure_id: str
+    until_us: int | None
+
+
+class Outcome(NamedTuple):
     allowed: bool
-    effect: str
-    measures: list[dict]
-    reasons: list[dict]
-    policy: dict
-    ledger_size: int
-    score: float | None = None
-    tier: str | None = None
-    extra: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return {
-            "decision_id": self.decision_id,
-            "allowed": self.allowed,
-            "effect": self.effect,
-            "service": self.service,
-            "at": self.at,
-            "measures": self.measures,
-            "reasons": self.reasons,
-            "policy": self.policy,
-            "ledger_size": self.ledger_size,
-            "score": self.score,
-            "tier": self.tier,
-        }
+    effect: str  # deny, allow, or the favourable effect that applied (privilege, discount, ...)
+    applied: tuple[Applied, ...]  # the measures that governed the service, in policy order
+    reasons: tuple[Reason, ...]  # at most four, the deciding measures' reasons, ranked
 
 
-def decide(policy: Policy, active: dict[str, tuple], service: str) -> tuple[bool, str, list[tuple], list]:
-    """(allowed, effect, the measures that applied, up to four ranked reasons).
+_ALLOW = Outcome(True, "allow", (), ())
 
-    `active` maps the id of each measure in force to (until, reasons), as the fold's compact
-    form (`scoring.explain.core`) stores it. A deny anywhere above the service wins;
-    otherwise the first favourable measure (in policy order) gives the effect; with no
-    measure the service is simply allowed.
+
+def decide(policy: Policy, active: Mapping[str, MeasureState], service: str) -> Outcome:
+    """The outcome for `service` given the measures in force (`CompactStanding.measures`).
+
+    A deny anywhere above the service wins; otherwise the first favourable measure (in
+    policy order) gives the effect; with no measure the service is simply allowed.
     """
-    applied = [(m.id, *active[m.id]) for m in policy.measures_for_service(service) if m.id in active]
-    if not applied:
-        return True, "allow", applied, []
-    denials = [a for a in applied if policy.measures_by_id[a[0]].effect == "deny"]
+    governing = [m for m in policy.measures_for_service(service) if m.id in active]
+    if not governing:
+        return _ALLOW
+    denials = [m for m in governing if m.effect == "deny"]
     if denials:
         allowed, effect, deciding = False, "deny", denials
     else:
-        allowed, effect, deciding = True, policy.measures_by_id[applied[0][0]].effect, applied
-    reasons: list = []
+        allowed, effect, deciding = True, governing[0].effect, governing
+    reasons: list[Reason] = []
     seen: set[tuple] = set()
-    for _id, _until, measure_reasons in deciding:
-        for reason in measure_reasons:
-            key = (reason[0], reason[2])
+    for measure in deciding:
+        for reason in active[measure.id].reasons:
+            key = (reason.kind, reason.seq)
             if key not in seen:
                 seen.add(key)
                 reasons.append(reason)
-    return allowed, effect, applied, reasons[:MAX_REASONS]
+    applied = tuple(Applied(m.id, active[m.id].until_us) for m in governing)
+    return Outcome(allowed, effect, applied, tuple(reasons[:MAX_REASONS]))

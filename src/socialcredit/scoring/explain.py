@@ -1,13 +1,18 @@
-"""A standing in words a resident understands, and as the plain data every interface prints.
+"""A standing in words a resident understands, as the typed results every interface prints.
 
-`core` is what the registry materializes: the stored standing of a subject is exactly
-`core(fold(...))`, which is what the property tests compare; `expand` puts it in words.
+The compact standing (compact.py) is what is stored and compared; this module adds the
+words: each reason as a sentence, each measure with its notice and remedy, each record
+with what it does (`explain_entries`).
 """
 
 from __future__ import annotations
 
-from ..policy.compiled import Policy
+from functools import lru_cache
+
+from .. import results
 from ..instants import format_day, format_instant
+from ..policy.compiled import Policy
+from .compact import CompactStanding, ListSpellState, MeasureState, compact
 from .fold import Reason, Standing
 
 
@@ -25,9 +30,9 @@ def _signed(value: float, decimals: int) -> str:
     return f"+{text}" if value >= 0 else f"\u2212{text}"
 
 
-def reason_text(policy: Policy, reason: tuple) -> str:
-    """One reason in words. `reason` is the stored form: see `core`."""
-    kind, ident, seq, points, occurred_us, until_us, case = reason
+def reason_text(policy: Policy, reason: Reason) -> str:
+    """One reason in words."""
+    kind, ident, seq, points, occurred_us, until_us, case, weight = reason
     decimals = policy.scale.decimals
     if kind == "list":
         spec = policy.lists[ident]
@@ -39,7 +44,6 @@ def reason_text(policy: Policy, reason: tuple) -> str:
         )
         return f"On the {spec.label} since {_day(occurred_us, policy)} (record #{seq}{case_words}), {end}."
     if kind == "rating":
-        weight = float(case)
         stars = int(points)
         return (f"A {stars}-star rating on {_day(occurred_us, policy)} (record #{seq}), weight {weight:g}: "
                 f"it pulls your {policy.dimensions[policy.dimension_index[ident]].label.lower()} "
@@ -77,112 +81,92 @@ def _prior(policy: Policy, dimension_id: str) -> float:
     return policy.dimensions[policy.dimension_index[dimension_id]].prior_mean
 
 
-def reason_dict(policy: Policy, reason: tuple) -> dict:
-    kind, ident, seq, points, occurred_us, until_us, case = reason
-    if kind == "rating":
-        return {"kind": "rating", "dimension": ident, "entry": seq, "stars": int(points), "weight": float(case),
-                "occurred_at": format_instant(occurred_us), "until": None, "text": reason_text(policy, reason)}
-    item = {
-        "kind": kind,
-        ("list" if kind == "list" else "rule"): ident,
-        "entry": seq,
-        "occurred_at": format_instant(occurred_us),
-        "until": _instant(until_us),
-        "text": reason_text(policy, reason),
-    }
-    if kind == "rule":
-        item["points"] = points
-    if kind == "list":
-        item["case"] = None if case == "*" else case
-    return item
+def reason_view(policy: Policy, reason: Reason) -> results.Reason:
+    text = reason_text(policy, reason)
+    occurred = format_instant(reason.occurred_us)
+    if reason.kind == "rating":
+        return results.RatingReason(reason.ident, reason.seq, int(reason.points), reason.weight, occurred, text)
+    until = _instant(reason.until_us)
+    if reason.kind == "list":
+        return results.ListReason(reason.ident, reason.seq, occurred, until, text,
+                                  None if reason.case == "*" else reason.case)
+    if reason.kind == "cap":
+        return results.CapReason(reason.ident, reason.seq, occurred, until, text)
+    return results.RuleReason(reason.ident, reason.seq, occurred, until, text, reason.points)
 
 
-def measure_dict(policy: Policy, measure_id: str, until_us: int | None, reasons=None) -> dict:
-    """A measure in words; with `reasons=None` (a decision's list) the reasons are left out."""
-    measure = policy.measures_by_id[measure_id]
-    item = {
-        "id": measure.id,
-        "service": measure.service,
-        "effect": measure.effect,
-        "until": _instant(until_us),
-        "notice": measure.notice,
-        "remedy": measure.remedy,
-        "legal_basis": measure.legal_basis,
-    }
-    if reasons is not None:
-        item["reasons"] = [reason_dict(policy, r) for r in reasons]
-    return item
+def reason_views(policy: Policy, reasons) -> list[results.Reason]:
+    return [reason_view(policy, r) for r in reasons]
 
 
-def _reason_tuple(reason: Reason) -> list:
-    return [reason.kind, reason.ident, reason.seq, reason.points, reason.occurred_us, reason.until_us, reason.case]
+def measure_in_force(policy: Policy, measure_id: str, state: MeasureState) -> results.MeasureInForce:
+    m = policy.measures_by_id[measure_id]
+    return results.MeasureInForce(m.id, m.service, m.effect, _instant(state.until_us), m.notice, m.remedy,
+                                  m.legal_basis, reason_views(policy, state.reasons))
 
 
-def core(standing: Standing) -> dict:
-    """The standing as compact plain data: what the registry materializes and compares.
+def applied_measure(policy: Policy, measure_id: str, until_us: int | None) -> results.AppliedMeasure:
+    m = policy.measures_by_id[measure_id]
+    return results.AppliedMeasure(m.id, m.service, m.effect, _instant(until_us), m.notice, m.remedy, m.legal_basis)
 
-    Instants stay integers and reasons stay tuples (kind, rule or list, entry, points,
-    occurred, until, case): the words are added when someone reads it (`expand`).
-    """
+
+def list_stay(spell: ListSpellState) -> results.ListStay:
+    return results.ListStay(spell.list_id, None if spell.case == "*" else spell.case, spell.seq,
+                            format_instant(spell.since_us), _instant(spell.until_us))
+
+
+def standing_parts(policy: Policy, standing: CompactStanding) -> dict:
+    """The fields a standing report and an explanation share, in words."""
     return {
         "score": standing.score,
         "tier": standing.tier,
-        "dimensions": list(standing.dimensions),
-        "lists": [[s.list_id, s.case, s.seq, s.since_us, s.until_us] for s in standing.active_lists],
-        "measures": [[m.measure.id, m.until_us, [_reason_tuple(r) for r in m.reasons]] for m in standing.measures],
-        "reasons": [_reason_tuple(r) for r in standing.reasons],
-        "policy": standing.policy.digest,
-        "valid_from": standing.valid_from_us,
-        "valid_until": standing.valid_until_us,
+        "dimensions": {d.id: v for d, v in zip(policy.dimensions, standing.dimensions)},
+        "lists": [list_stay(s) for s in standing.lists],
+        "measures": [measure_in_force(policy, mid, state) for mid, state in standing.measures.items()],
+        "reasons": reason_views(policy, standing.reasons),
+        "policy": policy_ref(policy),
+        "valid_from": _instant(standing.valid_from_us),
+        "valid_until": _instant(standing.valid_until_us),
     }
 
 
-def expand(policy: Policy, data: dict) -> dict:
-    """The compact standing in full words: what is printed and served."""
-    return {
-        "score": data["score"],
-        "tier": data["tier"],
-        "dimensions": {d.id: v for d, v in zip(policy.dimensions, data["dimensions"])},
-        "lists": [
-            {"list": list_id, "case": None if case == "*" else case, "entry": seq,
-             "since": format_instant(since), "until": _instant(until)}
-            for list_id, case, seq, since, until in data["lists"]
-        ],
-        "measures": [measure_dict(policy, mid, until, reasons) for mid, until, reasons in data["measures"]],
-        "reasons": [reason_dict(policy, r) for r in data["reasons"]],
-        "policy": policy.ref(),
-        "valid_from": _instant(data["valid_from"]),
-        "valid_until": _instant(data["valid_until"]),
-    }
+def policy_ref(policy: Policy) -> results.PolicyRef:
+    return _policy_ref(policy.id, policy.version, policy.digest)
+
+
+@lru_cache(maxsize=256)
+def _policy_ref(policy_id: str, version: str, digest: str) -> results.PolicyRef:
+    return results.PolicyRef(policy_id, version, digest)
 
 
 def summarize(standing: Standing) -> dict:
-    """The standing as plain data with every reason in words."""
-    return expand(standing.policy, core(standing))
+    """The standing as plain data with every reason in words (for reports and tests)."""
+    parts = standing_parts(standing.policy, compact(standing))
+    return {k: results._plain(v) for k, v in parts.items()}
 
 
 def _instant(instant: int | None) -> str | None:
     return None if instant is None else format_instant(instant)
 
 
-def rating_dict(policy: Policy, rating) -> dict:
+def rating_view(policy: Policy, rating) -> results.RatingView:
     """One rating received, as its subject sees it: stars, weight and why, status."""
-    return {
-        "entry": rating.seq,
-        "rater": rating.rater,
-        "stars": rating.stars,
-        "category": rating.category,
-        "interaction": rating.interaction,
-        "review": rating.review,
-        "occurred_at": format_instant(rating.occurred_us),
-        "weight": rating.effective_weight,
-        "why_this_weight": _weight_words(rating),
-        "status": rating.status,
-        "held": rating.status == "held",
-        "hold_until": _instant(rating.hold_until),
-        "explanation": _rating_status_words(policy, rating),
-        "replies": [{"entry": seq, "text": text} for seq, text in rating.replies],
-    }
+    return results.RatingView(
+        entry=rating.seq,
+        rater=rating.rater,
+        stars=rating.stars,
+        category=rating.category,
+        interaction=rating.interaction,
+        review=rating.review,
+        occurred_at=format_instant(rating.occurred_us),
+        weight=rating.effective_weight,
+        why_this_weight=_weight_words(rating),
+        status=rating.status,
+        held=rating.status == "held",
+        hold_until=_instant(rating.hold_until),
+        explanation=_rating_status_words(policy, rating),
+        replies=[results.Reply(seq, text) for seq, text in rating.replies],
+    )
 
 
 def _weight_words(rating) -> str:
@@ -200,17 +184,16 @@ def _rating_status_words(policy: Policy, rating) -> str:
     return "counts"
 
 
-def _rating_effect(policy: Policy, rating) -> dict:
+def _rating_effect(policy: Policy, rating) -> results.Effect:
     stars = "\u2605" * rating.stars + "\u2606" * (5 - rating.stars)
     text = (f"{stars} {rating.stars} star{'s' if rating.stars != 1 else ''}, weight {rating.effective_weight:g} "
             f"({_weight_words(rating)}); {_rating_status_words(policy, rating)}.")
-    return {"status": f"rating-{rating.status}", "stars": rating.stars, "weight": rating.effective_weight, "text": text}
+    return results.Effect(f"rating-{rating.status}", text, stars=rating.stars, weight=rating.effective_weight)
 
 
-def explain_entries(standing: Standing) -> list[dict]:
+def explain_entries(standing: Standing) -> list[results.ExplainedEntry]:
     """Every entry about the subject and what it does now, in words."""
     policy = standing.policy
-    decimals = policy.scale.decimals
     by_seq: dict[int, list] = {}
     for c in standing.contributions:
         by_seq.setdefault(c.seq, []).append(c)
@@ -219,72 +202,71 @@ def explain_entries(standing: Standing) -> list[dict]:
     left_by = {s.left_seq: s for s in standing.spells if s.left_seq is not None}
     items = []
     for event in standing.events:
-        described = policy.event_types[event.type].description if event.type in policy.event_types else event.type
-        item = {
-            "entry": event.seq,
-            "type": event.type,
-            "occurred_at": format_instant(event.occurred_us),
-            "what": described,
-            "effects": [],
-        }
+        effects: list[results.Effect] = []
         if event.occurred_us > standing.at_us:
-            item["effects"].append({"status": "later", "text": "Happens after the time asked about; not counted yet."})
-        for c in by_seq.get(event.seq, []):
-            until = "while the listing lasts" if c.until_us is None else f"until {_day(c.until_us, policy)}"
-            if c.status == "counts":
-                if c.rule.score_cap is not None and not c.rule.points:
-                    text = f"Holds your score at {_number(c.rule.score_cap, decimals)} or lower {until}."
-                else:
-                    text = f"{_signed(c.points, decimals)} {_unit(policy, c.points)} ({c.rule.describe}), counts {until}."
-            elif c.status == "expired":
-                text = f"No longer counts: it stopped counting on {_day(c.until_us, policy)}."
-            else:
-                text = f"Does not count: the rule counts at most {c.rule.cap_count} of these per {_period_words(c.rule.cap_period)}."
-            item["effects"].append({"status": c.status, "rule": c.rule.id, "points": c.points, "text": text})
+            effects.append(results.Effect("later", "Happens after the time asked about; not counted yet."))
+        effects.extend(_rule_effect(policy, c) for c in by_seq.get(event.seq, []))
         if event.seq in rated:
-            item["effects"].append(_rating_effect(policy, rated[event.seq]))
-        spell = listed_by.get(event.seq)
-        if spell is not None:
-            label = policy.lists[spell.list_id].label
-            state = "still in force" if spell.active_at(standing.at_us) else f"ended {_day(spell.until_us, policy)}"
-            item["effects"].append({"status": "listed", "list": spell.list_id, "text": f"Put you on the {label} ({state})."})
-        spell = left_by.get(event.seq)
-        if spell is not None:
-            label = policy.lists[spell.list_id].label
-            item["effects"].append({"status": "delisted", "list": spell.list_id, "text": f"Took you off the {label}."})
-        for spell in standing.spells:
-            for seq, until in spell.extensions:
-                if seq == event.seq:
-                    label = policy.lists[spell.list_id].label
-                    item["effects"].append({"status": "extended", "list": spell.list_id,
-                                            "text": f"Extended your stay on the {label} to {_day(until, policy)}."})
-        for spell in standing.spells:
-            if event.seq in spell.refused_exits:
-                item["effects"].append(
-                    {"status": "too-early", "list": spell.list_id,
-                     "text": "Asked to end a listing before its minimum period had passed; the listing stays."}
-                )
-        if not item["effects"]:
-            item["effects"].extend(_unmatched_list_effects(policy, event))
-        if not item["effects"]:
-            item["effects"].append({"status": "no-effect", "text": "Recorded; it does not change anything under this policy."})
-        items.append(item)
+            effects.append(_rating_effect(policy, rated[event.seq]))
+        effects.extend(_list_effects(policy, standing, event.seq, listed_by, left_by))
+        if not effects:
+            effects.extend(_unmatched_list_effects(policy, event))
+        if not effects:
+            effects.append(results.Effect("no-effect", "Recorded; it does not change anything under this policy."))
+        items.append(results.ExplainedEntry(event.seq, event.type, format_instant(event.occurred_us),
+                                            _described(policy, event.type), effects))
     for event in standing.cancelled:
         void = standing.voided[event.seq]
-        described = policy.event_types[event.type].description if event.type in policy.event_types else event.type
-        items.append(
-            {
-                "entry": event.seq,
-                "type": event.type,
-                "occurred_at": format_instant(event.occurred_us),
-                "what": f"{described} (cancelled)",
-                "effects": [{"status": "voided", "text": f"Cancelled by record #{void.seq}: {void.reason}. It no longer counts."}],
-            }
-        )
+        effects = [results.Effect("voided", f"Cancelled by record #{void.seq}: {void.reason}. It no longer counts.")]
+        items.append(results.ExplainedEntry(event.seq, event.type, format_instant(event.occurred_us),
+                                            f"{_described(policy, event.type)} (cancelled)", effects))
     return items
 
 
-def _unmatched_list_effects(policy: Policy, event) -> list[dict]:
+def _described(policy: Policy, event_type: str) -> str:
+    spec = policy.event_types.get(event_type)
+    return spec.description if spec is not None else event_type
+
+
+def _rule_effect(policy: Policy, c) -> results.Effect:
+    decimals = policy.scale.decimals
+    until = "while the listing lasts" if c.until_us is None else f"until {_day(c.until_us, policy)}"
+    if c.status == "counts":
+        if c.rule.score_cap is not None and not c.rule.points:
+            text = f"Holds your score at {_number(c.rule.score_cap, decimals)} or lower {until}."
+        else:
+            text = f"{_signed(c.points, decimals)} {_unit(policy, c.points)} ({c.rule.describe}), counts {until}."
+    elif c.status == "expired":
+        text = f"No longer counts: it stopped counting on {_day(c.until_us, policy)}."
+    else:
+        text = f"Does not count: the rule counts at most {c.rule.cap_count} of these per {_period_words(c.rule.cap_period)}."
+    return results.Effect(c.status, text, rule=c.rule.id, points=c.points)
+
+
+def _list_effects(policy: Policy, standing: Standing, seq: int, listed_by: dict, left_by: dict) -> list[results.Effect]:
+    effects = []
+    spell = listed_by.get(seq)
+    if spell is not None:
+        label = policy.lists[spell.list_id].label
+        state = "still in force" if spell.active_at(standing.at_us) else f"ended {_day(spell.until_us, policy)}"
+        effects.append(results.Effect("listed", f"Put you on the {label} ({state}).", list=spell.list_id))
+    spell = left_by.get(seq)
+    if spell is not None:
+        label = policy.lists[spell.list_id].label
+        effects.append(results.Effect("delisted", f"Took you off the {label}.", list=spell.list_id))
+    for spell in standing.spells:
+        for extended_by, until in spell.extensions:
+            if extended_by == seq:
+                label = policy.lists[spell.list_id].label
+                effects.append(results.Effect("extended", f"Extended your stay on the {label} to {_day(until, policy)}.",
+                                              list=spell.list_id))
+    effects.extend(results.Effect("too-early", "Asked to end a listing before its minimum period had passed; "
+                                  "the listing stays.", list=spell.list_id)
+                   for spell in standing.spells if seq in spell.refused_exits)
+    return effects
+
+
+def _unmatched_list_effects(policy: Policy, event) -> list[results.Effect]:
     """A leave or extend event that found no listing in force: say so, naming the case."""
     effects = []
     for trigger in policy.list_triggers_by_event.get(event.type, ()):
@@ -293,8 +275,8 @@ def _unmatched_list_effects(policy: Policy, event) -> list[dict]:
         case = event.attributes.get(trigger.case_attribute) if trigger.case_attribute else None
         label = policy.lists[trigger.list_id].label
         for_case = f" for case {case}" if case else ""
-        effects.append({"status": "no-listing", "list": trigger.list_id,
-                        "text": f"You were not on the {label}{for_case} at the time: this changed nothing."})
+        effects.append(results.Effect("no-listing", f"You were not on the {label}{for_case} at the time: this changed nothing.",
+                                      list=trigger.list_id))
     return effects
 
 

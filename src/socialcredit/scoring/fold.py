@@ -61,13 +61,16 @@ class Spell:
 
 
 class Reason(NamedTuple):
-    kind: str  # list | cap | rule
-    ident: str  # the list id or rule id
+    """Why a standing or a measure is what it is: one record, and what it does."""
+
+    kind: str  # list | cap | rule | rating
+    ident: str  # the list, rule or (for a rating) dimension id
     seq: int  # the evidence entry
-    points: float = 0.0
-    occurred_us: int = 0
+    points: float = 0.0  # a rule's points; a rating's stars
+    occurred_us: int = 0  # when it happened (a list: when the stay began)
     until_us: int | None = None
-    case: str | None = None
+    case: str | None = None  # a list stay's case
+    weight: float = 0.0  # a rating's effective weight (to six significant digits)
 
 
 class ActiveMeasure(NamedTuple):
@@ -567,7 +570,7 @@ def _rating_reasons(policy: Policy, ratings: list[Rating], direction: int, dimen
         if seq not in seen:
             seen.add(seq)
             chosen.append(Reason("rating", policy.dimensions[dim.index].id, seq, float(rating.stars),
-                                 rating.occurred_us, None, f"{rating.effective_weight:g}"))
+                                 rating.occurred_us, None, None, float(f"{rating.effective_weight:g}")))
         if len(chosen) == limit:
             break
     return chosen

@@ -19,7 +19,8 @@ from rich.table import Table
 
 from ..instants import format_instant, now_us, parse_instant
 from ..policy.load import load_policy
-from ..registry import Registry, RegistryError
+from ..errors import InvalidInput
+from ..registry import Caller, Registry
 from ..scoring.explain import summarize
 from ..scoring.fold import fold
 from .town import DAY_US, build_subjects, generate_events
@@ -38,7 +39,7 @@ def run_demo(url: str, key_file: Path | None, *, seed: int, residents: int, busi
         console.print(f"[bold]A town of {residents:,} residents and {businesses:,} businesses[/] under "
                       f"[bold]{escape(chosen.document.policy.title)}[/] ({chosen.id} {chosen.version}), "
                       f"{len(events):,} events in the year to {format_instant(end_us)[:10]}.")
-    registry = Registry.init(url, chosen, key_file=key_file, principal="demo")
+    registry = Registry.init(url, chosen, key_file=key_file, caller=Caller("demo"))
     try:
         started = time.perf_counter()
         with progress as bar:
@@ -46,7 +47,7 @@ def run_demo(url: str, key_file: Path | None, *, seed: int, residents: int, busi
             result = _ingest_by_month(registry, events, lambda n: bar.advance(task, n))
         seconds = time.perf_counter() - started
         if result.errors:
-            raise RegistryError(f"demo events were refused: {result.errors[0]}")
+            raise InvalidInput(f"demo events were refused: line {result.errors[0].line}: {result.errors[0].error}")
         report = _report(registry, chosen, subjects, end_us, rng)
     finally:
         registry.close()
@@ -95,7 +96,7 @@ def _today_us() -> int:
 
 def _report(registry: Registry, policy, subjects, at_us: int, rng: random.Random) -> dict:
     pseudonyms = {registry.pseudonym(s.ref, s.kind): s for s in subjects}
-    histories = registry.store.entries_for_subjects(list(pseudonyms))
+    histories = registry.store.ledger.entries_for_subjects(list(pseudonyms))
     standings = {p: fold(policy, histories.get(p, []), at_us, None, p) for p in pseudonyms}
     tiers = Counter(s.tier for s in standings.values())
     lists = Counter(spell.list_id for s in standings.values() for spell in s.active_lists)
@@ -146,7 +147,7 @@ def _sample_checks(registry: Registry, policy, standings, pseudonyms, at_us: int
         for subject in (hit, miss):
             if subject is None:
                 continue
-            decision = registry.check_subject(subject, measure.service, at_us)
+            decision = registry.check_subject(subject, measure.service, at_us, caller=Caller("demo"))
             checks.append({
                 "subject": _mask(pseudonyms[subject].ref),
                 "reference_for_cli": pseudonyms[subject].ref,
@@ -155,7 +156,7 @@ def _sample_checks(registry: Registry, policy, standings, pseudonyms, at_us: int
                 "allowed": decision.allowed,
                 "effect": decision.effect,
                 "decision_id": decision.decision_id,
-                "reasons": [r["text"] for r in decision.reasons],
+                "reasons": [r.text for r in decision.reasons],
             })
     return checks
 

@@ -1,521 +1,333 @@
-"""Storage: one schema on SQLite (the default) and PostgreSQL (the scale-up).
+"""Connections and transactions on SQLite (the default) and PostgreSQL (the scale-up).
 
-The schema and its migrations are SQLAlchemy Core and Alembic. The hot paths (appending a
-batch of entries, writing standings, logging decisions) hand rows straight to the driver's
-`executemany`, inside the same SQLAlchemy transaction, because building an ORM object per
-event would cost more than everything else ingest does.
+The store speaks the DB-API directly (the standard library's `sqlite3`, `psycopg`):
+SQLAlchemy Core and Alembic define and migrate the schema (schema.py) but are not imported
+to read or append, so a single command starts fast.
 
-Appends are serialized: SQLite takes its write lock up front (BEGIN IMMEDIATE), PostgreSQL
-an exclusive lock on the checkpoints table, so sequence numbers are gapless and the Merkle
-tree grows one writer at a time.
+Connections follow datasette's shape: ONE write connection per `Database`, used by one
+thread at a time under a lock, and one read connection per thread. On SQLite the read
+connections are opened read-only (`mode=ro`), so a read path cannot write by mistake, and a
+registry on a read-only disk can still be read and verified.
+
+Writers wait their turn: SQLite's write lock is taken up front (`BEGIN IMMEDIATE`) and
+retried while another process holds it, reporting the wait through `on_wait`, until
+`lock_timeout_s` (default 60 s, `SOCIALCREDIT_LOCK_TIMEOUT`) has passed; then `Unavailable`.
+PostgreSQL serializes appends with an exclusive lock on `checkpoints`, bounded by the same
+timeout. A transaction that fails, or is interrupted (Ctrl-C), is rolled back: nothing is
+half-written.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Iterator, Sequence
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import create_engine, event, select, text
-from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError, ProgrammingError
+from ..errors import InvalidInput, NotFound, Unavailable
+from .urls import POSTGRESQL, SQLITE, DatabaseURL, parse_url
 
-from ..errors import InvalidInput
-from . import tables
-from ..ledger.entries import EVENT, POLICY, VOID, Entry
+DEFAULT_LOCK_TIMEOUT_S = 60.0
+_BUSY_SLICE_MS = 200  # how long SQLite itself waits for a lock before we report the wait and retry
+_SQLITE_CACHE_WRITE = -131_072  # KiB: 128 MiB, so a bulk append stays in memory until it commits
+_SQLITE_CACHE_READ = -16_384  # KiB: 16 MiB per reading thread
 
-FORMAT = "socialcredit-registry"
-FORMAT_VERSION = "1"
-_CHUNK = 500  # keys per IN (...) lookup: well under every driver's parameter limit
+Waiter = Callable[[float], None]  # called with the seconds waited so far
 
 
 class StoreError(InvalidInput):
     """The database cannot be used as a registry; the message says which and why."""
 
 
-@dataclass(frozen=True, slots=True)
-class Checkpoint:
-    size: int
-    root: bytes
-    frontier: list[str]
-    recorded_us: int
-
-
-def entry_row(entry: Entry, body: str, leaf_hash: bytes, actor: str | None = None) -> tuple:
-    """The row `append` writes for an entry: its indexed columns, canonical body and leaf hash."""
-    return (entry.seq, entry.kind, entry.recorded_us, entry.provider, entry.key, entry.subject, entry.type,
-            entry.occurred_us, body, leaf_hash, actor)
-
-
-def describe_url(url: str) -> str:
-    """The URL without a password, for messages."""
+def lock_timeout_from_env() -> float:
+    text = os.environ.get("SOCIALCREDIT_LOCK_TIMEOUT")
+    if not text:
+        return DEFAULT_LOCK_TIMEOUT_S
     try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url
+        value = float(text)
+    except ValueError:
+        raise InvalidInput(f"SOCIALCREDIT_LOCK_TIMEOUT must be a number of seconds, got {text!r}") from None
+    if value < 0:
+        raise InvalidInput(f"SOCIALCREDIT_LOCK_TIMEOUT must not be negative, got {text!r}")
+    return value
 
 
-class Store:
-    def __init__(self, engine: Engine, url: str):
-        self.engine = engine
-        self.url = url
-        self.dialect = engine.dialect.name
-        self._param = "?" if self.dialect == "sqlite" else "%s"
+class Tx:
+    """A cursor that takes `?` placeholders on every backend."""
 
-    # -- opening -------------------------------------------------------------------------------
+    __slots__ = ("cursor", "_param")
 
-    @classmethod
-    def open(cls, url: str, *, create: bool = False) -> "Store":
-        try:
-            parsed = make_url(url)
-        except ArgumentError:
-            raise StoreError(f"{url!r} is not a database URL (e.g. sqlite:///socialcredit.db)") from None
-        backend = parsed.get_backend_name()
-        if backend == "sqlite":
-            path = parsed.database
-            if not path or path == ":memory:":
-                raise StoreError("an in-memory SQLite database cannot hold a registry; give a file")
-            if not create and not Path(path).exists():
-                raise StoreError(f"no registry at {path}: create one with `socialcredit --db {url} init`")
-            if create and not Path(path).parent.exists():
-                raise StoreError(f"cannot create {path}: folder {Path(path).parent} does not exist")
-            engine = create_engine(url)
-            _sqlite_pragmas(engine)
-        elif backend == "postgresql":
-            if parsed.get_driver_name() not in ("psycopg", "psycopg2"):
-                parsed = parsed.set(drivername="postgresql+psycopg")
-            engine = create_engine(parsed, pool_pre_ping=True)
-            _postgres_append_lock(engine)
-        else:
-            raise StoreError(f"{describe_url(url)}: unsupported database (use sqlite:/// or postgresql://)")
-        store = cls(engine, url)
-        try:
-            store._check_reachable()
-            if not create:
-                store._check_is_registry()
-                store._migrate()
-        except StoreError:
-            store.close()
-            raise
-        return store
+    def __init__(self, cursor, param: str):
+        self.cursor = cursor
+        self._param = param
 
-    def _check_reachable(self) -> None:
-        try:
-            with self.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        except (OperationalError, DatabaseError) as exc:
-            raise StoreError(f"{describe_url(self.url)}: cannot open database ({_first_line(exc)})") from None
-
-    def _check_is_registry(self) -> None:
-        where = describe_url(self.url)
-        try:
-            with self.engine.connect() as conn:
-                rows = dict(conn.execute(select(tables.meta.c.name, tables.meta.c.value)).all())
-        except (OperationalError, ProgrammingError, DatabaseError) as exc:
-            if "file is not a database" in str(exc) or "not a database" in str(exc):
-                raise StoreError(f"{where} is not a SQLite database (another program's file?)") from None
-            raise StoreError(f"{where} is not a socialcredit registry (no meta table); run `socialcredit init`") from None
-        if rows.get("format") != FORMAT:
-            raise StoreError(f"{where} is not a socialcredit registry")
-        if rows.get("format_version") != FORMAT_VERSION:
-            raise StoreError(f"{where} is registry format {rows.get('format_version')}, this program reads {FORMAT_VERSION}")
-
-    def _alembic_config(self, conn):
-        from alembic.config import Config
-
-        config = Config()
-        config.set_main_option("script_location", str(resources.files("socialcredit.store") / "migrations"))
-        config.attributes["connection"] = conn
-        return config
-
-    def _migrate(self) -> None:
-        """Bring a registry made by an earlier version up to this version's schema (additive)."""
-        from alembic import command
-        from alembic.runtime.migration import MigrationContext
-        from alembic.script import ScriptDirectory
-
-        with self.engine.begin() as conn:
-            current = MigrationContext.configure(conn).get_current_revision()
-            config = self._alembic_config(conn)
-            if current != ScriptDirectory.from_config(config).get_current_head():
-                command.upgrade(config, "head")
-
-    def initialize(self, meta: dict[str, str]) -> None:
-        """Create the schema with Alembic and record what this database is."""
-        from alembic import command
-
-        try:
-            with self.engine.begin() as conn:
-                self._refuse_unless_empty(conn)
-                command.upgrade(self._alembic_config(conn), "head")
-                rows = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta}
-                conn.execute(tables.meta.insert(), [{"name": k, "value": v} for k, v in rows.items()])
-            if self.dialect == "sqlite":
-                # Outside any transaction (the mode cannot change inside one), through the driver.
-                raw = self.engine.raw_connection()
-                try:
-                    raw.driver_connection.execute("PRAGMA journal_mode=WAL")
-                finally:
-                    raw.close()
-        except DatabaseError as exc:
-            if "file is not a database" in str(exc):
-                raise StoreError(f"{describe_url(self.url)} is not a SQLite database (another program's file?)") from None
-            raise
-
-    def ensure_empty(self) -> None:
-        """Refuse, before anything is written, a database that already holds something."""
-        try:
-            with self.engine.connect() as conn:
-                self._refuse_unless_empty(conn)
-        except DatabaseError as exc:
-            if "file is not a database" in str(exc):
-                raise StoreError(f"{describe_url(self.url)} is not a SQLite database (another program's file?)") from None
-            raise
-
-    def _refuse_unless_empty(self, conn: Connection) -> None:
-        if conn.dialect.has_table(conn, "meta"):
-            raise StoreError(f"{describe_url(self.url)} already holds a registry")
-        if self.dialect == "sqlite" and conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar():
-            raise StoreError(f"{describe_url(self.url)} is another program's database; not touching it")
-
-    def set_meta(self, name: str, value: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(tables.meta.insert(), [{"name": name, "value": value}])
-
-    def meta(self) -> dict[str, str]:
-        with self.engine.connect() as conn:
-            return dict(conn.execute(select(tables.meta.c.name, tables.meta.c.value)).all())
-
-    def close(self) -> None:
-        self.engine.dispose()
-
-    # -- transactions --------------------------------------------------------------------------
-
-    @contextmanager
-    def appending(self) -> Iterator[Connection]:
-        """A write transaction that holds the ledger's append lock until it commits."""
-        with self.engine.connect() as conn:
-            conn = conn.execution_options(socialcredit_append=True)
-            with conn.begin():
-                yield conn
-
-    def _sql(self, statement: str) -> str:
+    def sql(self, statement: str) -> str:
         return _placeholders(statement, self._param)
 
-    def _cursor(self, conn: Connection):
-        return conn.connection.driver_connection.cursor()
+    def execute(self, statement: str, params: Sequence[Any] = ()):
+        self.cursor.execute(_placeholders(statement, self._param), params)
+        return self.cursor
 
-    # -- the ledger ----------------------------------------------------------------------------
+    def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self.cursor.executemany(_placeholders(statement, self._param), rows)
 
-    def last_checkpoint(self, conn: Connection | None = None) -> Checkpoint | None:
-        query = select(tables.checkpoints).order_by(tables.checkpoints.c.size.desc()).limit(1)
-        with _maybe_connect(self.engine, conn) as c:
-            row = c.execute(query).first()
-        if row is None:
-            return None
-        return Checkpoint(row.size, bytes(row.root), json.loads(row.frontier), row.recorded_us)
+    def one(self, statement: str, params: Sequence[Any] = ()):
+        return self.execute(statement, params).fetchone()
 
-    def checkpoints(self) -> list[Checkpoint]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(tables.checkpoints).order_by(tables.checkpoints.c.size)).all()
-        return [Checkpoint(r.size, bytes(r.root), json.loads(r.frontier), r.recorded_us) for r in rows]
+    def all(self, statement: str, params: Sequence[Any] = ()) -> list:
+        return self.execute(statement, params).fetchall()
 
-    def size(self) -> int:
-        checkpoint = self.last_checkpoint()
-        return checkpoint.size if checkpoint else 0
+    def scalar(self, statement: str, params: Sequence[Any] = ()):
+        row = self.one(statement, params)
+        return None if row is None else row[0]
 
-    def existing_events(self, conn: Connection, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, str]]:
-        """(provider, key) → (seq, body) for the keys already in the ledger."""
-        found: dict[tuple[str, str], tuple[int, str]] = {}
-        by_provider: dict[str, list[str]] = {}
-        for provider, key in keys:
-            by_provider.setdefault(provider, []).append(key)
-        cursor = self._cursor(conn)
-        for provider, provider_keys in by_provider.items():
-            cursor.execute(self._sql("SELECT 1 FROM entries WHERE provider = ? LIMIT 1"), (provider,))
-            if cursor.fetchone() is None:
-                continue  # a provider's first batch: nothing to look up key by key
-            for start in range(0, len(provider_keys), _CHUNK):
-                chunk = provider_keys[start : start + _CHUNK]
-                marks = ",".join([self._param] * len(chunk))
-                cursor.execute(
-                    f"SELECT key, seq, body FROM entries WHERE provider = {self._param} AND key IN ({marks})",
-                    [provider, *chunk],
-                )
-                for key, seq, body in cursor.fetchall():
-                    found[(provider, key)] = (seq, body)
-        return found
+    def marks(self, count: int) -> str:
+        """`?,?,?` for an IN (...) list of `count` values."""
+        return ",".join(["?"] * count)
 
-    def append(self, conn: Connection, rows: Sequence[tuple], checkpoint: Checkpoint) -> None:
-        """Insert entry rows (see `entry_row`) and the checkpoint that covers them, in the caller's transaction."""
-        cursor = self._cursor(conn)
-        cursor.executemany(
-            self._sql(
-                "INSERT INTO entries (seq, kind, recorded_us, provider, key, subject, type, "
-                "occurred_us, body, leaf_hash, actor) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
-            ),
-            rows,
-        )
-        cursor.execute(
-            self._sql("INSERT INTO checkpoints (size, root, frontier, recorded_us) VALUES (?,?,?,?)"),
-            (checkpoint.size, checkpoint.root, json.dumps(checkpoint.frontier), checkpoint.recorded_us),
-        )
 
-    def entries_for_subjects(self, subjects: Iterable[str], conn: Connection | None = None,
-                             before: int | None = None) -> dict[str, list[Entry]]:
-        """Every entry about each subject (events and the voids that cancel them), in seq order."""
-        result: dict[str, list[Entry]] = {}
-        subjects = list(subjects)
-        with _maybe_connect(self.engine, conn) as c:
-            cursor = self._cursor(c)
-            for start in range(0, len(subjects), _CHUNK):
-                chunk = subjects[start : start + _CHUNK]
-                marks = ",".join([self._param] * len(chunk))
-                query = f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE subject IN ({marks})"
-                params: list = list(chunk)
-                if before is not None:
-                    query += f" AND seq < {self._param}"
-                    params.append(before)
-                cursor.execute(query + " ORDER BY seq", params)
-                for row in cursor.fetchall():
-                    entry = _row_entry(row)
-                    result.setdefault(entry.subject, []).append(entry)
-        return result
+class Database:
+    """Connections to one database; safe to share between threads."""
 
-    def actor_events(self, conn: Connection, actor: str, event_type: str) -> list[tuple[int, int, dict]]:
-        """(seq, occurred_us, attributes) of every live event of a type this actor (a rater) caused.
+    def __init__(self, url: DatabaseURL, *, lock_timeout_s: float | None = None):
+        self.url = url
+        self.backend = url.backend
+        self.lock_timeout_s = lock_timeout_from_env() if lock_timeout_s is None else lock_timeout_s
+        self._param = "?" if self.backend == SQLITE else "%s"
+        self._write_lock = threading.Lock()
+        self._write_connection = None
+        self._local = threading.local()
+        self._opened: list = []
+        self._opened_lock = threading.Lock()
+        self._immutable = False  # SQLite on a read-only disk: read as an immutable file
 
-        A void names the actor of the entry it cancels, so cancelled ratings are left out here.
+    @classmethod
+    def open(cls, url: str | DatabaseURL, *, create: bool = False, lock_timeout_s: float | None = None) -> "Database":
+        parsed = parse_url(url) if isinstance(url, str) else url
+        if parsed.backend == SQLITE:
+            path = Path(parsed.path)
+            if not create and not path.exists():
+                raise NotFound(f"no registry at {parsed.path}: create one with `socialcredit --db {parsed.text} init`")
+            if create and not path.parent.exists():
+                raise StoreError(f"cannot create {parsed.path}: folder {path.parent} does not exist")
+            if not create and path.is_dir():
+                raise StoreError(f"{parsed.path} is a folder, not a registry file")
+        return cls(parsed, lock_timeout_s=lock_timeout_s)
+
+    @property
+    def where(self) -> str:
+        return self.url.describe()
+
+    # -- reading -------------------------------------------------------------------------------
+
+    @contextmanager
+    def read(self) -> Iterator[Tx]:
+        """A read transaction on this thread's read connection: one consistent snapshot."""
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._local.connection = self._connect_reader()
+        if self.backend == SQLITE:
+            cursor = connection.cursor()
+            try:
+                cursor.execute("BEGIN")
+                yield Tx(cursor, self._param)
+            except sqlite3.Error as exc:
+                raise self._translate(exc) from None
+            finally:
+                if connection.in_transaction:
+                    connection.rollback()  # reads wrote nothing; rollback just ends the snapshot
+                cursor.close()
+        else:
+            with self._postgres_errors(), connection.transaction(), connection.cursor() as cursor:
+                yield Tx(cursor, self._param)
+
+    @contextmanager
+    def reading(self, tx: Tx | None) -> Iterator[Tx]:
+        """The caller's transaction if there is one (a read inside a write), else a new read."""
+        if tx is not None:
+            yield tx
+        else:
+            with self.read() as fresh:
+                yield fresh
+
+    # -- writing -------------------------------------------------------------------------------
+
+    @contextmanager
+    def write(self, *, append: bool = False, on_wait: Waiter | None = None) -> Iterator[Tx]:
+        """A write transaction; with `append`, it also holds the ledger's append lock.
+
+        Commits when the block ends, rolls back on any exception (Ctrl-C included).
         """
-        cursor = self._cursor(conn)
-        cursor.execute(self._sql("SELECT seq, kind, occurred_us, body FROM entries WHERE actor = ? AND "
-                                 "(type = ? OR kind = ?) ORDER BY seq"), (actor, event_type, VOID))
-        rows = cursor.fetchall()
-        voided = {json.loads(body)["target"] for _, kind, _, body in rows if kind == VOID}
-        return [(seq, occurred, json.loads(body)["attributes"]) for seq, kind, occurred, body in rows
-                if kind != VOID and seq not in voided]
+        with self._write_lock:
+            connection = self._write_connection
+            if connection is None:
+                connection = self._write_connection = self._connect_writer()
+            if self.backend == SQLITE:
+                cursor = connection.cursor()
+                self._begin_immediate(cursor, on_wait)
+                try:
+                    yield Tx(cursor, self._param)
+                    cursor.execute("COMMIT")
+                except BaseException as exc:
+                    if connection.in_transaction:
+                        connection.rollback()
+                    if isinstance(exc, sqlite3.Error):
+                        raise self._translate(exc) from None
+                    raise
+                finally:
+                    cursor.close()
+            else:
+                with self._postgres_errors(), connection.transaction(), connection.cursor() as cursor:
+                    if append:
+                        cursor.execute("LOCK TABLE checkpoints IN EXCLUSIVE MODE")
+                    yield Tx(cursor, self._param)
 
-    def rating_triples(self, event_type: str) -> list[tuple[str, str, int]]:
-        """(ratee, rater, stars) of every rating not cancelled by a void, in ledger order."""
-        with self.engine.connect() as conn:
-            cursor = self._cursor(conn)
-            cursor.execute(self._sql("SELECT body FROM entries WHERE kind = ?"), (VOID,))
-            voided = {json.loads(row[0])["target"] for row in cursor.fetchall()}
-            cursor.execute(self._sql("SELECT seq, subject, actor, body FROM entries WHERE type = ? ORDER BY seq"),
-                           (event_type,))
-            return [(subject, actor, json.loads(body)["attributes"]["stars"])
-                    for seq, subject, actor, body in cursor.fetchall() if seq not in voided]
+    def _begin_immediate(self, cursor, on_wait: Waiter | None) -> None:
+        started = time.monotonic()
+        while True:
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise self._translate(exc) from None
+            waited = time.monotonic() - started
+            if waited >= self.lock_timeout_s:
+                raise Unavailable(f"{self.where}: another process has held the write lock for {waited:.0f} s; "
+                                  "try again later (SOCIALCREDIT_LOCK_TIMEOUT sets how long to wait)")
+            if on_wait is not None:
+                on_wait(waited)
 
-    def entries_for_subject(self, subject: str) -> list[Entry]:
-        return self.entries_for_subjects([subject]).get(subject, [])
+    # -- connections ---------------------------------------------------------------------------
 
-    def iter_columns(self, batch: int = 20_000) -> Iterator[tuple]:
-        """Every stored entry in seq order, streamed: (seq, kind, recorded_us, provider, key,
-        subject, type, occurred_us, body, leaf_hash)."""
-        with self.engine.connect() as conn:
-            cursor = self._cursor(conn)
-            last = -1
-            while True:
-                cursor.execute(
-                    self._sql(
-                        "SELECT seq, kind, recorded_us, provider, key, subject, type, occurred_us, body, leaf_hash, "
-                        "actor FROM entries WHERE seq > ? ORDER BY seq LIMIT ?"
-                    ),
-                    (last, batch),
-                )
-                rows = cursor.fetchall()
-                if not rows:
-                    return
-                for row in rows:
-                    yield (*row[:9], bytes(row[9]), row[10])
-                last = rows[-1][0]
+    def _connect_reader(self):
+        if self.backend == SQLITE:
+            connection = self._sqlite_reader()
+        else:
+            connection = self._postgres()
+        self._remember(connection)
+        return connection
 
-    def count_entries(self) -> int:
-        with self.engine.connect() as conn:
-            return conn.exec_driver_sql("SELECT count(*) FROM entries").scalar()
+    def _connect_writer(self):
+        if self.backend == SQLITE:
+            if self._immutable:
+                raise StoreError(f"{self.where} is on a read-only disk: it can be read and verified, not written")
+            try:
+                connection = sqlite3.connect(self.url.path, isolation_level=None, check_same_thread=False)
+                _sqlite_pragmas(connection, _SQLITE_CACHE_WRITE, _BUSY_SLICE_MS)
+            except sqlite3.Error as exc:
+                raise self._translate(exc) from None
+        else:
+            connection = self._postgres()
+        self._remember(connection)
+        return connection
 
-    def leaf_hashes(self, size: int) -> list[bytes]:
-        with self.engine.connect() as conn:
-            cursor = self._cursor(conn)
-            cursor.execute(self._sql("SELECT leaf_hash FROM entries WHERE seq < ? ORDER BY seq"), (size,))
-            return [bytes(row[0]) for row in cursor.fetchall()]
+    def _sqlite_reader(self):
+        path = Path(self.url.path).resolve()
+        try:
+            connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
+                                         check_same_thread=False)
+            _sqlite_pragmas(connection, _SQLITE_CACHE_READ, int(self.lock_timeout_s * 1000))
+            connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return connection
+        except sqlite3.DatabaseError as exc:
+            if not _needs_immutable(exc, path):
+                raise self._translate(exc) from None
+        # A WAL database in a folder we cannot write: SQLite cannot make its shared-memory
+        # file there, so read the file as immutable (nothing else can be writing it either).
+        self._immutable = True
+        connection = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, isolation_level=None,
+                                     check_same_thread=False)
+        _sqlite_pragmas(connection, _SQLITE_CACHE_READ, 0)
+        return connection
 
-    def entry(self, seq: int) -> Entry | None:
-        found = self._select_entries("seq = ?", (seq,))
-        return found[0] if found else None
+    def _postgres(self):
+        import psycopg
 
-    def policy_entries(self) -> list[Entry]:
-        return self._select_entries("kind = ?", (POLICY,))
+        try:
+            connection = psycopg.connect(self.url.conninfo, autocommit=True, connect_timeout=10)
+        except psycopg.OperationalError as exc:
+            raise Unavailable(f"{self.where}: cannot open database ({_first_line(exc)})") from None
+        connection.execute(f"SET lock_timeout = '{int(self.lock_timeout_s * 1000)}ms'")
+        return connection
 
-    def _select_entries(self, where: str, params: tuple) -> list[Entry]:
-        with self.engine.connect() as conn:
-            cursor = self._cursor(conn)
-            cursor.execute(self._sql(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE {where} ORDER BY seq"), params)
-            return [_row_entry(row) for row in cursor.fetchall()]
+    @contextmanager
+    def _postgres_errors(self):
+        import psycopg
 
-    def subjects(self, conn: Connection | None = None) -> list[str]:
-        with _maybe_connect(self.engine, conn) as c:
-            cursor = self._cursor(c)
-            cursor.execute("SELECT DISTINCT subject FROM entries WHERE subject IS NOT NULL")
-            return [row[0] for row in cursor.fetchall()]
+        try:
+            yield
+        except psycopg.errors.LockNotAvailable:
+            raise Unavailable(f"{self.where}: another process has held the append lock for "
+                              f"{self.lock_timeout_s:.0f} s; try again later") from None
+        except psycopg.OperationalError as exc:
+            raise Unavailable(f"{self.where}: the database is unavailable ({_first_line(exc)})") from None
+        except psycopg.errors.UndefinedTable as exc:
+            raise StoreError(f"{self.where} is not a socialcredit registry ({_first_line(exc)})") from None
 
-    def subjects_since(self, seq: int) -> set[str]:
-        with self.engine.connect() as conn:
-            cursor = self._cursor(conn)
-            cursor.execute(self._sql("SELECT DISTINCT subject FROM entries WHERE seq >= ? AND subject IS NOT NULL"), (seq,))
-            return {row[0] for row in cursor.fetchall()}
+    def _remember(self, connection) -> None:
+        with self._opened_lock:
+            self._opened.append(connection)
 
-    # -- derived: standings ---------------------------------------------------------------------
+    def _translate(self, exc: sqlite3.Error) -> Exception:
+        message = _first_line(exc)
+        if "file is not a database" in message or "not a database" in message:
+            return StoreError(f"{self.where} is not a SQLite database (another program's file?)")
+        if "no such table" in message:
+            return StoreError(f"{self.where} is not a socialcredit registry ({message})")
+        if _is_busy(exc):
+            return Unavailable(f"{self.where}: the database is busy ({message}); try again")
+        if "readonly" in message or "read-only" in message:
+            return StoreError(f"{self.where} cannot be written ({message}): it can be read and verified")
+        if "unable to open" in message:
+            return StoreError(f"{self.where}: cannot open it ({message})")
+        return StoreError(f"{self.where}: {message}")
 
-    def put_standings(self, conn: Connection, rows: Sequence[tuple]) -> None:
-        """Upsert (subject, policy_digest, known_size, valid_from, valid_until, cacheable, score, tier, body)."""
-        if not rows:
-            return
-        cursor = self._cursor(conn)
-        cursor.executemany(
-            self._sql(
-                "INSERT INTO standings (subject, policy_digest, known_size, valid_from_us, valid_until_us, "
-                "cacheable, score, tier, body) VALUES (?,?,?,?,?,?,?,?,?) "
-                "ON CONFLICT (subject) DO UPDATE SET policy_digest = excluded.policy_digest, "
-                "known_size = excluded.known_size, valid_from_us = excluded.valid_from_us, "
-                "valid_until_us = excluded.valid_until_us, cacheable = excluded.cacheable, "
-                "score = excluded.score, tier = excluded.tier, body = excluded.body"
-            ),
-            rows,
-        )
-
-    def clear_standings(self, conn: Connection) -> None:
-        conn.execute(tables.standings.delete())
-
-    def standing_row(self, subject: str) -> tuple | None:
-        with self.engine.connect() as conn:
-            cursor = self._cursor(conn)
-            cursor.execute(
-                self._sql(
-                    "SELECT policy_digest, known_size, valid_from_us, valid_until_us, cacheable, body "
-                    "FROM standings WHERE subject = ?"
-                ),
-                (subject,),
-            )
-            return cursor.fetchone()
-
-    def standing_rows(self) -> Iterator[tuple]:
-        with self.engine.connect() as conn:
-            cursor = self._cursor(conn)
-            cursor.execute(
-                "SELECT subject, policy_digest, known_size, valid_from_us, valid_until_us, cacheable, body FROM standings"
-            )
-            while True:
-                rows = cursor.fetchmany(10_000)
-                if not rows:
-                    return
-                yield from rows
-
-    def tier_counts(self) -> dict[str | None, int]:
-        with self.engine.connect() as conn:
-            rows = conn.exec_driver_sql("SELECT tier, count(*) FROM standings GROUP BY tier").all()
-        return {tier: count for tier, count in rows}
-
-    # -- logs: decisions and audit --------------------------------------------------------------
-
-    def log_decisions(self, rows: Sequence[tuple]) -> None:
-        if not rows:
-            return
-        with self.engine.begin() as conn:
-            self._cursor(conn).executemany(
-                self._sql(
-                    "INSERT INTO decisions (id, subject, service, at_us, policy_digest, ledger_size, allowed, "
-                    "effect, measures, recorded_us, principal) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
-                ),
-                rows,
-            )
-
-    def decision(self, decision_id: str):
-        with self.engine.connect() as conn:
-            return conn.execute(select(tables.decisions).where(tables.decisions.c.id == decision_id)).first()
-
-    def log_audit(self, rows: Sequence[tuple]) -> None:
-        """(at_us, principal, action, subject, detail) rows."""
-        if not rows:
-            return
-        with self.engine.begin() as conn:
-            self._cursor(conn).executemany(
-                self._sql("INSERT INTO audit (at_us, principal, action, subject, detail) VALUES (?,?,?,?,?)"),
-                rows,
-            )
-
-    def audit_rows(self, subject: str | None = None, limit: int = 100):
-        query = select(tables.audit).order_by(tables.audit.c.id.desc()).limit(limit)
-        if subject is not None:
-            query = query.where(tables.audit.c.subject == subject)
-        with self.engine.connect() as conn:
-            return conn.execute(query).all()
+    def close(self) -> None:
+        with self._opened_lock:
+            opened, self._opened = self._opened, []
+        for connection in opened:
+            try:
+                connection.close()
+            except Exception:  # closing is best effort; the process may be going down
+                pass
+        self._write_connection = None
+        self._local = threading.local()
 
 
 # -- helpers -----------------------------------------------------------------------------------
 
 
-_ENTRY_COLUMNS = "seq, kind, recorded_us, subject, type, occurred_us, provider, key, body"
+def _sqlite_pragmas(connection, cache_kib: int, busy_ms: int) -> None:
+    # journal_mode=WAL is stored in the file: init sets it once (setting it here would write
+    # the header of a file that may not be ours before we know whether it is).
+    connection.execute("PRAGMA synchronous=FULL")
+    connection.execute(f"PRAGMA cache_size={cache_kib}")
+    connection.execute(f"PRAGMA busy_timeout={busy_ms}")
 
 
-def _row_entry(row) -> Entry:
-    seq, kind, recorded_us, subject, event_type, occurred_us, provider, key, body = row
-    data = json.loads(body)
-    if kind == EVENT:
-        return Entry(seq, kind, recorded_us, subject, data["subject_kind"], event_type, occurred_us,
-                     provider, key, data["attributes"], derived=data.get("derived"))
-    if kind == VOID:
-        return Entry(seq, kind, recorded_us, subject, target=data["target"], reason=data["reason"])
-    return Entry(seq, kind, recorded_us, policy=data["policy"])
+def _is_busy(exc: Exception) -> bool:
+    text = str(exc)
+    return "database is locked" in text or "database is busy" in text or "SQLITE_BUSY" in text
 
 
-@lru_cache(maxsize=256)
+def _needs_immutable(exc: Exception, path: Path) -> bool:
+    text = str(exc)
+    writable_folder = os.access(path.parent, os.W_OK)
+    return not writable_folder and ("unable to open" in text or "readonly" in text or "disk I/O" in text)
+
+
+@lru_cache(maxsize=512)
 def _placeholders(statement: str, param: str) -> str:
     return statement if param == "?" else statement.replace("?", param)
 
 
-@contextmanager
-def _maybe_connect(engine: Engine, conn: Connection | None):
-    if conn is not None:
-        yield conn
-    else:
-        with engine.connect() as fresh:
-            yield fresh
-
-
 def _first_line(exc: Exception) -> str:
-    original = getattr(exc, "orig", None) or exc
-    return str(original).strip().splitlines()[0] if str(original).strip() else exc.__class__.__name__
-
-
-def _sqlite_pragmas(engine: Engine) -> None:
-    @event.listens_for(engine, "connect")
-    def on_connect(dbapi_connection, _record):
-        # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's implicit BEGIN is
-        # deferred, which lets two writers both read size N and then collide).
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        # journal_mode=WAL is stored in the file, so `initialize` sets it once: setting it here
-        # would rewrite the header of a file that is not ours before we know it is not ours.
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA cache_size=-131072")  # 128 MiB: a bulk append stays in memory until commit
-        cursor.execute("PRAGMA busy_timeout=10000")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def on_begin(conn):
-        if conn.get_execution_options().get("socialcredit_append"):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            conn.exec_driver_sql("BEGIN")
-
-
-def _postgres_append_lock(engine: Engine) -> None:
-    @event.listens_for(engine, "begin")
-    def on_begin(conn):
-        if conn.get_execution_options().get("socialcredit_append"):
-            conn.exec_driver_sql("LOCK TABLE checkpoints IN EXCLUSIVE MODE")
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else exc.__class__.__name__

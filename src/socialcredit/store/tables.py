@@ -42,6 +42,8 @@ entries = Table(
     Index("ix_entries_subject_seq", "subject", "seq"),
     Index("ix_entries_actor", "actor", "occurred_us", sqlite_where=text("actor IS NOT NULL"),
           postgresql_where=text("actor IS NOT NULL")),
+    # migration 0003: the policy activations, read whenever a registry is opened
+    Index("ix_entries_policy", "seq", sqlite_where=text("kind = 'policy'"), postgresql_where=text("kind = 'policy'")),
 )
 
 checkpoints = Table(
@@ -81,6 +83,9 @@ decisions = Table(
     Column("measures", Text, nullable=False),
     Column("recorded_us", BigInteger, nullable=False),
     Column("principal", String(200), nullable=False),
+    Column("role", String(40)),  # migration 0003
+    Column("purpose", Text),  # migration 0003: the caller's purpose, if it gave one
+    Index("ix_decisions_subject", "subject"),  # migration 0003
     sqlite_with_rowid=False,
 )
 
@@ -93,6 +98,8 @@ audit = Table(
     Column("action", String(40), nullable=False),
     Column("subject", String(64)),
     Column("detail", Text, nullable=False),
+    Column("role", String(40)),  # migration 0003
+    Column("purpose", Text),  # migration 0003
     Index("ix_audit_subject", "subject"),
 )
 

@@ -1,0 +1,170 @@
+"""The Typer application, its global options, and what every command shares.
+
+A command parses its arguments, calls the library, and prints the result: as JSON with
+`--json` (the result's `to_dict()`, the same the HTTP API serves), else in words for a
+person. Every error the library raises on purpose is a `SocialCreditError`; its kind, not its
+message, picks the exit status. Ctrl-C ends with one line and status 130.
+"""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from ..errors import ErrorKind, SocialCreditError
+from ..registry import DEFAULT_URL, Caller, Registry
+
+EXIT_ERROR = 2
+EXIT_DENIED = 3
+EXIT_CHECK_FAILED = 1
+EXIT_INTERRUPTED = 130
+EXIT_BY_KIND = {kind: EXIT_ERROR for kind in ErrorKind} | {ErrorKind.TAMPERED: EXIT_CHECK_FAILED}
+
+app = typer.Typer(
+    name="socialcredit",
+    help="An open, auditable social credit engine: ledger, policy, standing, decision.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+policy_app = typer.Typer(help="Show, lint and activate policies.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+
+out = Console()
+err = Console(stderr=True)
+
+
+class Settings:
+    db: str = DEFAULT_URL
+    key_file: Path | None = None
+    principal: str | None = None
+    purpose: str | None = None
+
+
+settings = Settings()
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+KindOption = Annotated[str, typer.Option("--kind", help="person or organization (an 18-character unified social credit code).")]
+AtOption = Annotated[Optional[str], typer.Option("--at", help="The time asked about (RFC 3339 or YYYY-MM-DD); default now.")]
+SubjectArgument = Annotated[str, typer.Argument(help="The subject: national ID, unified social credit code or username.")]
+
+
+@app.callback()
+def _global(
+    db: Annotated[str, typer.Option("--db", envvar="SOCIALCREDIT_DB", help="Database URL: sqlite:///FILE or postgresql://…")] = DEFAULT_URL,
+    key_file: Annotated[Optional[Path], typer.Option("--key-file", envvar="SOCIALCREDIT_KEY_FILE", help="Pseudonym key file (default: beside a SQLite database). SOCIALCREDIT_KEY overrides it.")] = None,
+    principal: Annotated[Optional[str], typer.Option("--as", envvar="SOCIALCREDIT_PRINCIPAL", help="Who is acting, for the audit log (default: cli:<your user name>).")] = None,
+    purpose: Annotated[Optional[str], typer.Option("--purpose", envvar="SOCIALCREDIT_PURPOSE", help="Why, for the audit log (e.g. \"dispute 2026-17\").")] = None,
+):
+    """An open, auditable social credit engine: ledger, policy, standing, decision."""
+    settings.db = db
+    settings.key_file = key_file
+    settings.principal = principal
+    settings.purpose = purpose
+
+
+def caller() -> Caller:
+    """The principal the audit log names: `--as`, else the operating-system user."""
+    name = settings.principal
+    if not name:
+        try:
+            name = f"cli:{getpass.getuser()}"
+        except (KeyError, OSError):
+            name = f"cli:uid{os.getuid()}"
+    return Caller(name, "operator", settings.purpose)
+
+
+def open_registry() -> Registry:
+    return Registry.open(settings.db, key_file=settings.key_file)
+
+
+def handles_errors(command):
+    """Turn the errors a user can cause into one line and an exit status; Ctrl-C into 130."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except SocialCreditError as exc:
+            fail(str(exc), EXIT_BY_KIND[exc.kind])
+        except KeyboardInterrupt:
+            fail("interrupted; nothing more was written", EXIT_INTERRUPTED)
+
+    return wrapper
+
+
+def fail(message: str, code: int = EXIT_ERROR):
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def warn(message: str) -> None:
+    err.print(f"warning: {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def print_json(value) -> None:
+    if hasattr(value, "to_dict"):
+        value = value.to_dict()
+    sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2) + "\n")
+
+
+def show(result, as_json: bool, line: str) -> None:
+    """The result as JSON, or one line of text for a person (`line` is Rich markup)."""
+    if as_json:
+        print_json(result)
+    else:
+        out.print(line)
+
+
+def say(text: str) -> None:
+    """Plain text that may hold brackets (policy text, user values): never read as markup."""
+    out.print(escape(text), highlight=False)
+
+
+def kind_option(kind: str) -> str:
+    from ..errors import InvalidInput
+
+    if kind not in ("person", "organization"):
+        raise InvalidInput(f"--kind must be person or organization, got {kind!r}")
+    return kind
+
+
+def progress(enabled: bool):
+    """A progress bar on stderr when it is a terminal (and no --json)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not enabled or not err.is_terminal,
+    )
+
+
+class LockWait:
+    """Says, once, that this command is waiting for another writer, then how long."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+        self.reported = -1
+
+    def __call__(self, waited_s: float) -> None:
+        if not self.enabled or int(waited_s) <= self.reported:
+            return
+        if self.reported < 0:
+            err.print("waiting for another process to finish writing to the registry…", highlight=False)
+        elif int(waited_s) % 5 == 0:
+            err.print(f"still waiting ({int(waited_s)} s)…", highlight=False)
+        self.reported = int(waited_s)

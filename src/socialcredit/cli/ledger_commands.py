@@ -1,0 +1,177 @@
+"""Commands on the ledger itself: init, ingest, void, rebuild, and the tamper evidence."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.markup import escape
+
+from ..errors import InvalidInput, NotFound
+from ..intake.readers import read_events
+from ..policy.load import pack_names
+from ..registry import Registry
+from .app import (EXIT_CHECK_FAILED, EXIT_ERROR, JsonFlag, LockWait, app, caller, err, handles_errors,
+                  open_registry, out, print_json, progress, settings, show)
+
+
+@app.command()
+@handles_errors
+def init(
+    policy: Annotated[str, typer.Option("--policy", help=f"A pack ({', '.join(pack_names())}) or a TOML file.")] = "rongcheng",
+    force: Annotated[bool, typer.Option("--force", help="Put a policy with lint errors in force (needs --reason).")] = False,
+    reason: Annotated[Optional[str], typer.Option("--reason", help="Why, on the record, when forcing.")] = None,
+    as_json: JsonFlag = False,
+):
+    """Create a registry: database, pseudonym key (mode 0600) and the policy in force."""
+    with Registry.init(settings.db, policy, key_file=settings.key_file, caller=caller(), force=force,
+                       reason=reason) as registry:
+        result = registry.created(settings.db)
+    show(result, as_json, f"Created registry [bold]{escape(settings.db)}[/] with policy "
+                          f"[bold]{escape(result.policy.id)} {escape(result.policy.version)}[/].")
+
+
+@app.command()
+@handles_errors
+def ingest(
+    file: Annotated[str, typer.Argument(help="JSONL or CSV file of events, or - for standard input.")],
+    fmt: Annotated[str, typer.Option("--format", help="jsonl or csv (default: from the file name, else jsonl).")] = "",
+    provider: Annotated[Optional[str], typer.Option("--provider", help="The provider for events that do not name one; events naming another are refused.")] = None,
+    skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Ingest the valid events and list the rest (default: one bad line refuses the file).")] = False,
+    as_json: JsonFlag = False,
+):
+    """Append provider events to the ledger: all of them or, on any error, none."""
+    fmt = fmt or ("csv" if file.lower().endswith(".csv") else "jsonl")
+    if fmt not in ("jsonl", "csv"):
+        raise InvalidInput(f"--format must be jsonl or csv, got {fmt!r}")
+    if file == "-":
+        stream, total, label = sys.stdin, None, "<stdin>"
+    else:
+        path = Path(file)
+        if path.is_dir():
+            raise InvalidInput(f"{file}: is a folder; give an events file")
+        if not path.is_file():
+            raise NotFound(f"{file}: no such file")
+        # utf-8-sig: a CSV saved by a spreadsheet starts with a byte-order mark.
+        stream, total, label = path.open("r", encoding="utf-8-sig", newline=""), path.stat().st_size, file
+    with open_registry() as registry, progress(not as_json) as bar:
+        task = bar.add_task(f"Reading {label}", total=total)
+        try:
+            events = read_events(_counting(stream, bar, task, by_bytes=total is not None), fmt)
+            result = registry.ingest(events, provider=provider, skip_invalid=skip_invalid, on_wait=LockWait())
+        except UnicodeDecodeError as exc:
+            raise InvalidInput(f"{label}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        finally:
+            if stream is not sys.stdin:
+                stream.close()
+    if as_json:
+        print_json(result)
+    else:
+        for problem in result.errors[:50]:
+            err.print(f"{label} line {problem.line}: {problem.error}", highlight=False, markup=False, soft_wrap=True)
+        if len(result.errors) > 50:
+            err.print(f"… and {len(result.errors) - 50} more", highlight=False)
+        verb = "Accepted" if result.written or not result.errors else "Nothing written:"
+        out.print(f"{verb} {result.accepted} new, {result.duplicates} duplicate, {result.rejected} rejected; "
+                  f"ledger size {result.ledger_size}.")
+    if result.errors and not skip_invalid:
+        raise typer.Exit(EXIT_ERROR)
+
+
+def _counting(stream, bar, task, by_bytes: bool):
+    for line in stream:
+        bar.advance(task, len(line.encode("utf-8")) if by_bytes else 1)
+        yield line
+
+
+@app.command()
+@handles_errors
+def void(
+    entry: Annotated[int, typer.Argument(help="The number of the event entry to cancel.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why it is cancelled (kept in the ledger).")],
+    as_json: JsonFlag = False,
+):
+    """Cancel an event with a correction entry (the original stays, marked as cancelled)."""
+    with open_registry() as registry:
+        result = registry.void(entry, reason, caller=caller(), on_wait=LockWait())
+    show(result, as_json, f"Entry #{entry} cancelled by entry #{result.void_entry}.")
+
+
+@app.command()
+@handles_errors
+def rebuild(as_json: JsonFlag = False):
+    """Rebuild every materialized standing from the ledger and the policy in force."""
+    with open_registry() as registry, progress(not as_json) as bar:
+        task = bar.add_task("Rebuilding standings", total=len(registry.store.ledger.subjects()))
+        result = registry.rebuild_standings(progress=lambda n: bar.advance(task, n), on_wait=LockWait())
+    show(result, as_json, f"Rebuilt {result.subjects} standings.")
+
+
+# -- tamper evidence ---------------------------------------------------------------------------
+
+
+@app.command()
+@handles_errors
+def verify(as_json: JsonFlag = False):
+    """Recompute the Merkle tree from every stored entry; exit 1 if anything was altered."""
+    with open_registry() as registry, progress(not as_json) as bar:
+        task = bar.add_task("Verifying", total=registry.store.ledger.count())
+        report = registry.verify(progress=lambda n: bar.advance(task, n))
+    if as_json:
+        print_json(report)
+    elif report.ok:
+        out.print(f"[green]OK[/]: {report.entries} entries, {report.checkpoints} checkpoints, size {report.size}, "
+                  f"root {report.root}")
+    else:
+        out.print(f"[red]NOT OK[/]: {len(report.problems)} problem(s) in {report.entries} entries")
+        for problem in report.problems:
+            out.print(f"  {escape(problem.message)}", highlight=False)
+    if not report.ok:
+        raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+@app.command()
+@handles_errors
+def root(as_json: JsonFlag = False):
+    """The ledger's size and Merkle root (publish it; `consistency` proves later roots extend it)."""
+    with open_registry() as registry:
+        result = registry.root()
+    show(result, as_json, f"size {result.size} root {result.root}")
+
+
+@app.command()
+@handles_errors
+def prove(
+    entry: Annotated[int, typer.Argument(help="Entry number.")],
+    size: Annotated[Optional[int], typer.Option("--size", help="Tree size to prove against (default: current).")] = None,
+    as_json: JsonFlag = False,
+):
+    """An RFC 9162 inclusion proof that the entry is in the ledger."""
+    with open_registry() as registry:
+        result = registry.inclusion_proof(entry, size)
+    _print_proof(result, as_json, f"entry #{entry} (leaf hash {result.leaf_hash}) is in the tree of size "
+                                  f"{result.size} with root {result.root}; audit path:")
+
+
+@app.command()
+@handles_errors
+def consistency(
+    old_size: Annotated[int, typer.Argument(help="The earlier tree size.")],
+    size: Annotated[Optional[int], typer.Option("--size", help="The later tree size (default: current).")] = None,
+    as_json: JsonFlag = False,
+):
+    """An RFC 9162 consistency proof: the later tree extends the earlier one, nothing rewritten."""
+    with open_registry() as registry:
+        result = registry.consistency_proof(old_size, size)
+    _print_proof(result, as_json, f"{result.old_size} → {result.new_size}: {result.old_root} → {result.new_root}")
+
+
+def _print_proof(result, as_json: bool, headline: str) -> None:
+    if as_json:
+        print_json(result)
+        return
+    out.print(headline)
+    for node in result.proof:
+        out.print(f"  {node}")

@@ -1,0 +1,113 @@
+"""Policies: list the packs, show one in words, lint it, put one in force."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+from rich.markup import escape
+
+from ..policy.load import load_policy, pack_names
+from .app import (EXIT_CHECK_FAILED, JsonFlag, LockWait, caller, err, handles_errors, open_registry, out,
+                  policy_app, print_json, say)
+from .grid import print_blocks
+
+
+def named_or_current_policy(name: str | None):
+    """A pack or file by name, or else the policy in force in the registry."""
+    if name is None:
+        with open_registry() as registry:
+            return registry.policy
+    return load_policy(name)
+
+
+@policy_app.command("list")
+@handles_errors
+def policy_list(as_json: JsonFlag = False):
+    """The policy packs shipped with socialcredit."""
+    packs = [load_policy(name) for name in pack_names()]
+    result = [{"id": p.id, "version": p.version, "title": p.document.policy.title} for p in packs]
+    if as_json:
+        print_json(result)
+    else:
+        for item in result:
+            out.print(f"[bold]{item['id']}[/] {escape(item['version'])}: {escape(item['title'])}")
+
+
+@policy_app.command("show")
+@handles_errors
+def policy_show(
+    name: Annotated[Optional[str], typer.Argument(help="A pack name or TOML file (default: the registry's policy in force).")] = None,
+    as_json: JsonFlag = False,
+):
+    """A policy's catalogue, dimensions, rules, tiers, lists and measures."""
+    from ..policy.describe import describe
+
+    policy = named_or_current_policy(name)
+    if as_json:
+        print_json({**policy.document.model_dump(mode="json"), "digest": policy.digest})
+        return
+    print_blocks(describe(policy))
+    label = f" {name}" if name is not None else ""
+    say(f"Machine-readable: socialcredit policy show{label} --json")
+
+
+@policy_app.command("lint")
+@handles_errors
+def policy_lint(
+    name: Annotated[Optional[str], typer.Argument(help="A pack name or TOML file (default: the registry's policy in force).")] = None,
+    as_json: JsonFlag = False,
+):
+    """Name cross-context sanctions, protected attributes and disproportionate measures. Exit 1 on errors."""
+    from ..policy.lint import lint, summarize
+
+    policy = named_or_current_policy(name)
+    findings = lint(policy)
+    counts = summarize(findings)
+    if as_json:
+        print_json({"policy": policy.ref(), "summary": counts, "findings": [f.to_dict() for f in findings]})
+    else:
+        colour = {"error": "red", "warning": "yellow", "info": "blue"}
+        for f in findings:
+            out.print(f"[{colour[f.severity]}]{f.severity}[/] [bold]{f.code}[/] {escape(f.subject)}: "
+                      f"{escape(f.message)} ({escape(f.reference)})", highlight=False)
+        out.print(", ".join(f"{n} {k}" for k, n in counts.items()))
+    if any(f.severity == "error" for f in findings):
+        raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+@policy_app.command("activate")
+@handles_errors
+def policy_activate(
+    name: Annotated[str, typer.Argument(help="A pack name or TOML file.")],
+    force: Annotated[bool, typer.Option("--force", help="Put it in force despite lint errors (needs --reason; kept on the record).")] = False,
+    reason: Annotated[Optional[str], typer.Option("--reason", help="Why it goes live despite lint errors.")] = None,
+    as_json: JsonFlag = False,
+):
+    """Put a policy in force from now (a ledger entry) and rebuild every standing.
+
+    A policy with lint errors is refused unless --force --reason, which the activation
+    entry and the audit log keep. Also says (on stderr) which event types recorded in the
+    ledger the policy's catalogue lacks: those records stop counting under it.
+    """
+    policy = load_policy(name)
+    with open_registry() as registry:
+        result = registry.activate(policy, caller=caller(), force=force, reason=reason, on_wait=LockWait())
+    lint = result.lint
+    err.print(f"lint: {_count(lint.error, 'error')}, {_count(lint.warning, 'warning')}, {lint.info} info — see "
+              f"`socialcredit policy lint {name}`", markup=False, highlight=False, soft_wrap=True)
+    dropped = result.dropped_event_types
+    if dropped:
+        shown = ", ".join(dropped[:10]) + (f", … and {len(dropped) - 10} more" if len(dropped) > 10 else "")
+        verb = "stops" if len(dropped) == 1 else "stop"
+        err.print(f"warning: {_count(len(dropped), 'recorded event type')} {verb} counting under {policy.id}: "
+                  f"{shown}", markup=False, highlight=False, soft_wrap=True)
+    if as_json:
+        print_json(result)
+    else:
+        forced = f" (forced despite lint errors: {result.forced})" if result.forced else ""
+        say(f"Policy {policy.id} {policy.version} in force from entry #{result.entry}{forced}.")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -1,0 +1,185 @@
+"""Commands about one subject: standing, explain, check, replay; and the audit log."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Optional
+
+import typer
+from rich.markup import escape
+
+from ..policy.describe import scalar_words
+from ..results import StandingReport
+from .app import (EXIT_CHECK_FAILED, EXIT_DENIED, AtOption, JsonFlag, KindOption, SubjectArgument, app, caller,
+                  handles_errors, kind_option, open_registry, out, print_json, say, warn)
+from .grid import Grid
+
+
+@app.command()
+@handles_errors
+def standing(
+    ref: SubjectArgument,
+    kind: KindOption = "person",
+    at: AtOption = None,
+    known_at: Annotated[Optional[int], typer.Option("--known-at", help="As the registry knew it when the ledger held its first SIZE entries.")] = None,
+    as_json: JsonFlag = False,
+):
+    """A subject's score, tier, dimensions, lists, measures and ranked reasons."""
+    with open_registry() as registry:
+        result = registry.standing(ref, kind=kind_option(kind), at=at, known_at=known_at, caller=caller())
+    if as_json:
+        print_json(result)
+    else:
+        _print_standing(result)
+
+
+def _print_standing(result: StandingReport) -> None:
+    tier = f"  tier [bold]{escape(str(result.tier))}[/]" if result.tier is not None else ""
+    out.print(f"[bold]Score {result.score}[/]{tier}   ({escape(result.policy.id)} {escape(result.policy.version)}, "
+              f"at {result.at[:19]}Z, ledger size {result.known_at})")
+    if result.entries == 0:
+        out.print("No records about this subject: the standing is the policy's starting point.")
+    if len(result.dimensions) > 1:
+        out.print("Dimensions: " + ", ".join(f"{k} {v}" for k, v in result.dimensions.items()))
+    for item in result.lists:
+        case = f" (case {escape(item.case)})" if item.case else ""
+        out.print(f"[red]Listed[/] on {escape(item.list)}{case} since {item.since[:10]}"
+                  + (f" until {item.until[:10]}" if item.until else " (no end date)"))
+    if result.measures:
+        from rich.table import Table
+
+        table = Table("measure", "service", "effect", "until", title="Measures in force")
+        for m in result.measures:
+            table.add_row(m.id, m.service, m.effect, (m.until or "—")[:10])
+        out.print(table)
+    if result.reasons:
+        out.print("[bold]Why:[/]")
+        for reason in result.reasons:
+            say(f"  • {reason.text}")
+    for rating in result.ratings or []:
+        status = "" if rating.status == "counts" else f" ({rating.status})"
+        say(f"  {'★' * rating.stars}{'☆' * (5 - rating.stars)} #{rating.entry} weight {rating.weight:g}{status}: "
+            f"{rating.why_this_weight}")
+
+
+@app.command()
+@handles_errors
+def explain(
+    ref: SubjectArgument,
+    kind: KindOption = "person",
+    at: AtOption = None,
+    as_json: JsonFlag = False,
+):
+    """Every record about a subject and what it does to the standing, in plain words."""
+    with open_registry() as registry:
+        result = registry.explain(ref, kind=kind_option(kind), at=at, caller=caller())
+    if as_json:
+        print_json(result)
+        return
+    tier = f", tier [bold]{escape(str(result.tier))}[/]" if result.tier is not None else ""
+    out.print(f"[bold]Score {result.score}[/]{tier} under {escape(result.policy.id)} "
+              f"{escape(result.policy.version)}, at {result.at[:19]}Z.")
+    if not result.entries:
+        out.print("There are no records about this subject.")
+    for item in result.entries:
+        out.print(f"[bold]#{item.entry}[/] {item.occurred_at[:10]} {escape(item.what)}", highlight=False)
+        for effect in item.effects:
+            say(f"    {effect.text}")
+    for m in result.measures:
+        until = f" until {m.until[:10]}" if m.until else ""
+        out.print(f"[bold]{m.effect}[/] {m.service}{until}: {escape(m.notice)} {escape(m.remedy)}", highlight=False)
+
+
+@app.command()
+@handles_errors
+def check(
+    ref: SubjectArgument,
+    service: Annotated[str, typer.Argument(help="Dotted service name, e.g. transport.rail.high_speed.")],
+    kind: KindOption = "person",
+    at: AtOption = None,
+    as_json: JsonFlag = False,
+):
+    """May the subject use the service? Exit 0 if allowed, 3 if denied. Logged for replay."""
+    with open_registry() as registry:
+        decision = registry.check(ref, service, kind=kind_option(kind), at=at, caller=caller())
+        policy_id = registry.policy.id
+    if not decision.service_known:
+        warn(f"no measure of the {policy_id} policy covers {service} or a service above or below it; "
+             "check the spelling")
+    if as_json:
+        print_json(decision)
+    else:
+        verdict = "[green]ALLOWED[/]" if decision.allowed else "[red]DENIED[/]"
+        out.print(f"{verdict} {escape(service)}: effect {decision.effect} (decision {decision.decision_id}, "
+                  f"ledger size {decision.ledger_size})")
+        for m in decision.measures:
+            until = f" (until {m.until[:10]})" if m.until else ""
+            say(f"  {m.notice}{until} {m.remedy}")
+            if m.legal_basis:
+                say(f"  Legal basis: {m.legal_basis}")
+        for reason in decision.reasons:
+            say(f"  • {reason.text}")
+    if not decision.allowed:
+        raise typer.Exit(EXIT_DENIED)
+
+
+@app.command()
+@handles_errors
+def replay(
+    decision_id: Annotated[str, typer.Argument(help="A decision id printed by `check`.")],
+    as_json: JsonFlag = False,
+):
+    """Recompute a logged decision from the ledger as it was then; exit 1 if it differs."""
+    with open_registry() as registry:
+        result = registry.replay(decision_id, caller=caller())
+    if as_json:
+        print_json(result)
+    else:
+        same = "[green]same[/]" if result.same else "[red]DIFFERENT[/]"
+        out.print(f"Decision {escape(decision_id)} on {result.service} at {result.at} "
+                  f"(ledger size {result.ledger_size}): {same}")
+        for label, verdict in (("logged", result.logged), ("replayed", result.replayed)):
+            measures = ", ".join(verdict.measures) or "no measure"
+            word = "allowed" if verdict.allowed else "denied"
+            say(f"  {label + ':':<9} {word}, effect {verdict.effect}, {measures}")
+    if not result.same:
+        raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+@app.command()
+@handles_errors
+def audit(
+    ref: Annotated[Optional[str], typer.Argument(help="Only records about this subject (national ID, unified social credit code or username).")] = None,
+    kind: KindOption = "person",
+    principal: Annotated[Optional[str], typer.Option("--principal", help="Only what this principal did.")] = None,
+    action: Annotated[Optional[str], typer.Option("--action", help="Only this action (standing, explain, decision, replay, …).")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="How many of the newest records to show.")] = 100,
+    as_json: JsonFlag = False,
+):
+    """The audit log, newest first: who read whose record or had a decision made, when and why. Logged too."""
+    with open_registry() as registry:
+        result = registry.audit(ref, kind=kind_option(kind), principal=principal, action=action, limit=limit,
+                                caller=caller())
+    if as_json:
+        print_json(result)
+        return
+    if not result.entries:
+        out.print("No records logged" + (" about this subject." if ref is not None else "."))
+        return
+    table = Grid("Audit log, newest first", "time", "principal", "action", "subject", "detail")
+    for item in result.entries:
+        subject = item.subject or "—"
+        detail = ", ".join(f"{k} {_to_the_second(scalar_words(v))}" for k, v in item.detail.items() if v is not None)
+        if item.purpose:
+            detail = f"purpose {item.purpose}" + (f", {detail}" if detail else "")
+        table.row(item.at[:19] + "Z", item.principal, item.action,
+                  subject[:12] + "…" if len(subject) > 13 else subject, detail)
+    table.print("time", "action", "subject", "principal")
+
+
+def _to_the_second(text: str) -> str:
+    """`2026-03-01T08:00:00.123456Z` → `2026-03-01T08:00:00Z`; other text unchanged."""
+    return _FRACTION.sub("Z", text)
+
+
+_FRACTION = re.compile(r"(?<=T\d\d:\d\d:\d\d)\.\d+Z$")

@@ -1,0 +1,333 @@
+"""The registry: a thin facade over focused parts that share one store.
+
+    with Registry.open("sqlite:///town.db") as registry:
+        registry.ingest(events)
+        registry.standing("110105194912310021", caller=Caller("cli:alice"))
+        registry.check("110105194912310021", "transport.rail.high_speed")
+
+    part          module         job
+    policies      policies.py    which policy governs which time (activations in the ledger)
+    appender      ingest.py      every append: provider events, voids, activations, registry events
+    standings     standings.py   materialize, rebuild, read and explain standings
+    decisions     decisions.py   decide, log durably (group commit), replay
+    ratings       ratings.py     rate, enrol, respond, reviews, global trust
+    proofs        proofs.py      tree head, inclusion and consistency proofs, verify
+    audit         audit.py       who read what, when and why
+    view          view.py        what this process knows of the ledger, and its caches
+
+One instance may be shared by the threads of a server: the parts guard what they share,
+and who is asking (a `Caller`) travels with each call. The CLI, the HTTP API and the web
+pages are front doors over this facade; no rule lives in them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+from ..errors import Conflict, InvalidInput
+from ..instants import format_instant, now_us, parse_instant
+from ..intake.identity import KeyFileError, Pseudonymizer, create_key_file, load_key
+from ..policy.compiled import Policy
+from ..policy.load import load_policy
+from ..results import (Activation, AuditLog, ConsistencyProof, Created, Decision, EntryWritten, Explanation,
+                       InclusionProof, IngestResult, LintCounts, RatingWritten, Rebuilt, Replay, Reviews,
+                       StandingReport, TreeHead, TrustReport, VerifyReport, Voided)
+from ..scoring.compact import CompactStanding
+from ..scoring.engine import Engine, FoldEngine
+from ..scoring.explain import policy_ref
+from ..scoring.fold import Standing
+from ..store import Database, Store, parse_url, schema
+from ..store.database import Waiter
+from .audit import AuditTrail
+from .caller import LIBRARY, Caller
+from .decisions import CheckRequest, Decisions
+from .ingest import Appender, RawEvents
+from .policies import PolicyBook
+from .proofs import Proofs
+from .ratings import Ratings
+from .standings import Standings
+from .view import LedgerView
+
+DEFAULT_URL = "sqlite:///socialcredit.db"
+
+When = str | int | None  # RFC 3339, a date, epoch microseconds, or None for now
+
+
+def key_path_for(url: str) -> Path:
+    """Where the pseudonym key lives: beside a SQLite file, else in the working folder."""
+    parsed = parse_url(url)
+    if parsed.path:
+        return Path(parsed.path + ".key")
+    return Path(os.environ.get("SOCIALCREDIT_KEY_FILE", "socialcredit.key"))
+
+
+class Registry:
+    def __init__(self, store: Store, pseudonymizer: Pseudonymizer | None, key_problem: Exception | None = None,
+                 engine: Engine | None = None):
+        self.store = store
+        self._pseudonymizer = pseudonymizer
+        self._key_problem = key_problem
+        self.audit_trail = AuditTrail(store)
+        self.policies = PolicyBook(store.ledger)
+        self.view = LedgerView(store, self.policies)
+        self.standings = Standings(store, self.policies, self.view, engine or FoldEngine(), self.audit_trail)
+        self.appender = Appender(store, self.policies, self.view, self.standings, self.audit_trail,
+                                 lambda: self.pseudonymizer)
+        self.decisions = Decisions(store, self.policies, self.view, self.standings, self.audit_trail)
+        self.ratings = Ratings(store, self.policies, self.view, self.appender, self.standings, self.audit_trail,
+                               self.pseudonym)
+        self.proofs = Proofs(store)
+
+    # -- opening and closing -------------------------------------------------------------------
+
+    @classmethod
+    def init(cls, url: str = DEFAULT_URL, policy: str | Path | Policy | None = None, *,
+             key_file: Path | None = None, caller: Caller = LIBRARY, force: bool = False,
+             reason: str | None = None) -> "Registry":
+        """Create a registry: schema, pseudonym key (0600 file unless SOCIALCREDIT_KEY is set), policy.
+
+        Nothing is written if anything is wrong: the database must be empty, the key file
+        must not exist, and the policy must pass lint (or be forced, with a reason).
+        """
+        chosen = policy if isinstance(policy, Policy) else load_policy(policy)
+        lint_counts = _lint_gate(chosen, force, reason)
+        key_file = key_file or key_path_for(url)
+        from_env = bool(os.environ.get("SOCIALCREDIT_KEY"))
+        db = Database.open(url, create=True)
+        try:
+            schema.refuse_unless_empty(db)
+            if not from_env and key_file.exists():
+                raise Conflict(f"{key_file} already exists: refusing to replace a registry's key")
+            pseudonymizer = load_key(None) if from_env else create_key_file(key_file)
+            try:
+                schema.create(db, {"created_at": format_instant(now_us()), "key_fingerprint": pseudonymizer.fingerprint})
+            except BaseException:
+                if not from_env:
+                    key_file.unlink(missing_ok=True)
+                raise
+        except BaseException:
+            db.close()
+            raise
+        registry = cls(Store(db), pseudonymizer)
+        registry._activate(chosen, caller, lint_counts, reason if force and lint_counts.error else None, None)
+        return registry
+
+    @classmethod
+    def open(cls, url: str = DEFAULT_URL, *, key_file: Path | None = None, engine: Engine | None = None) -> "Registry":
+        store = Store.open(url)
+        try:
+            try:
+                pseudonymizer, problem = load_key(key_file or key_path_for(url)), None
+            except KeyFileError as exc:
+                # An auditor with a copy of the ledger but not the secret key can still
+                # verify it, prove entries and replay decisions; naming a subject needs the key.
+                pseudonymizer, problem = None, exc
+            expected = store.meta.all().get("key_fingerprint")
+            if pseudonymizer is not None and expected and expected != pseudonymizer.fingerprint:
+                raise KeyFileError("the pseudonym key does not belong to this registry (its fingerprint differs); "
+                                   "use the key file created by `socialcredit init`")
+            return cls(store, pseudonymizer, problem, engine)
+        except BaseException:
+            store.close()
+            raise
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> "Registry":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- identity ------------------------------------------------------------------------------
+
+    @property
+    def pseudonymizer(self) -> Pseudonymizer:
+        if self._pseudonymizer is None:
+            raise self._key_problem or KeyFileError("this registry has no pseudonym key")
+        return self._pseudonymizer
+
+    def pseudonym(self, ref: str, kind: str = "person") -> str:
+        return self.pseudonymizer.pseudonym(ref, kind)
+
+    # -- policies ------------------------------------------------------------------------------
+
+    @property
+    def policy(self) -> Policy:
+        return self.policies.current
+
+    def policy_at(self, at_us: int, known_at: int | None = None) -> Policy:
+        return self.policies.at(at_us, known_at)
+
+    def activate(self, policy: Policy, *, caller: Caller = LIBRARY, force: bool = False, reason: str | None = None,
+                 on_wait: Waiter | None = None) -> Activation:
+        """Put a policy in force from now (a ledger entry), then rebuild every standing.
+
+        A policy with lint errors is refused unless `force`, with a `reason`, which is kept in
+        the activation entry and the audit log.
+        """
+        counts = _lint_gate(policy, force, reason)
+        return self._activate(policy, caller, counts, reason if force and counts.error else None, on_wait)
+
+    def _activate(self, policy: Policy, caller: Caller, counts: LintCounts, forced: str | None,
+                  on_wait: Waiter | None) -> Activation:
+        body = {"id": policy.id, "version": policy.version, "digest": policy.digest, "text": policy.text}
+        if forced is not None:
+            body["forced"] = {"reason": forced, "by": caller.principal, "lint_errors": counts.error}
+        dropped = sorted(self.store.ledger.event_types() - set(policy.event_types))
+        detail = {"policy": policy.label, "digest": policy.digest, "lint_errors": counts.error, "forced": forced}
+        entry, checkpoint = self.appender.append_policy(policy, body, caller, detail, on_wait)
+        from ..store import PolicyActivation
+
+        self.policies.remember(PolicyActivation(entry.seq, entry.recorded_us, policy.digest, body), policy)
+        self.standings.rebuild(on_wait=on_wait)
+        return Activation(entry.seq, policy_ref(policy), checkpoint.size, checkpoint.root.hex(), counts, dropped,
+                          forced)
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def ingest(self, events: RawEvents, *, provider: str | None = None, skip_invalid: bool = False,
+               progress: Callable[[int], None] | None = None, on_wait: Waiter | None = None) -> IngestResult:
+        """Validate every event, then append the new ones in one transaction (or none of them)."""
+        return self.appender.ingest(events, provider=provider, skip_invalid=skip_invalid, progress=progress,
+                                    on_wait=on_wait)
+
+    def void(self, seq: int, reason: str, *, caller: Caller = LIBRARY, on_wait: Waiter | None = None) -> Voided:
+        """Cancel an event with a correction entry (the original stays, marked as cancelled)."""
+        entry = self.appender.void(seq, reason, caller, on_wait)
+        head = self.proofs.root()
+        return Voided(entry.seq, seq, head.size, head.root)
+
+    def rebuild_standings(self, *, engine: Engine | None = None, progress: Callable[[int], None] | None = None,
+                          on_wait: Waiter | None = None) -> Rebuilt:
+        """Throw away every materialized standing and compute them again from the ledger."""
+        return self.standings.rebuild(engine=engine, progress=progress, on_wait=on_wait)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def standing(self, ref: str, *, kind: str = "person", at: When = None, known_at: int | None = None,
+                 caller: Caller = LIBRARY) -> StandingReport:
+        """The subject's score, tier, dimensions, lists, measures and ranked reasons (audited)."""
+        return self.standings.report(self.pseudonym(ref, kind), instant(at), known_at, caller)
+
+    def standing_of(self, subject: str, *, at: When = None, known_at: int | None = None,
+                    caller: Caller = LIBRARY) -> StandingReport:
+        """The same, for a subject named by its pseudonym."""
+        return self.standings.report(subject, instant(at), known_at, caller)
+
+    def explain(self, ref: str, *, kind: str = "person", at: When = None, caller: Caller = LIBRARY) -> Explanation:
+        """Every record about the subject and what it does, in words (audited)."""
+        return self.standings.explanation(self.pseudonym(ref, kind), instant(at), caller)
+
+    def fold_subject(self, subject: str, at_us: int, known_at: int | None = None) -> Standing:
+        """The reference standing of a pseudonym (not audited: for tests and reports)."""
+        return self.standings.fold(subject, at_us, known_at)[0]
+
+    def materialized(self, subject: str) -> CompactStanding | None:
+        return self.standings.materialized(subject)
+
+    # -- decisions -----------------------------------------------------------------------------
+
+    def check(self, ref: str, service: str, *, kind: str = "person", at: When = None,
+              caller: Caller = LIBRARY) -> Decision:
+        """May this subject use this service at `at` (default now)? Logged before it returns."""
+        return self.decisions.check([CheckRequest(self.pseudonym(ref, kind), service, instant(at))], caller)[0]
+
+    def check_subject(self, subject: str, service: str, at_us: int, *, caller: Caller = LIBRARY) -> Decision:
+        return self.decisions.check([CheckRequest(subject, service, at_us)], caller)[0]
+
+    def check_many(self, requests: Iterable[tuple[str, str]], *, kind: str = "person", at: When = None,
+                   caller: Caller = LIBRARY) -> list[Decision]:
+        """Decide many (reference, service) pairs at once: one commit for the whole batch."""
+        at_us = instant(at)
+        return self.decisions.check([CheckRequest(self.pseudonym(ref, kind), service, at_us)
+                                     for ref, service in requests], caller)
+
+    def check_subjects(self, requests: Sequence[CheckRequest], *, caller: Caller = LIBRARY) -> list[Decision]:
+        """`check_many` for subjects named by their pseudonyms."""
+        return self.decisions.check(list(requests), caller)
+
+    def replay(self, decision_id: str, *, caller: Caller = LIBRARY) -> Replay:
+        """Recompute a logged decision from the ledger as it was; it must come out the same."""
+        return self.decisions.replay(decision_id, caller)
+
+    # -- people rating people ------------------------------------------------------------------
+
+    def rate(self, rater: str, ratee: str, stars: int, *, interaction: str | None = None,
+             category: str | None = None, review: str | None = None, at: When = None,
+             rater_kind: str = "person", ratee_kind: str = "person") -> RatingWritten:
+        return self.ratings.rate(rater, ratee, stars, instant(at), interaction=interaction, category=category,
+                                 review=review, rater_kind=rater_kind, ratee_kind=ratee_kind)
+
+    def enrol(self, ref: str, *, leave: bool = False, at: When = None, attributes: dict | None = None,
+              kind: str = "person") -> EntryWritten:
+        return self.ratings.enrol(ref, instant(at), leave=leave, attributes=attributes, kind=kind)
+
+    def respond(self, ref: str, entry: int, *, reply: str | None = None, dispute: str | None = None,
+                at: When = None, kind: str = "person") -> EntryWritten:
+        return self.ratings.respond(ref, entry, instant(at), reply=reply, dispute=dispute, kind=kind)
+
+    def reviews(self, ref: str, *, kind: str = "person", at: When = None, caller: Caller = LIBRARY) -> Reviews:
+        return self.ratings.reviews(self.pseudonym(ref, kind), instant(at), caller)
+
+    def trust(self, *, record: bool = False, tol: float = 1e-10, caller: Caller = LIBRARY,
+              progress: Callable[[int, float], None] | None = None) -> TrustReport:
+        return self.ratings.trust(caller, record=record, tol=tol, progress=progress)
+
+    # -- tamper evidence -----------------------------------------------------------------------
+
+    def size(self) -> int:
+        return self.store.ledger.size()
+
+    def root(self) -> TreeHead:
+        return self.proofs.root()
+
+    def inclusion_proof(self, seq: int, size: int | None = None) -> InclusionProof:
+        return self.proofs.inclusion(seq, size)
+
+    def consistency_proof(self, old_size: int, new_size: int | None = None) -> ConsistencyProof:
+        return self.proofs.consistency(old_size, new_size)
+
+    def verify(self, progress: Callable[[int], None] | None = None) -> VerifyReport:
+        return self.proofs.verify(progress)
+
+    # -- audit ---------------------------------------------------------------------------------
+
+    def audit(self, ref: str | None = None, *, kind: str = "person", limit: int = 100,
+              principal: str | None = None, action: str | None = None, caller: Caller = LIBRARY) -> AuditLog:
+        """The audit log, newest first (only records about `ref` if given); this read is logged too."""
+        subject = None if ref is None else self.pseudonym(ref, kind)
+        return self.audit_trail.query(caller, subject=subject, principal=principal, action=action, limit=limit)
+
+    def created(self, db: str) -> Created:
+        head = self.root()
+        return Created(db, policy_ref(self.policy), head.size, head.root)
+
+
+def instant(at: When) -> int:
+    """A time as epoch microseconds: RFC 3339, a date (00:00 UTC), microseconds, or None for now."""
+    if at is None:
+        return now_us()
+    if isinstance(at, int) and not isinstance(at, bool):
+        return at
+    return parse_instant(at, allow_date=True)
+
+
+def _lint_gate(policy: Policy, force: bool, reason: str | None) -> LintCounts:
+    """Lint the policy; refuse one with errors unless forced with a reason."""
+    from ..policy.lint import lint, summarize
+
+    counts = LintCounts(**summarize(lint(policy)))
+    if force and not (reason and reason.strip()):
+        raise InvalidInput("--force needs --reason: say on the record why a policy with lint errors goes live")
+    if counts.error and not force:
+        raise InvalidInput(f"policy {policy.label} has {counts.error} lint error{'s' if counts.error != 1 else ''} "
+                           f"(see `socialcredit policy lint`): refusing to put it in force; fix them, or give "
+                           "--force with --reason, which is kept on the record")
+    return counts
+
+
+__all__ = ["DEFAULT_URL", "Caller", "CheckRequest", "Registry", "instant", "key_path_for"]

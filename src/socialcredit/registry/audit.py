@@ -1,0 +1,48 @@
+"""The audit log: every read of a subject's record and every decision, with who and why.
+
+A read is recorded in its own short write transaction; a decision in the same transaction
+as the decision itself (decisions.py), so neither exists without the other.
+"""
+
+from __future__ import annotations
+
+import json
+
+from ..errors import InvalidInput
+from ..instants import format_instant, now_us
+from ..ledger.entries import canonical_json
+from ..results import AuditLog, AuditRecord
+from ..store import AuditRow, Store, Tx
+from .caller import Caller
+
+
+def audit_row(caller: Caller, action: str, subject: str | None, detail: dict, at_us: int | None = None,
+              purpose: str | None = None) -> AuditRow:
+    return AuditRow(now_us() if at_us is None else at_us, caller.principal, caller.role, action, subject,
+                    caller.purpose if purpose is None else purpose, canonical_json(detail))
+
+
+class AuditTrail:
+    def __init__(self, store: Store):
+        self._store = store
+
+    def record(self, caller: Caller, action: str, subject: str | None, detail: dict, tx: Tx | None = None) -> None:
+        row = audit_row(caller, action, subject, detail)
+        if tx is not None:
+            self._store.audit.insert(tx, [row])
+            return
+        with self._store.db.write() as own:
+            self._store.audit.insert(own, [row])
+
+    def query(self, caller: Caller, *, subject: str | None = None, principal: str | None = None,
+              action: str | None = None, since_us: int | None = None, until_us: int | None = None,
+              limit: int = 100) -> AuditLog:
+        """The newest records first; this read is recorded too."""
+        if limit < 1:
+            raise InvalidInput(f"limit must be at least 1, got {limit}")
+        rows = self._store.audit.query(subject=subject, principal=principal, action=action, since_us=since_us,
+                                       until_us=until_us, limit=limit)
+        filters = {"limit": limit, "principal": principal, "action": action}
+        self.record(caller, "audit", subject, {k: v for k, v in filters.items() if v is not None})
+        return AuditLog(subject, [AuditRecord(format_instant(r.at_us), r.principal, r.action, r.subject,
+                                              json.loads(r.detail), r.role, r.purpose) for r in rows])

@@ -1,0 +1,269 @@
+"""Appending to the ledger: provider events (ingest), corrections (void), registry events.
+
+    validate every event (policy catalogue, pseudonyms)      nothing written yet
+    one write transaction holding the append lock:
+        catch up with other processes; refuse if the policy changed meanwhile
+        deduplicate by (provider, key); assess ratings (limits, the rater's weight)
+        canonical bodies, Merkle leaves, the checkpoint
+        entries + checkpoint, then the touched subjects' materialized standings
+    commit, or on any error or Ctrl-C roll back: all of the batch or none of it
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable, Iterable
+from contextlib import contextmanager
+
+from ..errors import Conflict, InvalidInput, NotFound
+from ..instants import format_instant, now_us
+from ..intake.dedupe import sort_out
+from ..intake.identity import Pseudonymizer
+from ..intake.validation import InputError, ValidEvent, Validator
+from ..ledger import merkle
+from ..ledger.entries import EVENT, VOID, Entry, attributes_json
+from ..policy.compiled import Policy
+from ..ratings import intake as ratings_intake
+from ..results import IngestProblem, IngestResult
+from ..store import Checkpoint, Store, Tx, entry_row
+from ..store.database import Waiter
+from .audit import AuditTrail, audit_row
+from .caller import Caller
+from .policies import PolicyBook
+from .standings import Standings
+from .view import LedgerView
+
+REGISTRY_PROVIDER = "socialcredit"
+_READ_CHUNK = 2_000  # subjects whose histories are read per query
+
+RawEvents = Iterable[tuple[int | None, dict | InputError] | dict]
+
+
+class Appender:
+    """The one way entries get into the ledger, shared by every kind of append."""
+
+    def __init__(self, store: Store, policies: PolicyBook, view: LedgerView, standings: Standings,
+                 audit: AuditTrail, pseudonymizer: Callable[[], Pseudonymizer]):
+        self._store = store
+        self._policies = policies
+        self._view = view
+        self._standings = standings
+        self._audit = audit
+        self._pseudonymizer = pseudonymizer
+
+    # -- provider events ----------------------------------------------------------------------
+
+    def ingest(self, events: RawEvents, *, provider: str | None = None, skip_invalid: bool = False,
+               progress: Callable[[int], None] | None = None, on_wait: Waiter | None = None) -> IngestResult:
+        """Validate every event, then append the new ones in one transaction (or none of them).
+
+        `events` are dicts, or (line, dict | InputError) pairs from `read_events`. With
+        `skip_invalid` the good events go in and the bad ones are listed; without it one bad
+        event refuses the whole batch and nothing is written.
+        """
+        with _no_cyclic_gc():
+            policy = self._policies.current
+            valid, errors = self._validate(policy, events, provider, progress)
+            result = IngestResult(rejected=len(errors), errors=errors)
+            if errors and not skip_invalid:
+                return self._unwritten(result, self._store.ledger.last_checkpoint())
+            return self.append_events(policy, valid, result, skip_invalid, on_wait)
+
+    def _validate(self, policy: Policy, events: RawEvents, provider: str | None,
+                  progress: Callable[[int], None] | None) -> tuple[list[ValidEvent], list[IngestProblem]]:
+        validator = Validator(policy, self._pseudonymizer(), provider)
+        valid: list[ValidEvent] = []
+        errors: list[IngestProblem] = []
+        for number, item in enumerate(events, start=1):
+            line, raw = item if isinstance(item, tuple) else (number, item)
+            if isinstance(raw, InputError):
+                errors.append(IngestProblem(line, raw.message))
+            else:
+                try:
+                    valid.append(validator.validate(raw, line))
+                except InputError as exc:
+                    errors.append(IngestProblem(line, exc.message))
+            if progress is not None:
+                progress(1)
+        return valid, errors
+
+    def append_events(self, policy: Policy, valid: list[ValidEvent], result: IngestResult, skip_invalid: bool,
+                      on_wait: Waiter | None = None) -> IngestResult:
+        """Deduplicate, assess ratings, append, checkpoint and materialize, in one transaction."""
+        with self._store.db.write(append=True, on_wait=on_wait) as tx:
+            checkpoint = self._store.ledger.last_checkpoint(tx)
+            size = checkpoint.size if checkpoint else 0
+            if self._view.catch_up(size) and self._policies.current.digest != policy.digest:
+                raise Conflict(f"another process put policy {self._policies.current.label} in force while this "
+                               "batch was being checked; nothing was written: send it again")
+            existing = self._store.ledger.existing_events(tx, [(e.provider, e.key) for e in valid]) if size else {}
+            sorted_out = sort_out(valid, existing)
+            result.duplicates = sorted_out.duplicates
+            fresh, conflicts = sorted_out.fresh, sorted_out.conflicts
+            assessment = self._assess_ratings(tx, policy, fresh, size)
+            conflicts += [IngestProblem(fresh[i].line, message) for i, message in sorted(assessment.errors.items())]
+            if conflicts:
+                result.errors.extend(conflicts)
+                result.rejected += len(conflicts)
+                if not skip_invalid:
+                    result.duplicates = 0
+                    return self._unwritten(result, checkpoint)  # nothing was written: the commit is empty
+            kept = [i for i in range(len(fresh)) if i not in assessment.errors]
+            if not kept:
+                return self._unwritten(result, checkpoint)
+            recorded = now_us()
+            entries = [_event_entry(size + n, recorded, fresh[i], assessment.derived.get(i))
+                       for n, i in enumerate(kept)]
+            new_checkpoint, histories = self._write(tx, policy, checkpoint, entries)
+        self._view.appended(new_checkpoint.size, histories)
+        result.accepted = len(entries)
+        result.written = True
+        result.ledger_size = new_checkpoint.size
+        result.root = new_checkpoint.root.hex()
+        return result
+
+    def _assess_ratings(self, tx: Tx, policy: Policy, fresh: list[ValidEvent], size: int):
+        people = ratings_intake.people_in(policy, fresh)
+        if not people:
+            return ratings_intake.Assessment({}, {})
+        histories = self.prior_histories(tx, people, size)
+        given = {rater: self._store.ledger.entries_by_actor(rater, policy.ratings.event, tx)
+                 for rater in ratings_intake.raters_in(policy, fresh)}
+        return ratings_intake.assess(policy, fresh, histories, given, self._standings.engine)
+
+    @staticmethod
+    def _unwritten(result: IngestResult, checkpoint: Checkpoint | None) -> IngestResult:
+        result.ledger_size = checkpoint.size if checkpoint else 0
+        result.root = (checkpoint.root if checkpoint else merkle.EMPTY_ROOT).hex()
+        return result
+
+    # -- the registry's own entries -----------------------------------------------------------
+
+    def registry_event(self, policy: Policy, subject: str, event_type: str, at_us: int, key: str,
+                       attributes: dict) -> ValidEvent:
+        """An event the registry itself reports (provider `socialcredit`), about a pseudonym."""
+        attributes = policy.validate_event(event_type, attributes, "person")
+        return ValidEvent(None, subject, "person", event_type, at_us, REGISTRY_PROVIDER, key, attributes,
+                          attributes_json(attributes))
+
+    def void(self, seq: int, reason: str, caller: Caller, on_wait: Waiter | None = None) -> Entry:
+        """Cancel an event with a new entry that names it and says why (nothing is deleted)."""
+        if not reason or not reason.strip():
+            raise InvalidInput("a correction needs a reason")
+        target = self._store.ledger.entry(seq)
+        if target is None or target.kind != EVENT:
+            raise NotFound(f"entry #{seq} is not an event in this ledger")
+        policy = self._policies.current
+        with self._store.db.write(append=True, on_wait=on_wait) as tx:
+            checkpoint = self._store.ledger.last_checkpoint(tx)
+            self._view.catch_up(checkpoint.size)
+            already = [e for e in self._store.ledger.entries_for_subject(target.subject, tx)
+                       if e.kind == VOID and e.target == seq]
+            if already:
+                raise Conflict(f"entry #{seq} was already cancelled by entry #{already[0].seq}")
+            # The void names the same actor (a rater) as the entry it cancels, so the rater's
+            # daily cap and reviewer record can leave cancelled ratings out.
+            references = policy.reference_attributes.get(target.type, ())
+            actor = target.attributes.get(references[0][0]) if references else None
+            entry = Entry(checkpoint.size, VOID, now_us(), subject=target.subject, target=seq, reason=reason.strip())
+            new_checkpoint, histories = self._write(tx, policy, checkpoint, [entry], {entry.seq: actor} if actor else None)
+            self._store.audit.insert(tx, [audit_row(caller, "void", target.subject,
+                                                    {"entry": entry.seq, "cancels": seq})])
+        self._view.appended(new_checkpoint.size, histories)
+        return entry
+
+    def append_policy(self, policy: Policy, body: dict, caller: Caller, detail: dict,
+                      on_wait: Waiter | None = None) -> tuple[Entry, Checkpoint]:
+        """A policy activation entry, audited in the same transaction."""
+        from ..ledger.entries import POLICY
+
+        with self._store.db.write(append=True, on_wait=on_wait) as tx:
+            checkpoint = self._store.ledger.last_checkpoint(tx)
+            size = checkpoint.size if checkpoint else 0
+            self._view.catch_up(size)
+            entry = Entry(size, POLICY, now_us(), policy=body)
+            rows, new_checkpoint = self.hash_entries(policy, checkpoint, [entry])
+            self._store.ledger.append(tx, rows, new_checkpoint)
+            self._store.audit.insert(tx, [audit_row(caller, "activate", None, detail)])
+        return entry, new_checkpoint
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def _write(self, tx: Tx, policy: Policy, checkpoint: Checkpoint | None, entries: list[Entry],
+               actors: dict[int, str] | None = None):
+        rows, new_checkpoint = self.hash_entries(policy, checkpoint, entries, actors)
+        self._store.ledger.append(tx, rows, new_checkpoint)
+        histories = self._histories(tx, entries, checkpoint.size if checkpoint else 0)
+        self._standings.materialize(tx, policy, histories.items(), new_checkpoint.size, entries[0].recorded_us)
+        return new_checkpoint, histories
+
+    def hash_entries(self, policy: Policy, checkpoint: Checkpoint | None, entries: list[Entry],
+                     actors: dict[int, str] | None = None):
+        """Canonical bodies, leaf hashes and the checkpoint that will cover them."""
+        frontier = merkle.Frontier.from_json(checkpoint.size, checkpoint.frontier) if checkpoint else merkle.Frontier()
+        recorded_at = format_instant(entries[0].recorded_us)
+        raters = {t: r[0][0] for t, r in policy.reference_attributes.items() if r}
+        actors = actors or {}
+        rows = []
+        for entry in entries:
+            body = entry.canonical(recorded_at)
+            leaf = merkle.leaf_hash(body.encode("utf-8"))
+            frontier.append(leaf)
+            if raters or actors:  # who acted: a rater, or the rater of a cancelled rating
+                named = raters.get(entry.type)
+                actor = entry.attributes.get(named) if named else actors.get(entry.seq)
+            else:
+                actor = None
+            rows.append(entry_row(entry, body, leaf, actor))
+        return rows, Checkpoint(frontier.size, frontier.root(), frontier.to_json(), now_us())
+
+    def _histories(self, tx: Tx, new_entries: list[Entry], first_new: int) -> dict[str, list[Entry]]:
+        """Every entry about each subject the new entries touch: what was there, then the new."""
+        by_subject: dict[str, list[Entry]] = {}
+        for entry in new_entries:
+            if entry.subject is not None:
+                by_subject.setdefault(entry.subject, []).append(entry)
+        prior = self.prior_histories(tx, sorted(by_subject), first_new)
+        return {subject: prior.get(subject, []) + new for subject, new in by_subject.items()}
+
+    def prior_histories(self, tx: Tx, subjects: list[str], size: int) -> dict[str, list[Entry]]:
+        """The entries (< size) about each subject, from the history cache or the store."""
+        found: dict[str, list[Entry]] = {}
+        missing = []
+        for subject in subjects:
+            history = self._view.histories.get(subject)
+            if history is None:
+                missing.append(subject)
+            else:
+                found[subject] = history
+        if size:
+            for start in range(0, len(missing), _READ_CHUNK):
+                chunk = missing[start : start + _READ_CHUNK]
+                read = self._store.ledger.entries_for_subjects(chunk, tx, before=size)
+                for subject in chunk:
+                    found[subject] = read.get(subject, [])
+        else:
+            found.update((subject, []) for subject in missing)
+        return found
+
+
+def _event_entry(seq: int, recorded_us: int, event: ValidEvent, derived: dict | None) -> Entry:
+    return Entry(seq, EVENT, recorded_us, event.subject, event.subject_kind, event.type, event.occurred_us,
+                 event.provider, event.key, event.attributes, None, None, None, event.attributes_json, derived)
+
+
+@contextmanager
+def _no_cyclic_gc():
+    """Pause the cyclic garbage collector during bulk work.
+
+    Ingest makes millions of small acyclic objects; the collector would walk them again and
+    again (a quarter of the time, measured) and find nothing. Reference counting still frees
+    them; the collector runs again afterwards.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

@@ -1,0 +1,131 @@
+"""Standings: materialized at ingest, rebuilt on demand, read (audited) and explained.
+
+The stored standing of a subject is the compact form of the reference fold, computed by the
+engine when its entries are appended; `rebuild` throws them all away and computes them
+again. A read (standing, explanation) folds the subject's entries afresh, so it can answer
+for any time and any ledger size; a check uses the stored standing while it still holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from ..errors import InvalidInput
+from ..instants import format_instant, now_us
+from ..ledger.entries import Entry
+from ..policy.compiled import Policy
+from ..results import Explanation, Rebuilt, StandingReport
+from ..scoring.compact import CompactStanding, compact
+from ..scoring.engine import Engine
+from ..scoring.explain import explain_entries, rating_view, standing_parts
+from ..scoring.fold import Standing
+from ..store import StandingRow, Store, Tx
+from ..store.database import Waiter
+from .audit import AuditTrail
+from .caller import Caller
+from .policies import PolicyBook
+from .view import LedgerView
+
+_REBUILD_CHUNK = 2_000
+
+
+def standing_row(subject: str, standing: CompactStanding, size: int) -> StandingRow:
+    return StandingRow(subject, standing.policy_digest, size, standing.valid_from_us, standing.valid_until_us,
+                       standing.cacheable, float(standing.score), standing.tier, standing.to_json())
+
+
+class Standings:
+    def __init__(self, store: Store, policies: PolicyBook, view: LedgerView, engine: Engine, audit: AuditTrail):
+        self._store = store
+        self._policies = policies
+        self._view = view
+        self._audit = audit
+        self.engine = engine
+
+    # -- materialized -------------------------------------------------------------------------
+
+    def materialize(self, tx: Tx, policy: Policy, histories: Iterable[tuple[str, list[Entry]]], size: int,
+                    as_of_us: int) -> None:
+        """Store the compact standing of each (subject, whole history), as of `as_of_us`."""
+        rows = [standing_row(subject, standing, size)
+                for subject, standing in self.engine.compact_standings(policy, histories, as_of_us)]
+        self._store.standings.put(tx, rows)
+
+    def rebuild(self, *, engine: Engine | None = None, progress: Callable[[int], None] | None = None,
+                on_wait: Waiter | None = None) -> Rebuilt:
+        """Throw away every materialized standing and compute them again from the ledger."""
+        engine = engine or self.engine
+        policy = self._policies.current
+        with self._store.db.write(append=True, on_wait=on_wait) as tx:
+            self._store.standings.clear(tx)
+            subjects = sorted(self._store.ledger.subjects(tx))
+            size = self._store.ledger.size(tx)
+            as_of = now_us()
+            for start in range(0, len(subjects), _REBUILD_CHUNK):
+                chunk = subjects[start : start + _REBUILD_CHUNK]
+                histories = self._store.ledger.entries_for_subjects(chunk, tx)
+                rows = [standing_row(subject, standing, size) for subject, standing in
+                        engine.compact_standings(policy, ((s, histories.get(s, [])) for s in chunk), as_of)]
+                self._store.standings.put(tx, rows)
+                if progress is not None:
+                    progress(len(chunk))
+        self._view.policy_changed(size)
+        return Rebuilt(len(subjects), engine.name)
+
+    def materialized(self, subject: str) -> CompactStanding | None:
+        """The stored standing of a pseudonym, as written at ingest (or rebuild)."""
+        row = self._store.standings.get(subject)
+        return None if row is None else CompactStanding.from_json(row.body, row.cacheable)
+
+    # -- for checks ---------------------------------------------------------------------------
+
+    def for_check(self, subject: str, at_us: int, policy: Policy) -> tuple[CompactStanding, Policy]:
+        """The compact standing a check at `at_us` needs (and the policy it is under).
+
+        In order: this process's cache, the stored standing, a fresh fold. A stored standing
+        newer than this process's view means another process appended: catch up first, so
+        the decision logs a ledger size that holds everything it was based on.
+        """
+        generation = self._view.generation
+        row = self._store.standings.get(subject)
+        if row is not None:
+            if row.known_size > self._view.size:
+                self._view.catch_up(self._store.ledger.size())
+                generation = self._view.generation
+                policy = self._policies.at(at_us)
+            stored = CompactStanding.from_json(row.body, row.cacheable)
+            if stored.covers(at_us, policy.digest):
+                self._view.cache_standing(subject, stored, generation)
+                return stored, policy
+        size = self._view.size
+        folded = compact(self.engine.standing(policy, self._store.ledger.entries_for_subject(subject), at_us, size,
+                                              subject))
+        if folded.cacheable and policy is self._policies.current:
+            self._view.cache_standing(subject, folded, generation)
+        return folded, policy
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def fold(self, subject: str, at_us: int, known_at: int | None = None) -> tuple[Standing, int]:
+        """The reference standing of a pseudonym from the ledger, and the ledger size it saw."""
+        with self._store.db.read() as tx:
+            size = self._store.ledger.size(tx)
+            if known_at is not None and not 0 < known_at <= size:
+                raise InvalidInput(f"known-at size must be between 1 and the ledger size {size}, got {known_at}")
+            entries = self._store.ledger.entries_for_subject(subject, tx)
+        policy = self._policies.at(at_us, known_at)
+        return self.engine.standing(policy, entries, at_us, known_at, subject), known_at or size
+
+    def report(self, subject: str, at_us: int, known_at: int | None, caller: Caller) -> StandingReport:
+        standing, size = self.fold(subject, at_us, known_at)
+        self._audit.record(caller, "standing", subject, {"at": format_instant(at_us), "known_at": known_at})
+        policy = standing.policy
+        ratings = [rating_view(policy, r) for r in standing.ratings] if policy.ratings is not None else None
+        return StandingReport(**standing_parts(policy, compact(standing)), subject=subject,
+                              at=format_instant(at_us), known_at=size, entries=len(standing.events), ratings=ratings)
+
+    def explanation(self, subject: str, at_us: int, caller: Caller) -> Explanation:
+        standing, size = self.fold(subject, at_us)
+        self._audit.record(caller, "explain", subject, {"at": format_instant(at_us)})
+        return Explanation(**standing_parts(standing.policy, compact(standing)), subject=subject,
+                           at=format_instant(at_us), known_at=size, entries=explain_entries(standing))

@@ -1,0 +1,488 @@
+"""What the registry answers: typed results, one way to JSON, and their JSON Schema.
+
+Every front door (the CLI's `--json`, the HTTP API) turns a result into JSON with
+`result.to_dict()`, and `Type.json_schema()` describes it. Results are plain dataclasses
+(cheap to make on the decision path); `to_dict` walks them, leaving out the fields a class
+lists in `_omit_if_none` when they are None, and the fields it lists in `_internal`.
+
+Times are RFC 3339 strings in UTC; dates in words are in the policy's time zone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import Enum
+from functools import lru_cache
+from typing import Any, ClassVar, Literal, Union
+
+
+class Result:
+    """Base of every result: `to_dict()` for JSON, `json_schema()` to describe it."""
+
+    __slots__ = ()
+    _omit_if_none: ClassVar[tuple[str, ...]] = ()
+    _internal: ClassVar[tuple[str, ...]] = ()
+
+    def to_dict(self) -> dict:
+        return _plain(self)
+
+    @classmethod
+    def json_schema(cls) -> dict:
+        return _adapter(cls).json_schema(mode="serialization")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Result):
+        omit, internal = value._omit_if_none, value._internal
+        out = {}
+        for f in dataclasses.fields(value):
+            if f.name in internal:
+                continue
+            item = getattr(value, f.name)
+            if item is None and f.name in omit:
+                continue
+            out[f.name] = _plain(item)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, Enum):
+        return value.value
+    return value
+
+
+@lru_cache(maxsize=None)
+def _adapter(cls):
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(cls)
+
+
+# -- the pieces of a standing ------------------------------------------------------------------
+
+
+@dataclass(slots=True, frozen=True)
+class PolicyRef(Result):
+    id: str
+    version: str
+    digest: str
+
+
+@dataclass(slots=True, frozen=True)
+class RuleReason(Result):
+    """Points a record adds to (or takes from) the score or a dimension."""
+
+    kind: Literal["rule"] = field(default="rule", init=False)
+    rule: str
+    entry: int
+    occurred_at: str
+    until: str | None
+    text: str
+    points: float
+
+
+@dataclass(slots=True, frozen=True)
+class CapReason(Result):
+    """A record that holds the score at or below a cap."""
+
+    kind: Literal["cap"] = field(default="cap", init=False)
+    rule: str
+    entry: int
+    occurred_at: str
+    until: str | None
+    text: str
+
+
+@dataclass(slots=True, frozen=True)
+class ListReason(Result):
+    """A stay on a list."""
+
+    kind: Literal["list"] = field(default="list", init=False)
+    list: str
+    entry: int
+    occurred_at: str
+    until: str | None
+    text: str
+    case: str | None
+
+
+@dataclass(slots=True, frozen=True)
+class RatingReason(Result):
+    """A rating that pulls a rating dimension down or up."""
+
+    kind: Literal["rating"] = field(default="rating", init=False)
+    dimension: str
+    entry: int
+    stars: int
+    weight: float
+    occurred_at: str
+    until: None = field(default=None, init=False)
+    text: str = ""
+
+
+Reason = Union[RuleReason, CapReason, ListReason, RatingReason]
+
+
+@dataclass(slots=True, frozen=True)
+class ListStay(Result):
+    list: str
+    case: str | None
+    entry: int
+    since: str
+    until: str | None
+
+
+@dataclass(slots=True, frozen=True)
+class AppliedMeasure(Result):
+    """A measure that governed a decision (its reasons are the decision's)."""
+
+    id: str
+    service: str
+    effect: str
+    until: str | None
+    notice: str
+    remedy: str
+    legal_basis: str
+
+
+@dataclass(slots=True, frozen=True)
+class MeasureInForce(AppliedMeasure):
+    """A measure that applies to the subject, with what it means and why it applies."""
+
+    reasons: list[Reason]
+
+
+@dataclass(slots=True, frozen=True)
+class Reply(Result):
+    entry: int
+    text: str
+
+
+@dataclass(slots=True, frozen=True)
+class RatingView(Result):
+    """One rating a subject received, as they see it."""
+
+    entry: int
+    rater: str
+    stars: int
+    category: str | None
+    interaction: str
+    review: str | None
+    occurred_at: str
+    weight: float
+    why_this_weight: str
+    status: str  # counts | held | disputed
+    held: bool
+    hold_until: str | None
+    explanation: str
+    replies: list[Reply]
+
+
+# -- standings and explanations ----------------------------------------------------------------
+
+
+@dataclass(slots=True, frozen=True)
+class StandingParts(Result):
+    """What a standing report and an explanation share."""
+
+    score: float | None
+    tier: str | None
+    dimensions: dict[str, float]
+    lists: list[ListStay]
+    measures: list[MeasureInForce]
+    reasons: list[Reason]
+    policy: PolicyRef
+    valid_from: str | None
+    valid_until: str | None
+    subject: str
+    at: str
+    known_at: int
+
+
+@dataclass(slots=True, frozen=True)
+class StandingReport(StandingParts):
+    """A subject's standing: score, tier, dimensions, lists, measures and ranked reasons."""
+
+    _omit_if_none: ClassVar[tuple[str, ...]] = ("ratings",)
+
+    entries: int = 0  # how many live records about the subject
+    ratings: list[RatingView] | None = None  # policies with ratings only
+
+
+@dataclass(slots=True, frozen=True)
+class Effect(Result):
+    """What one record does to the standing, in words."""
+
+    _omit_if_none: ClassVar[tuple[str, ...]] = ("rule", "points", "list", "stars", "weight")
+
+    status: str
+    text: str
+    rule: str | None = None
+    points: float | None = None
+    list: str | None = None
+    stars: int | None = None
+    weight: float | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class ExplainedEntry(Result):
+    entry: int
+    type: str
+    occurred_at: str
+    what: str
+    effects: list[Effect]
+
+
+@dataclass(slots=True, frozen=True)
+class Explanation(StandingParts):
+    """Every record about a subject and what it does, with the standing it adds up to."""
+
+    entries: list[ExplainedEntry] = field(default_factory=list)
+
+
+@dataclass(slots=True, frozen=True)
+class Reviews(Result):
+    subject: str
+    at: str
+    score: float | None
+    dimensions: dict[str, float]
+    reviews: list[RatingView]
+
+
+# -- decisions ---------------------------------------------------------------------------------
+
+
+@dataclass(slots=True, frozen=True)
+class Decision(Result):
+    """May this subject use this service? Logged before it is returned, and replayable."""
+
+    _internal: ClassVar[tuple[str, ...]] = ("subject",)
+
+    decision_id: str
+    allowed: bool
+    effect: str
+    service: str
+    at: str
+    measures: list[AppliedMeasure]
+    reasons: list[Reason]
+    policy: PolicyRef
+    ledger_size: int
+    score: float | None
+    tier: str | None
+    service_known: bool  # does any measure of the policy mention this service (or one above or below)?
+    subject: str = ""  # the pseudonym; not part of the answer a service sees
+
+
+@dataclass(slots=True, frozen=True)
+class Verdict(Result):
+    allowed: bool
+    effect: str
+    measures: list[str]
+
+
+@dataclass(slots=True, frozen=True)
+class Replay(Result):
+    """A logged decision recomputed from the ledger as it was: `same` says whether it matches."""
+
+    decision_id: str
+    service: str
+    at: str
+    ledger_size: int
+    policy: PolicyRef
+    logged: Verdict
+    replayed: Verdict
+    reasons: list[Reason]
+    same: bool
+
+
+# -- writing -----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True, frozen=True)
+class IngestProblem(Result):
+    line: int | None
+    error: str
+
+
+@dataclass(slots=True)
+class IngestResult(Result):
+    """What an ingest did: all of the batch, or (on any error without skip_invalid) none of it."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    errors: list[IngestProblem] = field(default_factory=list)
+    ledger_size: int = 0
+    root: str | None = None
+    written: bool = False
+
+
+@dataclass(slots=True, frozen=True)
+class EntryWritten(Result):
+    """One event the registry wrote for a command (enrol, respond)."""
+
+    accepted: int
+    duplicate: bool
+    entry: int | None
+    ledger_size: int
+    root: str | None
+
+
+@dataclass(slots=True, frozen=True)
+class RatingWritten(Result):
+    """A rating, with the weight fixed for it at ingest and why."""
+
+    _omit_if_none: ClassVar[tuple[str, ...]] = ("weight", "why_this_weight")
+
+    accepted: int
+    duplicate: bool
+    entry: int | None
+    ledger_size: int
+    root: str | None
+    weight: float | None = None
+    why_this_weight: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class Voided(Result):
+    void_entry: int
+    cancels: int
+    size: int
+    root: str
+
+
+@dataclass(slots=True, frozen=True)
+class LintCounts(Result):
+    error: int
+    warning: int
+    info: int
+
+
+@dataclass(slots=True, frozen=True)
+class Activation(Result):
+    """A policy put in force: its ledger entry, the tree head after it, what lint said."""
+
+    _omit_if_none: ClassVar[tuple[str, ...]] = ("forced",)
+
+    entry: int
+    policy: PolicyRef
+    size: int
+    root: str
+    lint: LintCounts
+    dropped_event_types: list[str]
+    forced: str | None = None  # the reason given for activating despite lint errors
+
+
+@dataclass(slots=True, frozen=True)
+class Created(Result):
+    db: str
+    policy: PolicyRef
+    size: int
+    root: str
+
+
+@dataclass(slots=True, frozen=True)
+class Rebuilt(Result):
+    subjects: int
+    engine: str = "fold"
+
+
+# -- tamper evidence ---------------------------------------------------------------------------
+
+
+@dataclass(slots=True, frozen=True)
+class TreeHead(Result):
+    size: int
+    root: str
+
+
+@dataclass(slots=True, frozen=True)
+class InclusionProof(Result):
+    seq: int
+    size: int
+    leaf_hash: str
+    root: str
+    proof: list[str]
+
+
+@dataclass(slots=True, frozen=True)
+class ConsistencyProof(Result):
+    old_size: int
+    new_size: int
+    old_root: str
+    new_root: str
+    proof: list[str]
+
+
+@dataclass(slots=True, frozen=True)
+class VerifyProblem(Result):
+    kind: str  # modified | deleted | inserted | reordered | checkpoint | subtree
+    entry: int | None
+    message: str
+
+
+@dataclass(slots=True, frozen=True)
+class VerifyReport(Result):
+    ok: bool
+    size: int
+    root: str | None
+    entries: int
+    checkpoints: int
+    problems: list[VerifyProblem]
+
+
+# -- ratings -----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True, frozen=True)
+class TrustedSubject(Result):
+    subject: str
+    relative_trust: float
+
+
+@dataclass(slots=True, frozen=True)
+class Ring(Result):
+    members: list[str]
+    density: float
+    inside: int
+    outside: int
+    mean_trust: float | None
+    evidence: str
+
+
+@dataclass(slots=True, frozen=True)
+class TrustReport(Result):
+    subjects: int
+    ratings: int
+    iterations: int
+    residual: float
+    pretrusted: int
+    trust: list[TrustedSubject]
+    rings: list[Ring]
+    recorded: int
+
+
+# -- audit -------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True, frozen=True)
+class AuditRecord(Result):
+    at: str
+    principal: str
+    action: str
+    subject: str | None
+    detail: dict[str, Any]
+    role: str | None = None
+    purpose: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class AuditLog(Result):
+    subject: str | None
+    entries: list[AuditRecord]
+
+
+__all__ = [name for name, value in list(globals().items())
+           if isinstance(value, type) and issubclass(value, Result)] + ["Reason"]

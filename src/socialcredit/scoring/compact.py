@@ -1,0 +1,116 @@
+"""The compact standing: what the registry materializes, caches for checks and compares.
+
+`compact(fold(...))` keeps what a decision needs (score, tier, dimensions, lists in force,
+measures in force with their reasons, the standing's own ranked reasons) and the interval
+[valid_from, valid_until) in which it holds; instants stay integers and nothing is in words
+yet (presenting.py adds the words when someone reads it). The materialized-equals-fold
+property compares exactly these objects.
+
+Stored as canonical JSON in `standings.body`, in the format registries have always used:
+reasons as `[kind, rule or list, entry, points, occurred, until, case]` (a rating's weight in
+the case slot), measures as `[id, until, [reasons]]`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from ..ledger.entries import canonical_json
+from .fold import Reason, Standing
+
+
+class ListSpellState(NamedTuple):
+    list_id: str
+    case: str
+    seq: int
+    since_us: int
+    until_us: int | None
+
+
+class MeasureState(NamedTuple):
+    """A measure in force: until when (None: no known end) and why."""
+
+    until_us: int | None
+    reasons: tuple[Reason, ...]
+
+
+@dataclass(slots=True)
+class CompactStanding:
+    score: float
+    tier: str | None
+    dimensions: tuple[float, ...]
+    lists: tuple[ListSpellState, ...]
+    measures: dict[str, MeasureState]  # in policy order
+    reasons: tuple[Reason, ...]
+    policy_digest: str
+    valid_from_us: int | None
+    valid_until_us: int | None
+    cacheable: bool = True  # False when something decays: then it holds only at the instant folded
+
+    def covers(self, at_us: int, digest: str) -> bool:
+        """Whether this standing answers a question about `at_us` under the policy `digest`."""
+        return (
+            self.cacheable
+            and self.policy_digest == digest
+            and (self.valid_from_us is None or self.valid_from_us <= at_us)
+            and (self.valid_until_us is None or at_us < self.valid_until_us)
+        )
+
+    def to_json(self) -> str:
+        return canonical_json({
+            "score": self.score,
+            "tier": self.tier,
+            "dimensions": list(self.dimensions),
+            "lists": [list(s) for s in self.lists],
+            "measures": [[mid, m.until_us, [_encode_reason(r) for r in m.reasons]] for mid, m in self.measures.items()],
+            "reasons": [_encode_reason(r) for r in self.reasons],
+            "policy": self.policy_digest,
+            "valid_from": self.valid_from_us,
+            "valid_until": self.valid_until_us,
+        })
+
+    @classmethod
+    def from_json(cls, text: str, cacheable: bool = True) -> "CompactStanding":
+        data = json.loads(text)
+        return cls(
+            score=data["score"],
+            tier=data["tier"],
+            dimensions=tuple(data["dimensions"]),
+            lists=tuple(ListSpellState(*s) for s in data["lists"]),
+            measures={mid: MeasureState(until, tuple(_decode_reason(r) for r in reasons))
+                      for mid, until, reasons in data["measures"]},
+            reasons=tuple(_decode_reason(r) for r in data["reasons"]),
+            policy_digest=data["policy"],
+            valid_from_us=data["valid_from"],
+            valid_until_us=data["valid_until"],
+            cacheable=cacheable,
+        )
+
+
+def compact(standing: Standing) -> CompactStanding:
+    return CompactStanding(
+        score=standing.score,
+        tier=standing.tier,
+        dimensions=tuple(standing.dimensions),
+        lists=tuple(ListSpellState(s.list_id, s.case, s.seq, s.since_us, s.until_us) for s in standing.active_lists),
+        measures={m.measure.id: MeasureState(m.until_us, tuple(m.reasons)) for m in standing.measures},
+        reasons=tuple(standing.reasons),
+        policy_digest=standing.policy.digest,
+        valid_from_us=standing.valid_from_us,
+        valid_until_us=standing.valid_until_us,
+        cacheable=standing.cacheable,
+    )
+
+
+def _encode_reason(reason: Reason) -> list:
+    case = f"{reason.weight:g}" if reason.kind == "rating" else reason.case
+    return [reason.kind, reason.ident, reason.seq, reason.points, reason.occurred_us, reason.until_us, case]
+
+
+def _decode_reason(item: list) -> Reason:
+    kind, ident, seq, points, occurred_us, until_us, case = item
+    if kind == "rating":
+        return Reason(kind, ident, seq, points, occurred_us, until_us, None, float(case))
+    return Reason(kind, ident, seq, points, occurred_us, until_us, case)

@@ -1,0 +1,64 @@
+"""The engine seam: every computation of standings goes through one interface.
+
+Materialization at ingest, `rebuild`, replay and the ratings intake ask an `Engine` for
+standings, never `fold` directly, so that other engines (the columnar batch engine, Spark)
+plug in here. `FoldEngine`, the per-subject fold, is the reference: every other engine is
+held equal to it by property tests.
+
+    standing(policy, entries, at_us, known_at, subject)   one subject, in full (explanations,
+                                                          replays, a rater's weight)
+    compact_standings(policy, histories, at_us)           many subjects, compact (what is
+                                                          materialized); may be columnar
+
+An engine is given a policy (picklable: it travels to worker processes as its text) and
+plain entries; it never touches a database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Protocol
+
+from ..ledger.entries import Entry
+from ..policy.compiled import Policy
+from .compact import CompactStanding, compact
+from .fold import Standing, fold
+
+History = tuple[str, Sequence[Entry]]  # a subject's pseudonym and all its entries, in seq order
+
+
+class Engine(Protocol):
+    name: str
+
+    def standing(self, policy: Policy, entries: Sequence[Entry], at_us: int, known_at: int | None = None,
+                 subject: str | None = None) -> Standing: ...
+
+    def compact_standings(self, policy: Policy, histories: Iterable[History],
+                          at_us: int) -> Iterator[tuple[str, CompactStanding]]: ...
+
+
+class FoldEngine:
+    """The reference semantics, one subject at a time, in this process."""
+
+    name = "fold"
+
+    def standing(self, policy: Policy, entries: Sequence[Entry], at_us: int, known_at: int | None = None,
+                 subject: str | None = None) -> Standing:
+        return fold(policy, list(entries), at_us, known_at, subject)
+
+    def compact_standings(self, policy: Policy, histories: Iterable[History],
+                          at_us: int) -> Iterator[tuple[str, CompactStanding]]:
+        for subject, entries in histories:
+            yield subject, compact(fold(policy, list(entries), at_us, None, subject))
+
+
+ENGINES: dict[str, type] = {"fold": FoldEngine}
+
+
+def engine_named(name: str) -> Engine:
+    from ..errors import InvalidInput
+
+    try:
+        return ENGINES[name]()
+    except KeyError:
+        raise InvalidInput(f"unknown engine {name!r} (engines: {', '.join(sorted(ENGINES))})") from None
