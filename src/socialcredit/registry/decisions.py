@@ -128,12 +128,11 @@ class Decisions:
     def _decide(self, request: CheckRequest, caller: Caller, recorded_us: int) -> tuple[Decision, DecisionRow]:
         subject, service, at_us = request
         policy = self._policy_at(at_us)
-        standing = self._view.cached_standing(subject)
+        size, standing, generation = self._view.lookup(subject)
         if standing is None or not standing.covers(at_us, policy.digest):
-            standing, policy = self._standings.for_check(subject, at_us, policy)
+            standing, policy, size = self._standings.for_check(subject, at_us, policy, size, generation)
         outcome = decide(policy, standing.measures, service)
         decision_id = f"d-{self._prefix}-{next(self._counter):08x}"
-        size = self._view.size
         row = DecisionRow(decision_id, subject, service, at_us, policy.digest, size, outcome.allowed, outcome.effect,
                           ",".join(a.measure_id for a in outcome.applied), recorded_us, caller.principal, caller.role,
                           caller.purpose)

@@ -79,30 +79,30 @@ class Standings:
 
     # -- for checks ---------------------------------------------------------------------------
 
-    def for_check(self, subject: str, at_us: int, policy: Policy) -> tuple[CompactStanding, Policy]:
-        """The compact standing a check at `at_us` needs (and the policy it is under).
+    def for_check(self, subject: str, at_us: int, policy: Policy, size: int,
+                  generation: int) -> tuple[CompactStanding, Policy, int]:
+        """The compact standing a check at `at_us` needs, the policy it is under, and the ledger
+        size it holds at (the size the decision logs, so that a replay there recomputes it).
 
-        In order: this process's cache, the stored standing, a fresh fold. A stored standing
-        newer than this process's view means another process appended: catch up first, so
-        the decision logs a ledger size that holds everything it was based on.
+        `size` and `generation` are what this process's view said before looking. First the
+        stored standing (written when the subject's last entry was appended, so it holds at its
+        `known_size`), else a fresh fold of the entries below `size`. A stored standing newer
+        than the view means another process appended: catch up, so later checks see it too.
         """
-        generation = self._view.generation
         row = self._store.standings.get(subject)
         if row is not None:
-            if row.known_size > self._view.size:
+            if row.known_size > size:
                 self._view.catch_up(self._store.ledger.size())
-                generation = self._view.generation
                 policy = self._policies.at(at_us)
             stored = CompactStanding.from_json(row.body, row.cacheable)
             if stored.covers(at_us, policy.digest):
                 self._view.cache_standing(subject, stored, generation)
-                return stored, policy
-        size = self._view.size
+                return stored, policy, row.known_size
         folded = compact(self.engine.standing(policy, self._store.ledger.entries_for_subject(subject), at_us, size,
                                               subject))
         if folded.cacheable and policy is self._policies.current:
             self._view.cache_standing(subject, folded, generation)
-        return folded, policy
+        return folded, policy, size
 
     # -- reads --------------------------------------------------------------------------------
 

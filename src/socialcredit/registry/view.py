@@ -81,8 +81,8 @@ class LedgerView:
     def catch_up(self, size: int) -> bool:
         """Bring the caches to ledger size `size`; True if the policy in force changed."""
         with self._lock:
-            if size == self.size:
-                return False
+            if size <= self.size:
+                return False  # already there (another thread got further meanwhile)
             policy_changed = self._policies.refresh()
             touched = self._store.ledger.subjects_since(self.size)
             self._forget(None if policy_changed else touched)
@@ -94,7 +94,7 @@ class LedgerView:
         with self._lock:
             self._forget(histories)
             self.histories.put_all(histories)
-            self.size = size
+            self.size = max(self.size, size)
 
     def policy_changed(self, size: int) -> None:
         with self._lock:
@@ -118,8 +118,14 @@ class LedgerView:
     def generation(self) -> int:
         return self._generation
 
-    def cached_standing(self, subject: str) -> CompactStanding | None:
-        return self._standings.get(subject)
+    def lookup(self, subject: str) -> tuple[int, CompactStanding | None, int]:
+        """(ledger size, cached standing or None, generation), read together.
+
+        A cached standing holds at the size read with it: an append that touches the subject
+        forgets it and moves the size under the same lock.
+        """
+        with self._lock:
+            return self.size, self._standings.get(subject), self._generation
 
     def cache_standing(self, subject: str, standing: CompactStanding, generation: int) -> None:
         """Keep a standing read or folded at `generation`, unless an append has happened since."""

@@ -1,0 +1,86 @@
+"""One error tree: each kind of mistake raises its kind, and front doors map kinds, not messages."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from socialcredit import (Conflict, ErrorKind, Forbidden, InvalidInput, NotFound, Registry, SocialCreditError,
+                          Tampered, Unavailable)
+from socialcredit.cli import app
+from socialcredit.cli.app import EXIT_BY_KIND
+from socialcredit.intake.identity import IdentityError
+from socialcredit.instants import TimeFormatError
+from socialcredit.policy.load import PolicyError
+
+from conftest import allow_tampering, behind_its_back, event
+
+ENV = {"SOCIALCREDIT_DB": None, "SOCIALCREDIT_KEY": None, "SOCIALCREDIT_KEY_FILE": None, "COLUMNS": "200"}
+
+
+def test_every_kind_is_a_class_of_the_one_tree():
+    kinds = {cls.kind for cls in (InvalidInput, NotFound, Conflict, Forbidden, Unavailable, Tampered)}
+    assert kinds == set(ErrorKind)
+    for cls in (InvalidInput, NotFound, Conflict, Forbidden, Unavailable, Tampered, IdentityError, TimeFormatError,
+                PolicyError):
+        assert issubclass(cls, SocialCreditError)
+    # The domain errors are invalid input, and still ValueErrors (pydantic validators rely on it).
+    assert IdentityError("x").kind is TimeFormatError("x").kind is PolicyError("x").kind is ErrorKind.INVALID_INPUT
+    assert issubclass(InvalidInput, ValueError)
+
+
+def test_a_message_is_one_line_whatever_it_quotes():
+    assert str(InvalidInput("bad value 'a\nb'")) == "bad value 'a\\nb'"
+
+
+def test_the_cli_maps_kinds_to_exit_statuses():
+    assert EXIT_BY_KIND == {ErrorKind.INVALID_INPUT: 2, ErrorKind.NOT_FOUND: 2, ErrorKind.CONFLICT: 2,
+                            ErrorKind.FORBIDDEN: 2, ErrorKind.UNAVAILABLE: 2, ErrorKind.TAMPERED: 1}
+
+
+def test_the_library_raises_each_kind_where_it_applies(make_registry, database_url, tmp_path):
+    registry = make_registry("rongcheng")
+    registry.ingest([event("alice", "traffic.violation", "2026-01-05T00:00:00Z", 1)])
+    with pytest.raises(NotFound, match="no decision 'd-nope'"):
+        registry.replay("d-nope")
+    with pytest.raises(NotFound, match="entry #99 is not an event"):
+        registry.void(99, "typo")
+    with pytest.raises(InvalidInput, match="is not a service name"):
+        registry.check("alice", "NOT a service!!")
+    with pytest.raises(Conflict, match="already holds a registry"):
+        Registry.init(database_url, "rongcheng", key_file=tmp_path / "other.key")
+    registry.void(1, "wrong person")
+    with pytest.raises(Conflict, match="already cancelled"):
+        registry.void(1, "again")
+    with behind_its_back(registry) as conn:
+        allow_tampering(conn, registry.store.db.backend)
+        from sqlalchemy import text
+
+        conn.execute(text("DELETE FROM entries WHERE seq = 1"))
+    with pytest.raises(Tampered, match="entries are missing"):
+        registry.inclusion_proof(0)
+
+
+def test_a_service_name_is_checked_before_anything_is_logged(registry):
+    before = registry.audit(limit=1000).entries
+    for bad in ("NOT a service!!", "transport..air", "Transport.Air", ""):
+        with pytest.raises(InvalidInput):
+            registry.check("alice", bad)
+    after = registry.audit(limit=1000).entries
+    assert [e.action for e in after if e.action == "decision"] == []
+    assert len(after) == len(before) + 1  # only the first audit query itself
+
+
+def test_cli_exit_statuses_follow_the_kind(tmp_path):
+    runner = CliRunner()
+    db = ["--db", f"sqlite:///{tmp_path}/r.db"]
+
+    def run(*args):
+        return runner.invoke(app, [*db, *args], env=ENV)
+
+    assert run("init").exit_code == 0
+    assert run("init").exit_code == 2  # conflict: it exists
+    assert run("replay", "d-nope").exit_code == 2  # not found
+    assert run("check", "alice", "NOT!!").exit_code == 2  # invalid input
+    denied = run("check", "alice", "NOT!!")
+    assert denied.stderr.startswith("error: 'NOT!!' is not a service name") and "Traceback" not in denied.output

@@ -1,0 +1,109 @@
+"""Ctrl-C during a long command: one line, status 130, no traceback, nothing half-written,
+no process of the project left behind.
+
+The command runs as a real process (in a session of its own, so that anything it started
+can be found afterwards) and gets SIGINT at several moments of its work; each run must end
+either finished (status 0) or interrupted (status 130), with the ledger intact and the batch
+all in or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+EVENTS = 30_000
+
+
+def _cli(*args: str, db: Path) -> list[str]:
+    return [sys.executable, "-m", "socialcredit", "--db", f"sqlite:///{db}", *args]
+
+
+def _env() -> dict:
+    return {k: v for k, v in os.environ.items() if not k.startswith("SOCIALCREDIT_")} | {"COLUMNS": "200"}
+
+
+def _json(*args: str, db: Path) -> dict:
+    done = subprocess.run(_cli(*args, "--json", db=db), capture_output=True, text=True, env=_env(), timeout=300)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def _events_file(path: Path) -> Path:
+    with path.open("w") as out:
+        for i in range(EVENTS):
+            out.write(json.dumps({"subject": f"resident{i % 6_000}", "type": "traffic.violation",
+                                  "occurred_at": f"2026-0{1 + i % 9}-1{i % 10}T08:00:00Z", "provider": "police",
+                                  "key": f"t{i}", "attributes": {}}) + "\n")
+    return path
+
+
+def _session_members(session: int) -> list[int]:
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == session:  # field 6 of /proc/PID/stat: the session id
+                members.append(int(entry.name))
+    return members
+
+
+def _interrupt(command: list[str], after_s: float) -> subprocess.CompletedProcess:
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+                               start_new_session=True)
+    time.sleep(after_s)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    time.sleep(0.2)
+    assert _session_members(process.pid) == [], "a process of the command outlived it"
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+def _assert_one_line_interruption(done: subprocess.CompletedProcess) -> None:
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines()[-1:] == ["error: interrupted; nothing more was written"], done.stderr
+
+
+def test_ctrl_c_during_ingest_writes_all_or_nothing(tmp_path):
+    events = _events_file(tmp_path / "events.jsonl")
+    outcomes = []
+    for trial, after_s in enumerate((0.05, 0.8, 1.6, 2.4)):
+        db = tmp_path / f"r{trial}.db"
+        _json("init", db=db)
+        done = _interrupt(_cli("ingest", str(events), db=db), after_s)
+        size = _json("root", db=db)["size"]
+        if done.returncode == 130:
+            _assert_one_line_interruption(done)
+            assert size in (1, 1 + EVENTS)  # the commit either happened or it did not
+        else:
+            assert done.returncode == 0, done.stderr
+            assert size == 1 + EVENTS
+        assert _json("verify", db=db)["ok"] is True
+        outcomes.append((done.returncode, size))
+    assert (130, 1) in outcomes, outcomes  # at least one run was stopped before its commit
+
+
+def test_ctrl_c_during_verify_and_rebuild_ends_in_one_line(tmp_path):
+    db = tmp_path / "r.db"
+    _json("init", db=db)
+    events = _events_file(tmp_path / "events.jsonl")
+    subprocess.run(_cli("ingest", str(events), db=db), check=True, capture_output=True, env=_env(), timeout=300)
+    interrupted = 0
+    for command in (("verify",), ("rebuild",)):
+        for after_s in (0.8, 1.6):
+            done = _interrupt(_cli(*command, db=db), after_s)
+            assert done.returncode in (0, 130), done.stderr
+            if done.returncode == 130:
+                interrupted += 1
+                _assert_one_line_interruption(done)
+    assert interrupted >= 1  # at least one run was caught in the middle
+    assert _json("verify", db=db)["ok"] is True
+    assert _json("root", db=db)["size"] == 1 + EVENTS
