@@ -150,6 +150,28 @@ def test_a_missing_events_file_is_a_one_line_error(reg):
     assert reg.size() == 1
 
 
+# -- times -------------------------------------------------------------------------------------
+
+
+def test_an_event_dated_before_1900_is_refused_and_nothing_is_written(reg):
+    # 0999 was stored as "999-01-01T00:00:00Z", which nothing reads back: verify failed for good.
+    path, result = reg.ingest_lines(GOOD, json.dumps(event("k2", occurred_at="0999-01-01T00:00:00Z")))
+    assert error_line(result) == (f"{path} line 2: occurred_at: '0999-01-01T00:00:00Z' is outside the accepted "
+                                  "range: times must fall in the years 1900 to 2200 (UTC)")
+    assert reg.size() == 1
+    assert reg.run("verify").exit_code == 0
+
+
+@pytest.mark.parametrize("occurred_at", ["1900-01-01T00:00:00Z", "1969-12-31T23:59:59.999999Z",
+                                         "2026-01-10T08:00:00.000001+08:00"])
+def test_an_event_anywhere_in_the_range_is_stored_so_that_verify_reads_it_back(reg, occurred_at):
+    _, result = reg.ingest_lines(json.dumps(event(occurred_at=occurred_at)))
+    assert result.exit_code == 0, result.output
+    verified = reg.run("verify", "--json")
+    assert verified.exit_code == 0, verified.output
+    assert json.loads(verified.stdout)["ok"] is True
+
+
 # -- references to subjects --------------------------------------------------------------------
 
 
@@ -320,7 +342,7 @@ def test_the_key_of_another_registry_is_refused(reg, tmp_path_factory):
 # -- options -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("at", ["yesterday", "2026-13-01", "2026-03-01T08:00:00"])
+@pytest.mark.parametrize("at", ["yesterday", "2026-13-01", "2026-03-01T08:00:00", "2300-01-01", "1899-12-31"])
 def test_a_bad_at_is_a_one_line_error(reg, at):
     assert_user_error(reg.run("standing", "alice", "--at", at), repr(at))
 

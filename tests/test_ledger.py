@@ -153,6 +153,18 @@ def test_verify_reports_an_edited_column_the_fold_reads(registry):
     assert "column type" in problems[0]["message"]
 
 
+def test_verify_reports_a_time_no_parser_reads_as_a_modified_entry(registry):
+    # What the registry wrote for a year before 1000 until it zero-padded years: verify then
+    # stopped with a parse error instead of reporting the entry.
+    registry.ingest(_events(3))
+    _allow_tampering(registry)
+    _sql(registry, "UPDATE entries SET body = replace(body, '\"2026-01-02T', '\"999-01-02T') WHERE seq = 2")
+    report = registry.verify()
+    assert not report.ok
+    assert ("modified", 2) in {(p["kind"], p["entry"]) for p in report.problems}
+    assert any("column occurred_at disagrees" in p["message"] for p in report.problems)
+
+
 def test_verify_reports_a_deleted_entry(registry):
     registry.ingest(_events(5))
     _allow_tampering(registry)
