@@ -192,11 +192,33 @@ def test_standing_of_an_invalid_resident_id_is_refused_and_masked(reg):
     assert "110105194912310021" not in result.output
 
 
-def test_seventeen_digits_are_a_username_not_an_id(reg):
-    # Not shaped like an ID (17 characters), so it is a username, as documented in identity.py.
-    path, result = reg.ingest_lines(json.dumps(event(subject="11010519491231002")))
-    assert result.exit_code == 0, result.output
-    assert reg.size() == 2
+def test_seventeen_digits_are_refused_as_an_id_with_a_character_missing(reg):
+    # A resident ID with its check character dropped was scored as a clean username.
+    dropped = VALID_ID[:-1]
+    path, result = reg.ingest_lines(GOOD, json.dumps(event("k2", subject=dropped)))
+    line = error_line(result)
+    assert line == (f"{path} line 2: 110************02 is neither a valid identifier nor a username: it looks like "
+                    "a resident identity number with a character missing (it has 18: 17 digits, then a digit or X)")
+    assert dropped not in result.output
+    assert reg.size() == 1
+
+
+@pytest.mark.parametrize("mistyped", [VALID_ID[:-1], "110105 19491231002X", "l" + VALID_ID[1:]])
+def test_standing_of_a_mistyped_id_is_refused_with_a_hint_and_masked(reg, mistyped):
+    line = assert_user_error(reg.run("standing", mistyped), "is neither a valid identifier nor a username",
+                             "looks like a resident identity number")
+    assert VALID_ID[3:-2] not in line
+
+
+@pytest.mark.parametrize("name, cause", [
+    ("!!!", "username '!!!' must start with a letter"),
+    ("bob@example.com", "username 'bob@example.com' has a character that is not allowed at position 4: '@'"),
+])
+def test_a_username_outside_the_documented_shape_has_no_standing(reg, name, cause):
+    assert_user_error(reg.run("standing", name), cause, "a letter, then letters, digits, '.', '_' or '-'")
+    path, result = reg.ingest_lines(json.dumps(event(subject=name)))
+    assert error_line(result).startswith(f"{path} line 1: username {name!r}")
+    assert reg.size() == 1
 
 
 def test_a_valid_resident_id_is_never_stored_in_clear(reg):
