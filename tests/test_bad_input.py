@@ -17,12 +17,14 @@ import pytest
 from typer.testing import CliRunner
 
 from socialcredit.cli import app
+from socialcredit.instants import format_instant, now_us
 
 ENV = {
     "SOCIALCREDIT_DB": None,
     "SOCIALCREDIT_KEY": None,
     "SOCIALCREDIT_KEY_FILE": None,
     "SOCIALCREDIT_KEY_VERSION": None,
+    "SOCIALCREDIT_MAX_CLOCK_SKEW": None,
     "COLUMNS": "1000",  # see test_an_ingest_error_stays_on_one_line_in_80_columns for wrapping
 }
 
@@ -170,6 +172,33 @@ def test_an_event_anywhere_in_the_range_is_stored_so_that_verify_reads_it_back(r
     verified = reg.run("verify", "--json")
     assert verified.exit_code == 0, verified.output
     assert json.loads(verified.stdout)["ok"] is True
+
+
+def test_an_event_dated_in_the_future_is_refused_naming_the_line_and_the_cause(reg):
+    path, result = reg.ingest_lines(GOOD, json.dumps(event("k2", occurred_at="2030-01-01T00:00:00+08:00")))
+    line = error_line(result)
+    assert line.startswith(f"{path} line 2: occurred_at: 2029-12-31T16:00:00Z is in the future: the registry's "
+                           "clock reads "), line
+    assert line.endswith(" and accepts times at most 5 minutes ahead (SOCIALCREDIT_MAX_CLOCK_SKEW)"), line
+    assert reg.size() == 1
+
+
+def test_the_allowed_clock_skew_is_set_by_SOCIALCREDIT_MAX_CLOCK_SKEW(reg):
+    soon = format_instant(now_us() + 10 * 60_000_000)
+    _, refused = reg.ingest_lines(json.dumps(event(occurred_at=soon)))
+    assert "in the future" in error_line(refused)
+    assert reg.size() == 1
+    _, accepted = reg.ingest_lines(json.dumps(event(occurred_at=soon)), env={"SOCIALCREDIT_MAX_CLOCK_SKEW": "PT1H"})
+    assert accepted.exit_code == 0, accepted.output
+    assert reg.size() == 2
+
+
+@pytest.mark.parametrize("skew, cause", [("soon", "is not an ISO 8601 duration"),
+                                         ("P1M", "give the skew in days, hours, minutes or seconds")])
+def test_a_clock_skew_that_is_not_an_exact_duration_is_a_one_line_error(reg, skew, cause):
+    _, result = reg.ingest_lines(GOOD, env={"SOCIALCREDIT_MAX_CLOCK_SKEW": skew})
+    assert_user_error(result, f"SOCIALCREDIT_MAX_CLOCK_SKEW={skew!r}", cause)
+    assert reg.size() == 1
 
 
 # -- references to subjects --------------------------------------------------------------------

@@ -276,22 +276,25 @@ class Registry:
 
     # -- ingest --------------------------------------------------------------------------------
 
-    def validator(self, provider: str | None = None) -> Validator:
-        return Validator(self.policy, self.pseudonymizer, provider)
+    def validator(self, provider: str | None = None, clock: Callable[[], int] | None = None) -> Validator:
+        return Validator(self.policy, self.pseudonymizer, provider, clock=clock)
 
     def ingest(self, events: Iterable[tuple[int | None, dict | InputError] | dict], *, provider: str | None = None,
-               skip_invalid: bool = False, progress: Callable[[int], None] | None = None) -> IngestResult:
+               skip_invalid: bool = False, progress: Callable[[int], None] | None = None,
+               clock: Callable[[], int] | None = None) -> IngestResult:
         """Validate every event, then append the new ones in one transaction (or none of them).
 
         `events` are dicts, or (line, dict | InputError) pairs from `read_events`. With
         `skip_invalid` the good events go in and the bad ones are listed; without it one bad
-        event refuses the whole batch and nothing is written.
+        event refuses the whole batch and nothing is written. `clock` is the registry's time,
+        which no event may be later than (beyond the allowed skew); default the system clock,
+        a simulation passes its own.
         """
         with _no_cyclic_gc():
-            return self._ingest(events, provider, skip_invalid, progress)
+            return self._ingest(events, provider, skip_invalid, progress, clock)
 
-    def _ingest(self, events, provider, skip_invalid, progress) -> IngestResult:
-        validator = self.validator(provider)
+    def _ingest(self, events, provider, skip_invalid, progress, clock) -> IngestResult:
+        validator = self.validator(provider, clock)
         valid: list[ValidEvent] = []
         errors: list[dict] = []
         for number, item in enumerate(events, start=1):
