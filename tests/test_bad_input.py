@@ -132,6 +132,58 @@ def test_a_bad_event_refuses_the_file_names_its_line_and_writes_nothing(reg, bad
     assert reg.size() == 1  # not even the good first line went in
 
 
+# -- CSV and empty files -----------------------------------------------------------------------
+
+CSV_HEADER = "subject,type,occurred_at,provider,key\n"
+CSV_GOOD = "alice,traffic.violation,2026-01-10T08:00:00Z,police,c1\n"
+
+
+def _ingest_csv(reg, text: str):
+    path = reg.write("events.csv", text)
+    return path, reg.run("ingest", str(path))
+
+
+def test_a_csv_header_that_names_a_column_twice_is_refused_naming_it(reg):
+    # Every row would keep only one of the two cells; which one was a guess (the last).
+    path, result = _ingest_csv(reg, "subject,subject,type,occurred_at,provider,key\n"
+                                    "bob,alice,traffic.violation,2026-01-10T08:00:00Z,police,c1\n")
+    assert error_line(result) == f"{path} line 1: the header has two columns named 'subject'"
+    assert reg.size() == 1
+
+
+@pytest.mark.parametrize("rows, line", [
+    (CSV_GOOD + '"bob,traffic.violation,2026-01-10T08:00:00Z,police,c2\n' + CSV_GOOD.replace("c1", "c3"), 3),
+    ('alice,traffic.violation,2026-01-10T08:00:00Z,"police\n', 2),  # this one went in, provider "police\n"
+])
+def test_an_unterminated_quote_in_csv_is_a_one_line_error_naming_its_line(reg, rows, line):
+    path, result = _ingest_csv(reg, CSV_HEADER + rows)
+    assert error_line(result) == (f"{path} line {line}: a quoted cell that starts on this line is never closed "
+                                  '(its closing " is missing)')
+    assert reg.size() == 1
+
+
+def test_a_csv_cell_under_a_column_with_no_name_is_refused(reg):
+    path, result = _ingest_csv(reg, CSV_HEADER.replace("\n", ",\n") + CSV_GOOD.replace("\n", ",red\n"))
+    assert error_line(result) == f"{path} line 2: column 6 has a value but no name in the header"
+    assert reg.size() == 1
+    # Trailing commas with nothing under them, as a spreadsheet writes them, are fine.
+    _, result = _ingest_csv(reg, CSV_HEADER.replace("\n", ",,\n") + CSV_GOOD.replace("\n", ",,\n"))
+    assert result.exit_code == 0, result.output
+    assert reg.size() == 2
+
+
+@pytest.mark.parametrize("name, text", [("empty.jsonl", ""), ("blank.jsonl", "\n   \n\r\n"), ("empty.csv", ""),
+                                        ("header-only.csv", CSV_HEADER), ("blank.csv", "\n\n"),
+                                        ("empty-rows.csv", CSV_HEADER + ",,,,\n")])
+def test_a_file_with_no_events_says_there_is_nothing_to_ingest(reg, name, text):
+    path = reg.write(name, text)
+    result = reg.run("ingest", str(path))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == f"Nothing to ingest: {path} holds no events; ledger size 1."
+    assert result.stderr == ""
+    assert reg.size() == 1
+
+
 def test_an_ingest_error_stays_on_one_line_in_80_columns(reg):
     _, result = reg.ingest_lines(json.dumps(event(type="utility.late_payment", attributes={"utility": "oil"})),
                                  env={"COLUMNS": "80"})

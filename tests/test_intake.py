@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from socialcredit.instants import TimeFormatError, TimeOutOfRange, format_instant, parse_instant
 from socialcredit.intake.identity import Pseudonymizer
-from socialcredit.intake.readers import InputError
+from socialcredit.intake.readers import InputError, read_csv, read_jsonl
 from socialcredit.intake.validation import Validator, configured_clock_skew_us, refuse_future
 from socialcredit.policy.load import load_policy
 
@@ -108,3 +110,49 @@ def test_a_time_before_1900_is_refused_before_the_future_is_considered():
     with pytest.raises(InputError, match="occurred_at: '1899-12-31T00:00:00Z' is outside the accepted range"):
         validator().validate(ticket("1899-12-31T00:00:00Z"))
     assert format_instant(validator().validate(ticket("1900-01-01T00:00:00Z")).occurred_us) == "1900-01-01T00:00:00Z"
+
+
+# -- the readers ---------------------------------------------------------------------------------
+
+HEADER = "subject,type,occurred_at,provider,key"
+
+
+def csv_lines(text: str) -> list:
+    return list(read_csv(io.StringIO(text, newline="")))
+
+
+def test_csv_rows_are_numbered_by_the_line_they_start_on():
+    rows = csv_lines(f'{HEADER},note\n\nalice,t.a,2026-01-01T00:00:00Z,p,k1,"two\nlines"\nbob,t.b,2026-01-02T00:00:00Z,p,k2,\n')
+    assert [(line, event["subject"], event["attributes"]) for line, event in rows] == [
+        (3, "alice", {"note": "two\nlines"}), (5, "bob", {})]
+
+
+@pytest.mark.parametrize("text, line, message", [
+    (f"subject,key,{HEADER}\n", 1, "the header has two columns named 'subject'"),
+    (" subject ,type,\ufeffoccurred_at,key,key\n", 1, "the header has two columns named 'key'"),
+    ("subject,type\n", 1, "the header lacks column(s) occurred_at, key"),
+    (f'"{HEADER}\n', 1, 'a quoted cell that starts on this line is never closed (its closing " is missing)'),
+    (f'{HEADER}\na,b,c,d,"e"f\n', 2, "not valid CSV (',' expected after '\"')"),
+])
+def test_a_csv_mistake_is_one_error_naming_its_line(text, line, message):
+    [(number, error)] = csv_lines(text)
+    assert isinstance(error, InputError)
+    assert (number, error.line, str(error)) == (line, line, message)
+
+
+def test_after_an_unclosed_quote_nothing_more_is_read():
+    rows = csv_lines(f'{HEADER}\na,t,2026-01-01T00:00:00Z,p,"k1\nb,t,2026-01-01T00:00:00Z,p,k2\n')
+    assert [(line, type(item).__name__) for line, item in rows] == [(2, "InputError")]
+
+
+def test_more_cells_than_columns_is_an_error_and_reading_goes_on():
+    rows = csv_lines(f"{HEADER}\na,t,2026-01-01T00:00:00Z,p,k1,extra\nb,t,2026-01-01T00:00:00Z,p,k2\n")
+    assert str(rows[0][1]) == "more cells than header columns"
+    assert rows[1] == (3, {"subject": "b", "type": "t", "occurred_at": "2026-01-01T00:00:00Z", "provider": "p",
+                           "key": "k2", "attributes": {}})
+
+
+@pytest.mark.parametrize("text", ["", "\n", "\n  \n", "\r\n"])
+def test_a_file_of_blank_lines_yields_nothing(text):
+    assert list(read_jsonl(io.StringIO(text))) == []
+    assert csv_lines(text) == []
