@@ -312,6 +312,27 @@ def test_a_valid_resident_id_is_never_stored_in_clear(reg):
     assert VALID_ID.encode() not in stored and VALID_ID.lower().encode() not in stored
 
 
+@pytest.mark.parametrize("field, value, masked", [
+    ("key", f"loan-{VALID_ID}-2026", "loan-110*************2X-2026"),
+    ("provider", "bank-91350100M000100Y43", "bank-913*************43"),
+])
+def test_an_identifier_in_a_key_or_provider_is_refused_and_never_stored(reg, field, value, masked):
+    # Keys and providers are stored as given: a raw ID there would sit beside the pseudonym.
+    bad = {**event("k2"), field: value}
+    path, result = reg.ingest_lines(GOOD, json.dumps(bad))
+    line = error_line(result)
+    assert line.startswith(f"{path} line 2: {field} {masked!r} contains what looks like a "), line
+    assert value not in result.output
+    assert reg.size() == 1
+
+
+def test_an_identifier_in_the_provider_option_is_refused(reg):
+    path = reg.write("events.jsonl", json.dumps(event(provider=None)) + "\n")
+    line = error_line(reg.run("ingest", str(path), "--provider", f"clinic-{VALID_ID}"))
+    assert line.startswith(f"{path} line 1: provider 'clinic-110*************2X' contains"), line
+    assert reg.size() == 1
+
+
 # -- policies ----------------------------------------------------------------------------------
 
 POLICY_HEAD = """\

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 
 from test_cli import Registry
 
@@ -96,3 +97,21 @@ def test_a_reply_or_a_dispute_in_the_future_is_refused(tmp_path):
     review = cli.json("rate", "julia", "nicole", "1", "--category", "professional", "--at", "2026-05-02T09:00:00Z")
     _refused_as_future(cli, "respond", "nicole", str(review["entry"]), "--dispute", "never met", "--at", "2030-01-01")
     _refused_as_future(cli, "respond", "nicole", str(review["entry"]), "--reply", "sorry", "--at", "2030-01-01")
+
+
+def test_a_raters_identity_number_is_stored_only_as_a_pseudonym(tmp_path):
+    # `rater` is a reference attribute (type = "reference" in the pack): pseudonymized like a subject.
+    rater, ratee = "11010519491231002X", "110105199001010299"
+    cli = Registry(tmp_path)
+    cli.init("nosedive")
+    for person in (rater, ratee):
+        cli.json("enrol", person, "--at", "2026-05-01T00:00:00Z")
+    rated = cli.json("rate", rater, ratee, "4", "--interaction", "coffee", "--at", "2026-05-02T09:00:00Z")
+    with sqlite3.connect(cli.db) as conn:
+        body = json.loads(conn.execute("SELECT body FROM entries WHERE seq = ?", (rated["entry"],)).fetchone()[0])
+    conn.close()
+    assert body["attributes"]["rater"] == cli.standing(rater, "--at", "2026-05-03")["subject"]
+    assert body["subject"] == cli.standing(ratee, "--at", "2026-05-03")["subject"]
+    stored = b"".join(path.read_bytes() for path in sorted(tmp_path.glob("r.db*")))
+    for number in (rater, ratee):
+        assert number[:16].encode() not in stored

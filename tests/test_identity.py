@@ -19,6 +19,7 @@ from socialcredit.intake.identity import (
     KeyFileError,
     Pseudonymizer,
     create_key_file,
+    identifier_in,
     is_valid_uscc,
     load_key,
     make_resident_id,
@@ -617,3 +618,65 @@ def test_a_resident_id_given_as_an_organization_is_named_and_masked() -> None:
         normalize_reference(GB_EXAMPLE_ID, "organization")
     assert "is a resident identity number, not a unified social credit code" in str(error.value)
     assert GB_EXAMPLE_ID not in str(error.value)
+
+
+# ---------------------------------------------------------------------------
+# Identifiers inside other text (keys, providers)
+# ---------------------------------------------------------------------------
+
+PROVINCES = ["11", "31", "35", "37", "44", "65", "81", "83"]
+separators = st.text(alphabet="-_:/. abcdefghjk", max_size=6)
+
+
+@given(st.sampled_from(PROVINCES), st.text(alphabet="0123456789", min_size=4, max_size=4),
+       st.dates(min_value=datetime.date(1900, 1, 1), max_value=datetime.date(2099, 12, 31)), seq3,
+       separators, separators, st.booleans())
+def test_a_resident_id_anywhere_in_a_text_is_found_and_masked(province, county, birth, seq, before, after, digits):
+    rid = make_resident_id(province + county, birth, seq)
+    text = before + ("7" if digits and rid[-1] != "X" else "") + rid + after  # glued to another digit too
+    found = identifier_in(text)
+    assert found is not None and found[0] == "resident identity number"
+    assert rid not in found[1] and rid[3:-2] not in found[1]
+    assert found[1].startswith(before) and found[1].endswith(after)
+
+
+@given(st.sampled_from(["9", "1", "5", "Y"]), st.sampled_from("123"), st.sampled_from(PROVINCES + ["10"]),
+       st.text(alphabet="0123456789", min_size=4, max_size=4), st.text(alphabet=USCC_ALPHABET, min_size=9, max_size=9),
+       st.sampled_from(["", "org:", "loan-"]), st.sampled_from(["", ":7", "/2026"]), st.booleans())
+def test_an_organization_code_as_a_word_of_a_text_is_found_and_masked(authority, kind, province, region, body,
+                                                                      before, after, lower):
+    code = make_uscc(authority + kind + province + region + body)
+    found = identifier_in(before + (code.lower() if lower else code) + after)
+    assert found is not None and found[0] == "unified social credit code"
+    assert code[3:-2] not in found[1].upper()
+
+
+def test_full_width_digits_are_digits_inside_a_text_too() -> None:
+    assert identifier_in("case-１１０１０５１９４９１２３１００２Ｘ") == ("resident identity number",
+                                                                 "case-110*************2X")
+
+
+@pytest.mark.parametrize("text", [
+    "loan-77-2026-02",
+    "demo-0000042",
+    "peer.opt_in:1:" + "0" * 32 + ":1780000000000000",  # what `enrol` builds
+    "110105194912310021",                  # a resident ID's shape with a wrong check character
+    make_resident_id("110105", datetime.date(1850, 12, 31), "002"),  # a birth year no resident has
+    make_resident_id("990105", datetime.date(1990, 1, 1), "002"),    # no province 99
+    "org91350100M000100Y43",               # a code glued to letters is not a word of its own
+    "91350100M000100Y44",                  # a wrong check character
+])
+def test_text_that_only_resembles_an_identifier_passes(text: str) -> None:
+    assert identifier_in(text) is None
+
+
+def test_hashes_and_long_numbers_are_rarely_taken_for_identifiers() -> None:
+    import hashlib
+    import random
+
+    digests = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(5000)]
+    assert not [d for d in digests if identifier_in("rating:" + d[:32])]  # what `rate` builds
+    assert sum(identifier_in(d[:18]) is not None for d in digests) <= 10  # 18 hex digits: about 1 in 1,500
+    numbers = random.Random(1).choices("0123456789", k=25 * 5000)
+    keys = ["".join(numbers[i : i + 25]) for i in range(0, len(numbers), 25)]
+    assert sum(identifier_in(k) is not None for k in keys) <= 5  # 8 windows each: about 1 in 4,000

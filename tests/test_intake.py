@@ -156,3 +156,40 @@ def test_more_cells_than_columns_is_an_error_and_reading_goes_on():
 def test_a_file_of_blank_lines_yields_nothing(text):
     assert list(read_jsonl(io.StringIO(text))) == []
     assert csv_lines(text) == []
+
+
+# -- identifiers stay out of what is stored in clear ------------------------------------------
+
+RESIDENT_ID = "11010519491231002X"
+ORGANIZATION_CODE = "91350100M000100Y43"
+
+
+@pytest.mark.parametrize("field, value, masked, what", [
+    ("key", f"loan-{RESIDENT_ID}-7", "loan-110*************2X-7", "resident identity number"),
+    ("key", f"{ORGANIZATION_CODE}:2026-02", "913*************43:2026-02", "unified social credit code"),
+    ("provider", f"bank-{ORGANIZATION_CODE}", "bank-913*************43", "unified social credit code"),
+])
+def test_a_key_or_provider_holding_an_identifier_is_refused_masked(field, value, masked, what):
+    with pytest.raises(InputError) as refused:
+        validator().validate(ticket("2026-01-10T08:00:00Z", **{field: value}), line=4)
+    message = str(refused.value)
+    assert message.startswith(f"{field} {masked!r} contains what looks like a {what}, which would be stored in "
+                              "clear; ")
+    assert RESIDENT_ID not in message and ORGANIZATION_CODE not in message
+    assert refused.value.line == 4
+
+
+def test_a_default_provider_holding_an_identifier_is_refused():
+    checking = validator(default_provider=f"clinic-{RESIDENT_ID}")
+    with pytest.raises(InputError, match="provider 'clinic-110\\*+2X' contains what looks like a resident"):
+        checking.validate({k: v for k, v in ticket("2026-01-10T08:00:00Z").items() if k != "provider"})
+
+
+def test_a_reference_attribute_is_stored_as_the_pseudonym_of_its_subject():
+    pseudonyms = Pseudonymizer(KEY)
+    rating = {"subject": "lacie", "type": "peer.rating", "occurred_at": "2026-05-02T09:00:00Z", "provider": "app",
+              "key": "r1", "attributes": {"rater": RESIDENT_ID, "stars": 4, "interaction": "coffee"}}
+    valid = validator("nosedive").validate(rating)
+    assert valid.attributes["rater"] == pseudonyms.pseudonym(RESIDENT_ID, "person")
+    assert RESIDENT_ID not in valid.attributes_json and RESIDENT_ID[:17] not in valid.attributes_json
+    assert valid.subject == pseudonyms.pseudonym("lacie", "person")

@@ -29,6 +29,9 @@ Error messages are one line of plain words and never contain a full resident
 identity number (it is masked: first 3 and last 2 characters kept), nor anything that
 looks like one. Valid organization codes and usernames are not secret and may be echoed.
 
+:func:`identifier_in` finds a resident identity number or an organization code inside
+other text (an event's key, a provider's name), which is stored in clear.
+
 Key storage: :func:`create_key_file` and :func:`load_key` (the environment
 variable ``SOCIALCREDIT_KEY`` takes precedence over the key file).
 """
@@ -40,6 +43,7 @@ import functools
 import hmac
 import json
 import os
+import re
 import stat
 import unicodedata
 from collections.abc import Mapping
@@ -58,6 +62,7 @@ __all__ = [
     "make_uscc",
     "resident_id_check_character",
     "make_resident_id",
+    "identifier_in",
     "Pseudonymizer",
     "create_key_file",
     "load_key",
@@ -323,7 +328,7 @@ def _normalize_username(name: str) -> str:
 
 
 # --------------------------------------------------------------------------
-# Identifiers typed wrong
+# Identifiers typed wrong, and identifiers inside other text
 # --------------------------------------------------------------------------
 
 _SEPARATORS = str.maketrans("", "", " -\u3000")
@@ -364,6 +369,54 @@ def _mistyped_identifier(ref: str) -> str | None:
         return ("looks like a resident identity number or a unified social credit code with a character"
                 " mistyped or missing (an organization's code also needs the subject kind organization)")
     return None
+
+
+# Cheap first look: nothing shorter than these can hold an identifier.
+_IDENTIFIER_CANDIDATE = re.compile(r"\d{17}|(?<![0-9A-Za-z])[0-9A-Za-z]{18}(?![0-9A-Za-z])")
+# Every 18-character window of digits (ending in a digit or X), overlapping: an ID glued to
+# other digits is still an ID.
+_RESIDENT_WINDOW = re.compile(r"(?=(\d{17}[\dXx]))")
+# An organization's code only as a whole word: inside a longer run of letters and digits
+# (a hex digest) one window in 31 would have a valid check character.
+_USCC_WORD = re.compile(r"(?<![0-9A-Za-z])[0-9A-Za-z]{18}(?![0-9A-Za-z])")
+# The first two digits of an administrative division (GB/T 2260): provinces, Hong Kong,
+# Macao, and 83 for the residence permits of Taiwan residents. A code may also be national (10).
+_PROVINCES = frozenset("11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 "
+                       "50 51 52 53 54 61 62 63 64 65 71 81 82 83".split())
+
+
+def identifier_in(text: str) -> tuple[str, str] | None:
+    """A resident identity number or a unified social credit code inside ``text``.
+
+    Returns (what it is, ``text`` with it masked) or None. For text that is stored in
+    clear, such as an event's key: an identifier there would undo the pseudonym.
+
+    What counts is what an ID is shaped like, so that a long number or a hash is rarely
+    taken for one: a resident ID starts with a province, holds a birth date from 1900 to
+    2099 and has its check character (18 random digits pass about once in 30,000); a code
+    is a word of its own whose digits 3 to 8 are a region (a province, or 10 for a national
+    registration) and whose check character is right (18 random hex digits: once in 1,500).
+    """
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)  # full-width digits are digits too
+    if _IDENTIFIER_CANDIDATE.search(text) is None:
+        return None
+    for match in _RESIDENT_WINDOW.finditer(text):
+        candidate = match.group(1).upper()
+        birth = _birth_date(candidate)
+        if (candidate[:2] in _PROVINCES and birth is not None and 1900 <= birth.year <= 2099
+                and _resident_check(candidate[:17]) == candidate[17]):
+            return "resident identity number", _masked_inside(text, match.start(), 18)
+    for match in _USCC_WORD.finditer(text):
+        code = match.group().upper()
+        if (code[2:8].isdigit() and (code[2:4] in _PROVINCES or code[2:4] == "10")
+                and all(c in _USCC_VALUE for c in code) and _uscc_check(code[:17]) == code[17]):
+            return "unified social credit code", _masked_inside(text, match.start(), 18)
+    return None
+
+
+def _masked_inside(text: str, start: int, length: int) -> str:
+    return text[:start] + _mask(text[start : start + length]) + text[start + length :]
 
 
 # --------------------------------------------------------------------------

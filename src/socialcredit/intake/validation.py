@@ -13,6 +13,9 @@ wrong clock, and once in the ledger it would count from the day it names. The sk
 (default PT5M, five minutes), or the Validator's `max_clock_skew_us`. The same rule covers
 what the registry builds into events itself (a rating, an opt-in, a reply or a dispute at
 `--at`), since those pass through here too; `refuse_future` is the rule for any other path.
+
+Keys and providers are stored in clear, so neither may hold a resident identity number or
+an organization's code (`identity.identifier_in`).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import NamedTuple
 from ..instants import US_PER_SECOND, Duration, TimeFormatError, TimeOutOfRange, format_instant, now_us, parse_instant
 from ..ledger.entries import attributes_json as _encode
 from ..policy.compiled import EventError, Policy
-from .identity import IdentityError, Pseudonymizer
+from .identity import IdentityError, Pseudonymizer, identifier_in
 from .readers import FIELDS, REQUIRED, InputError
 
 _FIELD_SET = frozenset(FIELDS)
@@ -133,6 +136,7 @@ class Validator:
             key = str(key)
         if len(key) > MAX_KEY:
             raise InputError(line, f"key must be text of at most {MAX_KEY} characters")
+        _refuse_identifier("key", key, line)
         kind = raw.get("subject_kind") or "person"
         if kind != "person" and kind != "organization":
             raise InputError(line, f"subject_kind must be person or organization, got {kind!r}")
@@ -143,6 +147,7 @@ class Validator:
             raise InputError(line, "provider must be text")
         if self.default_provider is not None and provider != self.default_provider:
             raise InputError(line, f"provider {provider!r} differs from --provider {self.default_provider!r}")
+        _refuse_identifier("provider", provider, line)
         try:
             occurred = parse_instant(occurred_text)
             if occurred > self._accepted_until_us:
@@ -172,3 +177,15 @@ class Validator:
             attributes,
             attributes_json,
         )
+
+
+_INSTEAD = {"key": "use an opaque key (a case or contract number, a hash)", "provider": "name the provider without it"}
+
+
+def _refuse_identifier(field: str, value: str, line: int | None) -> None:
+    """A key or provider is stored in clear: an ID inside it would undo the subject's pseudonym."""
+    found = identifier_in(value)
+    if found is not None:
+        what, masked = found
+        raise InputError(line, f"{field} {masked!r} contains what looks like a {what}, which would be stored in "
+                               f"clear; {_INSTEAD[field]}")
