@@ -122,7 +122,9 @@ def csv_lines(text: str) -> list:
 
 
 def test_csv_rows_are_numbered_by_the_line_they_start_on():
-    rows = csv_lines(f'{HEADER},note\n\nalice,t.a,2026-01-01T00:00:00Z,p,k1,"two\nlines"\nbob,t.b,2026-01-02T00:00:00Z,p,k2,\n')
+    rows = csv_lines(f'{HEADER},note\n\n'
+                     'alice,t.a,2026-01-01T00:00:00Z,p,k1,"two\nlines"\n'
+                     'bob,t.b,2026-01-02T00:00:00Z,p,k2,\n')
     assert [(line, event["subject"], event["attributes"]) for line, event in rows] == [
         (3, "alice", {"note": "two\nlines"}), (5, "bob", {})]
 
@@ -179,10 +181,16 @@ def test_a_key_or_provider_holding_an_identifier_is_refused_masked(field, value,
     assert refused.value.line == 4
 
 
-def test_a_default_provider_holding_an_identifier_is_refused():
-    checking = validator(default_provider=f"clinic-{RESIDENT_ID}")
-    with pytest.raises(InputError, match="provider 'clinic-110\\*+2X' contains what looks like a resident"):
-        checking.validate({k: v for k, v in ticket("2026-01-10T08:00:00Z").items() if k != "provider"})
+def test_a_default_provider_holding_an_identifier_is_refused_before_any_event():
+    with pytest.raises(InputError, match="^provider 'clinic-110\\*+2X' contains what looks like a resident") as refused:
+        validator(default_provider=f"clinic-{RESIDENT_ID}")
+    assert refused.value.line is None  # no line is at fault
+
+
+def test_an_events_own_provider_is_looked_at_before_it_is_compared_with_the_default():
+    with pytest.raises(InputError, match="^provider 'bank-913\\*+43' contains"):
+        validator(default_provider="bank").validate(ticket("2026-01-10T08:00:00Z",
+                                                           provider=f"bank-{ORGANIZATION_CODE}"))
 
 
 def test_a_reference_attribute_is_stored_as_the_pseudonym_of_its_subject():

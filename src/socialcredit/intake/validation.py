@@ -101,6 +101,8 @@ class Validator:
         simulation passes its own); `max_clock_skew_us` defaults to SOCIALCREDIT_MAX_CLOCK_SKEW."""
         self.policy = policy
         self.pseudonymizer = pseudonymizer
+        if default_provider is not None:
+            _refuse_identifier("provider", default_provider, None)
         self.default_provider = default_provider
         self.clock = clock or now_us
         self.max_clock_skew_us = configured_clock_skew_us() if max_clock_skew_us is None else max_clock_skew_us
@@ -145,9 +147,10 @@ class Validator:
             raise InputError(line, "missing 'provider' (give it in the event or with --provider)")
         if provider.__class__ is not str or len(provider) > MAX_KEY:
             raise InputError(line, "provider must be text")
-        if self.default_provider is not None and provider != self.default_provider:
-            raise InputError(line, f"provider {provider!r} differs from --provider {self.default_provider!r}")
-        _refuse_identifier("provider", provider, line)
+        if provider is not self.default_provider:  # the default was looked at once, in __init__
+            _refuse_identifier("provider", provider, line)
+            if self.default_provider is not None and provider != self.default_provider:
+                raise InputError(line, f"provider {provider!r} differs from --provider {self.default_provider!r}")
         try:
             occurred = parse_instant(occurred_text)
             if occurred > self._accepted_until_us:
