@@ -17,12 +17,14 @@ import pytest
 from typer.testing import CliRunner
 
 from socialcredit.cli import app
+from socialcredit.instants import format_instant, now_us
 
 ENV = {
     "SOCIALCREDIT_DB": None,
     "SOCIALCREDIT_KEY": None,
     "SOCIALCREDIT_KEY_FILE": None,
     "SOCIALCREDIT_KEY_VERSION": None,
+    "SOCIALCREDIT_MAX_CLOCK_SKEW": None,
     "COLUMNS": "1000",  # see test_an_ingest_error_stays_on_one_line_in_80_columns for wrapping
 }
 
@@ -130,6 +132,58 @@ def test_a_bad_event_refuses_the_file_names_its_line_and_writes_nothing(reg, bad
     assert reg.size() == 1  # not even the good first line went in
 
 
+# -- CSV and empty files -----------------------------------------------------------------------
+
+CSV_HEADER = "subject,type,occurred_at,provider,key\n"
+CSV_GOOD = "alice,traffic.violation,2026-01-10T08:00:00Z,police,c1\n"
+
+
+def _ingest_csv(reg, text: str):
+    path = reg.write("events.csv", text)
+    return path, reg.run("ingest", str(path))
+
+
+def test_a_csv_header_that_names_a_column_twice_is_refused_naming_it(reg):
+    # Every row would keep only one of the two cells; which one was a guess (the last).
+    path, result = _ingest_csv(reg, "subject,subject,type,occurred_at,provider,key\n"
+                                    "bob,alice,traffic.violation,2026-01-10T08:00:00Z,police,c1\n")
+    assert error_line(result) == f"{path} line 1: the header has two columns named 'subject'"
+    assert reg.size() == 1
+
+
+@pytest.mark.parametrize("rows, line", [
+    (CSV_GOOD + '"bob,traffic.violation,2026-01-10T08:00:00Z,police,c2\n' + CSV_GOOD.replace("c1", "c3"), 3),
+    ('alice,traffic.violation,2026-01-10T08:00:00Z,"police\n', 2),  # this one went in, provider "police\n"
+])
+def test_an_unterminated_quote_in_csv_is_a_one_line_error_naming_its_line(reg, rows, line):
+    path, result = _ingest_csv(reg, CSV_HEADER + rows)
+    assert error_line(result) == (f"{path} line {line}: a quoted cell that starts on this line is never closed "
+                                  '(its closing " is missing)')
+    assert reg.size() == 1
+
+
+def test_a_csv_cell_under_a_column_with_no_name_is_refused(reg):
+    path, result = _ingest_csv(reg, CSV_HEADER.replace("\n", ",\n") + CSV_GOOD.replace("\n", ",red\n"))
+    assert error_line(result) == f"{path} line 2: column 6 has a value but no name in the header"
+    assert reg.size() == 1
+    # Trailing commas with nothing under them, as a spreadsheet writes them, are fine.
+    _, result = _ingest_csv(reg, CSV_HEADER.replace("\n", ",,\n") + CSV_GOOD.replace("\n", ",,\n"))
+    assert result.exit_code == 0, result.output
+    assert reg.size() == 2
+
+
+@pytest.mark.parametrize("name, text", [("empty.jsonl", ""), ("blank.jsonl", "\n   \n\r\n"), ("empty.csv", ""),
+                                        ("header-only.csv", CSV_HEADER), ("blank.csv", "\n\n"),
+                                        ("empty-rows.csv", CSV_HEADER + ",,,,\n")])
+def test_a_file_with_no_events_says_there_is_nothing_to_ingest(reg, name, text):
+    path = reg.write(name, text)
+    result = reg.run("ingest", str(path))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == f"Nothing to ingest: {path} holds no events; ledger size 1."
+    assert result.stderr == ""
+    assert reg.size() == 1
+
+
 def test_an_ingest_error_stays_on_one_line_in_80_columns(reg):
     _, result = reg.ingest_lines(json.dumps(event(type="utility.late_payment", attributes={"utility": "oil"})),
                                  env={"COLUMNS": "80"})
@@ -147,6 +201,55 @@ def test_malformed_json_names_the_column_where_the_line_breaks_off(reg):
 def test_a_missing_events_file_is_a_one_line_error(reg):
     result = reg.run("ingest", str(reg.folder / "nope.jsonl"))
     assert_user_error(result, "nope.jsonl", "no such file")
+    assert reg.size() == 1
+
+
+# -- times -------------------------------------------------------------------------------------
+
+
+def test_an_event_dated_before_1900_is_refused_and_nothing_is_written(reg):
+    # 0999 was stored as "999-01-01T00:00:00Z", which nothing reads back: verify failed for good.
+    path, result = reg.ingest_lines(GOOD, json.dumps(event("k2", occurred_at="0999-01-01T00:00:00Z")))
+    assert error_line(result) == (f"{path} line 2: occurred_at: '0999-01-01T00:00:00Z' is outside the accepted "
+                                  "range: times must fall in the years 1900 to 2200 (UTC)")
+    assert reg.size() == 1
+    assert reg.run("verify").exit_code == 0
+
+
+@pytest.mark.parametrize("occurred_at", ["1900-01-01T00:00:00Z", "1969-12-31T23:59:59.999999Z",
+                                         "2026-01-10T08:00:00.000001+08:00"])
+def test_an_event_anywhere_in_the_range_is_stored_so_that_verify_reads_it_back(reg, occurred_at):
+    _, result = reg.ingest_lines(json.dumps(event(occurred_at=occurred_at)))
+    assert result.exit_code == 0, result.output
+    verified = reg.run("verify", "--json")
+    assert verified.exit_code == 0, verified.output
+    assert json.loads(verified.stdout)["ok"] is True
+
+
+def test_an_event_dated_in_the_future_is_refused_naming_the_line_and_the_cause(reg):
+    path, result = reg.ingest_lines(GOOD, json.dumps(event("k2", occurred_at="2030-01-01T00:00:00+08:00")))
+    line = error_line(result)
+    assert line.startswith(f"{path} line 2: occurred_at: 2029-12-31T16:00:00Z is in the future: the registry's "
+                           "clock reads "), line
+    assert line.endswith(" and accepts times at most 5 minutes ahead (SOCIALCREDIT_MAX_CLOCK_SKEW)"), line
+    assert reg.size() == 1
+
+
+def test_the_allowed_clock_skew_is_set_by_SOCIALCREDIT_MAX_CLOCK_SKEW(reg):
+    soon = format_instant(now_us() + 10 * 60_000_000)
+    _, refused = reg.ingest_lines(json.dumps(event(occurred_at=soon)))
+    assert "in the future" in error_line(refused)
+    assert reg.size() == 1
+    _, accepted = reg.ingest_lines(json.dumps(event(occurred_at=soon)), env={"SOCIALCREDIT_MAX_CLOCK_SKEW": "PT1H"})
+    assert accepted.exit_code == 0, accepted.output
+    assert reg.size() == 2
+
+
+@pytest.mark.parametrize("skew, cause", [("soon", "is not an ISO 8601 duration"),
+                                         ("P1M", "give the skew in days, hours, minutes or seconds")])
+def test_a_clock_skew_that_is_not_an_exact_duration_is_a_one_line_error(reg, skew, cause):
+    _, result = reg.ingest_lines(GOOD, env={"SOCIALCREDIT_MAX_CLOCK_SKEW": skew})
+    assert_user_error(result, f"SOCIALCREDIT_MAX_CLOCK_SKEW={skew!r}", cause)
     assert reg.size() == 1
 
 
@@ -170,11 +273,33 @@ def test_standing_of_an_invalid_resident_id_is_refused_and_masked(reg):
     assert "110105194912310021" not in result.output
 
 
-def test_seventeen_digits_are_a_username_not_an_id(reg):
-    # Not shaped like an ID (17 characters), so it is a username, as documented in identity.py.
-    path, result = reg.ingest_lines(json.dumps(event(subject="11010519491231002")))
-    assert result.exit_code == 0, result.output
-    assert reg.size() == 2
+def test_seventeen_digits_are_refused_as_an_id_with_a_character_missing(reg):
+    # A resident ID with its check character dropped was scored as a clean username.
+    dropped = VALID_ID[:-1]
+    path, result = reg.ingest_lines(GOOD, json.dumps(event("k2", subject=dropped)))
+    line = error_line(result)
+    assert line == (f"{path} line 2: 110************02 is neither a valid identifier nor a username: it looks like "
+                    "a resident identity number with a character missing (it has 18: 17 digits, then a digit or X)")
+    assert dropped not in result.output
+    assert reg.size() == 1
+
+
+@pytest.mark.parametrize("mistyped", [VALID_ID[:-1], "110105 19491231002X", "l" + VALID_ID[1:]])
+def test_standing_of_a_mistyped_id_is_refused_with_a_hint_and_masked(reg, mistyped):
+    line = assert_user_error(reg.run("standing", mistyped), "is neither a valid identifier nor a username",
+                             "looks like a resident identity number")
+    assert VALID_ID[3:-2] not in line
+
+
+@pytest.mark.parametrize("name, cause", [
+    ("!!!", "username '!!!' must start with a letter"),
+    ("bob@example.com", "username 'bob@example.com' has a character that is not allowed at position 4: '@'"),
+])
+def test_a_username_outside_the_documented_shape_has_no_standing(reg, name, cause):
+    assert_user_error(reg.run("standing", name), cause, "a letter, then letters, digits, '.', '_' or '-'")
+    path, result = reg.ingest_lines(json.dumps(event(subject=name)))
+    assert error_line(result).startswith(f"{path} line 1: username {name!r}")
+    assert reg.size() == 1
 
 
 def test_a_valid_resident_id_is_never_stored_in_clear(reg):
@@ -185,6 +310,28 @@ def test_a_valid_resident_id_is_never_stored_in_clear(reg):
     stored = b"".join(p.read_bytes() for p in sorted(reg.folder.glob("r.db*")))
     assert b"1101051949123100" not in stored  # not even the first 16 digits
     assert VALID_ID.encode() not in stored and VALID_ID.lower().encode() not in stored
+
+
+@pytest.mark.parametrize("field, value, masked", [
+    ("key", f"loan-{VALID_ID}-2026", "loan-110*************2X-2026"),
+    ("provider", "bank-91350100M000100Y43", "bank-913*************43"),
+])
+def test_an_identifier_in_a_key_or_provider_is_refused_and_never_stored(reg, field, value, masked):
+    # Keys and providers are stored as given: a raw ID there would sit beside the pseudonym.
+    bad = {**event("k2"), field: value}
+    path, result = reg.ingest_lines(GOOD, json.dumps(bad))
+    line = error_line(result)
+    assert line.startswith(f"{path} line 2: {field} {masked!r} contains what looks like a "), line
+    assert value not in result.output
+    assert reg.size() == 1
+
+
+def test_an_identifier_in_the_provider_option_is_refused(reg):
+    path = reg.write("events.jsonl", json.dumps(event(provider=None)) + "\n")
+    result = reg.run("ingest", str(path), "--provider", f"clinic-{VALID_ID}")
+    assert_user_error(result, "provider 'clinic-110*************2X' contains what looks like a resident identity")
+    assert VALID_ID not in result.output
+    assert reg.size() == 1
 
 
 # -- policies ----------------------------------------------------------------------------------
@@ -320,7 +467,7 @@ def test_the_key_of_another_registry_is_refused(reg, tmp_path_factory):
 # -- options -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("at", ["yesterday", "2026-13-01", "2026-03-01T08:00:00"])
+@pytest.mark.parametrize("at", ["yesterday", "2026-13-01", "2026-03-01T08:00:00", "2300-01-01", "1899-12-31"])
 def test_a_bad_at_is_a_one_line_error(reg, at):
     assert_user_error(reg.run("standing", "alice", "--at", at), repr(at))
 

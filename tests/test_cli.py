@@ -28,6 +28,7 @@ ENV = {
     "SOCIALCREDIT_KEY": None,
     "SOCIALCREDIT_KEY_FILE": None,
     "SOCIALCREDIT_KEY_VERSION": None,
+    "SOCIALCREDIT_MAX_CLOCK_SKEW": None,
     "COLUMNS": "1000",
 }
 
@@ -708,3 +709,11 @@ def test_a_service_no_measure_knows_is_allowed_with_a_warning(china):
     assert "warning: no measure of the china-judgment-defaulters policy covers transprt.air" in typo.stderr
     known = china.run("check", DEFAULTER, "transport.rail.regular", "--at", "2026-03-01", "--json")
     assert json.loads(known.stdout)["service_known"] is True and "warning" not in known.stderr
+
+
+def test_a_demo_whose_year_ends_after_today_runs_on_its_own_clock(tmp_path):
+    # Its events are dated up to its --as-of: in the future for the real clock, not for the town's.
+    result = Registry(tmp_path).json("demo", "--residents", "20", "--businesses", "2", "--seed", "3",
+                                     "--as-of", "2199-06-01")
+    assert result["as_of"] == "2199-06-01T00:00:00Z"
+    assert result["ingest"]["events"] > 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 
 from test_cli import Registry
 
@@ -70,3 +71,51 @@ def test_peeple_from_the_command_line(tmp_path):
     assert seen["score"] == 3.0
     human = cli.run("reviews", "nicole", "--at", "2026-05-02T21:00:00Z")
     assert "DISPUTED" in human.stdout and "late again" in human.stdout
+
+
+def _refused_as_future(cli, *args):
+    size = cli.size()
+    result = cli.run(*args)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: occurred_at: 2030-01-01T00:00:00Z is in the future"), lines
+    assert "Traceback" not in result.output
+    assert cli.size() == size  # nothing written
+
+
+def test_a_rating_or_an_enrolment_in_the_future_is_refused(tmp_path):
+    cli = Registry(tmp_path)
+    cli.init("nosedive")
+    for person in ("lacie", "naomi"):
+        cli.json("enrol", person, "--at", "2026-05-01T00:00:00Z")
+    _refused_as_future(cli, "rate", "naomi", "lacie", "4", "--interaction", "coffee", "--at", "2030-01-01")
+    _refused_as_future(cli, "enrol", "chester", "--at", "2030-01-01")
+    _refused_as_future(cli, "enrol", "lacie", "--out", "--at", "2030-01-01")
+
+
+def test_a_reply_or_a_dispute_in_the_future_is_refused(tmp_path):
+    cli = Registry(tmp_path)
+    cli.init("peeple")
+    for person in ("julia", "nicole"):
+        cli.json("enrol", person, *FACTS, "--at", "2026-05-01T00:00:00Z")
+    review = cli.json("rate", "julia", "nicole", "1", "--category", "professional", "--at", "2026-05-02T09:00:00Z")
+    _refused_as_future(cli, "respond", "nicole", str(review["entry"]), "--dispute", "never met", "--at", "2030-01-01")
+    _refused_as_future(cli, "respond", "nicole", str(review["entry"]), "--reply", "sorry", "--at", "2030-01-01")
+
+
+def test_a_raters_identity_number_is_stored_only_as_a_pseudonym(tmp_path):
+    # `rater` is a reference attribute (type = "reference" in the pack): pseudonymized like a subject.
+    rater, ratee = "11010519491231002X", "110105199001010299"
+    cli = Registry(tmp_path)
+    cli.init("nosedive")
+    for person in (rater, ratee):
+        cli.json("enrol", person, "--at", "2026-05-01T00:00:00Z")
+    rated = cli.json("rate", rater, ratee, "4", "--interaction", "coffee", "--at", "2026-05-02T09:00:00Z")
+    with sqlite3.connect(cli.db) as conn:
+        body = json.loads(conn.execute("SELECT body FROM entries WHERE seq = ?", (rated["entry"],)).fetchone()[0])
+    conn.close()
+    assert body["attributes"]["rater"] == cli.standing(rater, "--at", "2026-05-03")["subject"]
+    assert body["subject"] == cli.standing(ratee, "--at", "2026-05-03")["subject"]
+    stored = b"".join(path.read_bytes() for path in sorted(tmp_path.glob("r.db*")))
+    for number in (rater, ratee):
+        assert number[:16].encode() not in stored

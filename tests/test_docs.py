@@ -4,6 +4,7 @@ environment variables the CLI reads."""
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,15 @@ ROOT = Path(__file__).resolve().parents[1]
 CLI_MD = ROOT / "docs" / "cli.md"
 README = ROOT / "README.md"
 # Read by the CLI: the first two as option defaults, the key ones by ledger/identity.py.
-ENV_VARS = {"SOCIALCREDIT_DB", "SOCIALCREDIT_KEY", "SOCIALCREDIT_KEY_FILE", "SOCIALCREDIT_KEY_VERSION"}
+def _variables_the_code_reads() -> set[str]:
+    """Every SOCIALCREDIT_* name written as a string in the package: what it may read."""
+    names = set()
+    for path in (ROOT / "src" / "socialcredit").rglob("*.py"):
+        names.update(re.findall(r"[\"'](SOCIALCREDIT_[A-Z_]+)[\"']", path.read_text(encoding="utf-8")))
+    return names
+
+
+ENV_VARS = _variables_the_code_reads()
 
 
 def _generator():

@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import re
 import stat
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ from socialcredit.intake.identity import (
     KeyFileError,
     Pseudonymizer,
     create_key_file,
+    identifier_in,
     is_valid_uscc,
     load_key,
     make_resident_id,
@@ -262,7 +265,7 @@ def test_username_normalization() -> None:
     [
         ("", "empty"),
         ("   ", "empty"),
-        ("a" * 129, "129 characters"),
+        ("a" * 65, "65 characters"),
         ("ali ce", "whitespace"),
         ("ali\u3000ce", "whitespace"),
         ("ali\tce", "whitespace"),
@@ -279,8 +282,86 @@ def test_username_rejections(bad: str, words: str) -> None:
 
 
 def test_username_length_limit_is_inclusive() -> None:
-    assert normalize_reference("a" * 128, "person") == "a" * 128
+    assert normalize_reference("a" * 64, "person") == "a" * 64
     assert normalize_reference("a", "person") == "a"
+    with pytest.raises(IdentityError, match="65 characters; at most 64"):
+        normalize_reference("a" * 65, "person")
+
+
+# Names the tests, the packs and the docs use, and names in other scripts.
+GOOD_USERNAMES = ["alice", "lacie", "lacie_c", "naomi", "peer-17", "r119", "nd3-2", "run12-person1", "big2049",
+                  "j.doe", "a", "张伟", "naïve", "сергей", "محمد", "सुनील", "ｊｕｌｉａ"]
+
+
+@pytest.mark.parametrize("name", GOOD_USERNAMES)
+def test_usernames_of_the_documented_shape_are_accepted(name: str) -> None:
+    assert normalize_reference(name, "person") == unicodedata.normalize("NFKC", name).casefold()
+
+
+@pytest.mark.parametrize(
+    "bad, words",
+    [
+        ("!!!", "username '!!!' must start with a letter"),
+        ("9lives", "must start with a letter"),
+        ("_bob", "must start with a letter"),
+        ("-x", "must start with a letter"),
+        ("१२३", "must start with a letter"),  # digits, if Devanagari ones
+        ("user@example.com", "not allowed at position 5: '@'"),
+        ("a/b", "not allowed at position 2: '/'"),
+        ("bob☺", "not allowed at position 4: '☺'"),
+    ],
+)
+def test_usernames_outside_the_shape_are_refused_saying_what_the_shape_is(bad: str, words: str) -> None:
+    with pytest.raises(IdentityError) as ei:
+        normalize_reference(bad, "person")
+    msg = one_line(ei.value)
+    assert words in msg
+    assert "a letter, then letters, digits, '.', '_' or '-'" in msg
+
+
+MISTYPED_IDS = [
+    (GB_EXAMPLE_ID[:-1], "resident identity number with a character missing"),
+    (GB_EXAMPLE_ID[1:-1], "resident identity number with 2 characters missing"),
+    ("110105491231002", "first-generation 15-digit resident identity number"),
+    (GB_EXAMPLE_ID[:-1] + "07", "resident identity number with a character too many"),
+    ("110105 19491231002X", "written with spaces or hyphens"),
+    ("110105-19491231-002X", "written with spaces or hyphens"),
+    ("l" + GB_EXAMPLE_ID[1:], "character mistyped or missing"),   # a letter l for the digit 1
+    (GB_EXAMPLE_ID[:-1] + "Y", "character mistyped or missing"),
+    ("91350100M000100Y4", "character mistyped or missing"),  # a code's check character dropped
+    ("91350100MA8RT5LX4", "unified social credit code with a character missing"),  # its check character dropped
+]
+
+
+@pytest.mark.parametrize("mistyped, hint", MISTYPED_IDS)
+def test_a_mistyped_identifier_is_not_a_username_and_the_hint_says_what_it_looks_like(mistyped, hint) -> None:
+    with pytest.raises(IdentityError) as ei:
+        normalize_reference(mistyped, "person")
+    msg = one_line(ei.value)
+    assert "is neither a valid identifier nor a username: it looks like a" in msg
+    assert hint in msg
+    assert not re.search(r"[0-9]{4}", msg.split(":")[0]), msg  # the reference is masked
+
+
+def test_an_organization_code_with_a_wrong_check_character_given_as_a_person_gets_a_hint() -> None:
+    code = make_uscc("91350100MA8RT5LX4")
+    wrong = code[:17] + ("0" if code[17] != "0" else "1")
+    with pytest.raises(IdentityError, match="unified social credit code with a wrong check character"):
+        normalize_reference(wrong, "person")
+
+
+@given(st.text(alphabet="0123456789", min_size=15, max_size=19).filter(lambda s: len(s) != 18))
+def test_a_number_of_15_to_19_digits_is_never_a_username_and_never_echoed(digits: str) -> None:
+    with pytest.raises(IdentityError) as ei:
+        normalize_reference(digits, "person")
+    assert digits[3:-2] not in one_line(ei.value)
+
+
+def test_a_letter_and_fourteen_digits_is_a_mistyped_id_not_a_username() -> None:
+    # Casefolding makes "ß" two letters: the check looks at the name as it would be stored.
+    with pytest.raises(IdentityError, match="mistyped or missing"):
+        normalize_reference("ß1234567890123", "person")
+    assert normalize_reference("ß123456789012", "person") == "ss123456789012"
 
 
 def test_eighteen_digits_with_bad_check_is_not_a_username() -> None:
@@ -537,3 +618,65 @@ def test_a_resident_id_given_as_an_organization_is_named_and_masked() -> None:
         normalize_reference(GB_EXAMPLE_ID, "organization")
     assert "is a resident identity number, not a unified social credit code" in str(error.value)
     assert GB_EXAMPLE_ID not in str(error.value)
+
+
+# ---------------------------------------------------------------------------
+# Identifiers inside other text (keys, providers)
+# ---------------------------------------------------------------------------
+
+PROVINCES = ["11", "31", "35", "37", "44", "65", "81", "83"]
+separators = st.text(alphabet="-_:/. abcdefghjk", max_size=6)
+
+
+@given(st.sampled_from(PROVINCES), st.text(alphabet="0123456789", min_size=4, max_size=4),
+       st.dates(min_value=datetime.date(1900, 1, 1), max_value=datetime.date(2099, 12, 31)), seq3,
+       separators, separators, st.booleans())
+def test_a_resident_id_anywhere_in_a_text_is_found_and_masked(province, county, birth, seq, before, after, digits):
+    rid = make_resident_id(province + county, birth, seq)
+    text = before + ("7" if digits and rid[-1] != "X" else "") + rid + after  # glued to another digit too
+    found = identifier_in(text)
+    assert found is not None and found[0] == "resident identity number"
+    assert rid not in found[1] and rid[3:-2] not in found[1]
+    assert found[1].startswith(before) and found[1].endswith(after)
+
+
+@given(st.sampled_from(["9", "1", "5", "Y"]), st.sampled_from("123"), st.sampled_from(PROVINCES + ["10"]),
+       st.text(alphabet="0123456789", min_size=4, max_size=4), st.text(alphabet=USCC_ALPHABET, min_size=9, max_size=9),
+       st.sampled_from(["", "org:", "loan-"]), st.sampled_from(["", ":7", "/2026"]), st.booleans())
+def test_an_organization_code_as_a_word_of_a_text_is_found_and_masked(authority, kind, province, region, body,
+                                                                      before, after, lower):
+    code = make_uscc(authority + kind + province + region + body)
+    found = identifier_in(before + (code.lower() if lower else code) + after)
+    assert found is not None and found[0] == "unified social credit code"
+    assert code[3:-2] not in found[1].upper()
+
+
+def test_full_width_digits_are_digits_inside_a_text_too() -> None:
+    assert identifier_in("case-１１０１０５１９４９１２３１００２Ｘ") == ("resident identity number",
+                                                                 "case-110*************2X")
+
+
+@pytest.mark.parametrize("text", [
+    "loan-77-2026-02",
+    "demo-0000042",
+    "peer.opt_in:1:" + "0" * 32 + ":1780000000000000",  # what `enrol` builds
+    "110105194912310021",                  # a resident ID's shape with a wrong check character
+    make_resident_id("110105", datetime.date(1850, 12, 31), "002"),  # a birth year no resident has
+    make_resident_id("990105", datetime.date(1990, 1, 1), "002"),    # no province 99
+    "org91350100M000100Y43",               # a code glued to letters is not a word of its own
+    "91350100M000100Y44",                  # a wrong check character
+])
+def test_text_that_only_resembles_an_identifier_passes(text: str) -> None:
+    assert identifier_in(text) is None
+
+
+def test_hashes_and_long_numbers_are_rarely_taken_for_identifiers() -> None:
+    import hashlib
+    import random
+
+    digests = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(5000)]
+    assert not [d for d in digests if identifier_in("rating:" + d[:32])]  # what `rate` builds
+    assert sum(identifier_in(d[:18]) is not None for d in digests) <= 10  # 18 hex digits: about 1 in 1,500
+    numbers = random.Random(1).choices("0123456789", k=25 * 5000)
+    keys = ["".join(numbers[i : i + 25]) for i in range(0, len(numbers), 25)]
+    assert sum(identifier_in(k) is not None for k in keys) <= 5  # 8 windows each: about 1 in 4,000

@@ -119,11 +119,16 @@ def test_verify_passes_on_an_untouched_ledger(registry):
     assert report.root == registry.root().root
 
 
-def test_verify_reports_a_modified_entry(registry):
-    registry.ingest(_events(5))
+def _verify_after_tampering(registry, events: int, statement: str):
+    registry.ingest(_events(events))
     _allow_tampering(registry)
-    _sql(registry, "UPDATE entries SET body = replace(body, '\"o3\"', '\"o9\"') WHERE seq = 4")
-    report = registry.verify()
+    _sql(registry, statement)
+    return registry.verify()
+
+
+def test_verify_reports_a_modified_entry(registry):
+    report = _verify_after_tampering(registry, 5, "UPDATE entries SET body = replace(body, '\"o3\"', '\"o9\"') "
+                                                  "WHERE seq = 4")
     assert not report.ok
     assert {(p.kind, p.entry) for p in report.problems} >= {("modified", 4)}
 
@@ -148,6 +153,16 @@ def test_verify_reports_an_edited_column_the_fold_reads(registry):
     problems = registry.verify().problems
     assert ("modified", 2) in {(p.kind, p.entry) for p in problems}
     assert "column type" in problems[0].message
+
+
+def test_verify_reports_a_time_no_parser_reads_as_a_modified_entry(registry):
+    # What the registry wrote for a year before 1000 until it zero-padded years: verify then
+    # stopped with a parse error instead of reporting the entry.
+    report = _verify_after_tampering(registry, 3, "UPDATE entries SET body = replace(body, '\"2026-01-02T', "
+                                                  "'\"999-01-02T') WHERE seq = 2")
+    assert not report.ok
+    assert ("modified", 2) in {(p.kind, p.entry) for p in report.problems}
+    assert any("column occurred_at disagrees" in p.message for p in report.problems)
 
 
 def test_verify_reports_a_deleted_entry(registry):

@@ -4,6 +4,10 @@ Hypothesis draws event histories from a pack's catalogue (including events that 
 future, late events that occurred long ago, and repeated keys), ingests them in random batches,
 and after every batch compares each subject's stored standing with `compact(fold(...))` over the
 subject's entries read back from the ledger, and each cached decision with the fold's.
+
+The registry refuses events dated after its clock, so these ingests are given a clock
+`FUTURE_DAYS` ahead: the standings are still materialized at the real now, which is what
+makes events in their future.
 """
 
 from __future__ import annotations
@@ -19,7 +23,13 @@ from socialcredit.scoring.compact import compact
 from socialcredit.scoring.fold import fold
 
 DAY = 86_400_000_000
+FUTURE_DAYS = 40  # the latest event a history holds, in days from now
 _counter = itertools.count()
+
+
+def _clock_ahead(now: int):
+    """The registry's clock for ingest: late enough that every drawn event has happened."""
+    return lambda: now + (FUTURE_DAYS + 1) * DAY
 
 RONGCHENG_TYPES = [
     ("finance.bank_arrears", {}),
@@ -51,7 +61,7 @@ SERVICES = {
 def histories(types):
     one_event = st.tuples(
         st.sampled_from(types),
-        st.integers(-3 * 365, 40),  # days from now: mostly past, some in the future
+        st.integers(-3 * 365, FUTURE_DAYS),  # days from now: mostly past, some in the future
         st.integers(0, 5),  # key: small range so keys repeat (duplicates)
     )
     return st.lists(st.tuples(st.integers(0, 2), one_event), min_size=1, max_size=25)
@@ -94,7 +104,7 @@ def _run(registry, history, batches):
     for cut in [*cuts, len(events)]:
         if cut <= start:
             continue
-        result = registry.ingest(events[start:cut], skip_invalid=True)
+        result = registry.ingest(events[start:cut], skip_invalid=True, clock=_clock_ahead(now))
         assert result.rejected == 0 or all("already used" in e.error for e in result.errors)
         touched = {s for s in subjects if registry.materialized(s) is not None}
         _assert_materialized_equals_fold(registry, touched)
@@ -164,7 +174,7 @@ NOSEDIVE_EVENTS = st.lists(
             st.tuples(st.just("peer.rating"), st.integers(0, 3), st.integers(1, 5), st.integers(0, 3)),  # rater, stars, interaction
             st.tuples(st.just("official.penalty"), st.just(0), st.just(0), st.integers(0, 3)),
         ),
-        st.integers(-60, 2),  # day
+        st.integers(-60, 2),  # day: up to 2 in the future
     ),
     min_size=1, max_size=30,
 )
@@ -194,7 +204,7 @@ def test_nosedive_materialized_standing_equals_the_fold(make_registry, history, 
     for cut in [*sorted({min(c, len(events)) for c in batches}), len(events)]:
         if cut <= start:
             continue
-        result = registry.ingest(events[start:cut], skip_invalid=True)
+        result = registry.ingest(events[start:cut], skip_invalid=True, clock=_clock_ahead(now))
         assert all("themself" in e.error or "already rated" in e.error for e in result.errors), result.errors
         _assert_materialized_equals_fold(registry, subjects)
         start = cut

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
+from datetime import datetime, timedelta, timezone
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from socialcredit.instants import (Duration, TimeFormatError, format_day, format_instant, parse_instant, period_start,
-                                zone_named)
+from socialcredit.instants import (EARLIEST_US, END_US, LATEST_US, Duration, TimeFormatError, TimeOutOfRange,
+                                   format_day, format_instant, parse_instant, parse_stored_instant, period_start,
+                                   to_us, zone_named)
 
 SHANGHAI = zone_named("Asia/Shanghai")
 NEW_YORK = zone_named("America/New_York")
@@ -50,3 +54,81 @@ def test_a_period_starts_at_or_before_the_instant_and_is_stable_inside(instant, 
     assert start <= instant
     assert period_start(start, period, zone) == start
     assert period_start(start - 1, period, zone) < start  # the microsecond before is the previous period
+
+
+# -- the accepted range, and round trips inside it ------------------------------------------------
+
+CANONICAL = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z"
+
+
+@pytest.mark.parametrize("text", [
+    "0999-01-01T00:00:00Z",            # the year a dropped digit makes of 1999
+    "1899-12-31T23:59:59.999999Z",
+    "1900-01-01T00:30:00+01:00",       # 1899 in UTC
+    "2201-01-01T00:00:00Z",
+    "2200-12-31T23:30:00-01:00",       # 2201 in UTC
+    "9999-12-31T23:59:59Z",
+])
+def test_a_time_outside_the_years_1900_to_2200_is_refused_saying_why(text):
+    with pytest.raises(TimeOutOfRange) as refused:
+        parse_instant(text)
+    assert str(refused.value) == (f"{text!r} is outside the accepted range: times must fall in the years 1900 to "
+                                  "2200 (UTC)")
+    assert isinstance(refused.value, TimeFormatError)  # every handler of a bad time handles it
+
+
+def test_a_date_outside_the_range_is_refused_too():
+    with pytest.raises(TimeOutOfRange, match="'1899-12-31' is outside the accepted range"):
+        parse_instant("1899-12-31", allow_date=True)
+    assert parse_instant("1900-01-01", allow_date=True) == EARLIEST_US
+
+
+def test_the_edges_of_the_range_are_accepted():
+    assert parse_instant("1900-01-01T00:00:00Z") == EARLIEST_US
+    assert parse_instant("2200-12-31T23:59:59.999999Z") == END_US - 1
+    assert format_instant(EARLIEST_US) == "1900-01-01T00:00:00Z"
+    assert format_instant(END_US - 1) == "2200-12-31T23:59:59.999999Z"
+
+
+def test_years_before_1000_are_written_with_four_digits():
+    # Outside the accepted range, but what the ledger once stored must still read back.
+    instant = to_us(datetime(999, 1, 1, tzinfo=timezone.utc))
+    assert format_instant(instant) == "0999-01-01T00:00:00Z"
+    assert parse_stored_instant(format_instant(instant)) == instant
+    assert format_day(instant) == "0999-01-01"
+
+
+@given(st.integers(EARLIEST_US, END_US - 1))
+def test_every_accepted_instant_round_trips_through_its_canonical_text(instant):
+    text = format_instant(instant)
+    assert re.fullmatch(CANONICAL, text), text
+    assert parse_instant(text) == instant
+
+
+@given(st.datetimes(min_value=datetime(1900, 1, 2), max_value=datetime(2200, 12, 30)),
+       st.integers(-(23 * 60 + 59), 23 * 60 + 59))
+def test_a_time_with_any_offset_means_the_instant_it_names(local, offset_minutes):
+    # The day's margin at each end keeps every offset inside the range.
+    moment = local.replace(tzinfo=timezone(timedelta(minutes=offset_minutes)))
+    instant = parse_instant(moment.isoformat())
+    assert instant == to_us(moment)
+    assert parse_instant(format_instant(instant)) == instant
+
+
+@given(st.integers(EARLIEST_US, END_US - 1),
+       st.builds(lambda y, m, d, h: f"P{y}Y{m}M{d}DT{h}H", st.integers(0, 10**6), st.integers(0, 10**4),
+                 st.integers(0, 10**8), st.integers(0, 10**6)))
+def test_any_duration_after_an_accepted_instant_is_a_writable_date(instant, text):
+    later = Duration.parse(text).after(instant)
+    assert instant <= later <= LATEST_US
+    assert re.fullmatch(CANONICAL, format_instant(later))
+    for zone in (None, SHANGHAI, NEW_YORK, zone_named("Pacific/Kiritimati")):
+        format_day(later, zone)
+
+
+def test_a_duration_that_would_pass_year_9999_stops_at_the_latest_instant():
+    edge = parse_instant("2200-12-31T12:00:00Z")
+    assert Duration.parse("P8000Y").after(edge) == LATEST_US
+    assert Duration.parse("P3000000D").after(edge) == LATEST_US
+    assert Duration.parse("P1M").after(LATEST_US) == LATEST_US  # extending "forever" again
+    assert Duration.parse("P1Y").after(edge) == parse_stored_instant("2201-12-31T12:00:00Z")  # no clamp needed

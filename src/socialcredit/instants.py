@@ -4,6 +4,14 @@ Instants are integers: microseconds since the Unix epoch, UTC. Integers keep the
 (no float drift between engines) and cheap to compare. Durations are ISO 8601 (`P2Y`,
 `P180D`, `PT24H`); years and months are calendar units, so adding them goes through a
 calendar date (2024-02-29 + P1Y = 2025-02-28), the rest is plain arithmetic.
+
+Accepted range: a time given to the registry (an event's `occurred_at`, an `--at`) must fall
+in the years 1900 to 2200, UTC (`EARLIEST_US` <= t < `END_US`); `parse_instant` refuses any
+other, saying so. Inside that range every instant round-trips: `format_instant` writes the
+canonical text (`2026-03-01T00:00:00Z`, microseconds when there are any) and
+`parse_instant` reads it back to the same integer. A duration added to an instant never
+leaves what a date can hold: the sum stops at `LATEST_US` (9999-01-01), later than any
+accepted time, so "forever and a day" compares as it should and is still written as a date.
 """
 
 from __future__ import annotations
@@ -23,7 +31,15 @@ _EPOCH_DATE = date(1970, 1, 1)
 
 
 class TimeFormatError(InvalidInput):
-    """A time or duration that does not parse; the message says what was expected."""
+    """A time or duration that is not acceptable; the message says what was expected."""
+
+
+class TimeOutOfRange(TimeFormatError):
+    """A well-formed time outside what the registry accepts (before 1900, after 2200, in the future)."""
+
+
+FIRST_YEAR = 1900
+LAST_YEAR = 2200
 
 
 def now_us() -> int:
@@ -31,10 +47,25 @@ def now_us() -> int:
 
 
 def parse_instant(text: str, *, allow_date: bool = False) -> int:
-    """RFC 3339 (`2026-03-01T08:00:00+08:00`, `...Z`) to epoch microseconds.
+    """RFC 3339 (`2026-03-01T08:00:00+08:00`, `...Z`) to epoch microseconds, years 1900 to 2200.
 
     A time zone offset is required: a bare local time would mean different instants on
-    different machines. With `allow_date`, `2026-03-01` means midnight UTC.
+    different machines. With `allow_date`, `2026-03-01` means midnight UTC. A time outside
+    the accepted range raises TimeOutOfRange (a TimeFormatError).
+    """
+    instant = parse_stored_instant(text, allow_date=allow_date)
+    if not EARLIEST_US <= instant < END_US:
+        raise TimeOutOfRange(
+            f"{text.strip()!r} is outside the accepted range: times must fall in the years "
+            f"{FIRST_YEAR} to {LAST_YEAR} (UTC)"
+        )
+    return instant
+
+
+def parse_stored_instant(text: str, *, allow_date: bool = False) -> int:
+    """`parse_instant` without the accepted range: for times the ledger already holds.
+
+    Entries written before the range was enforced must still be read and verified.
     """
     if text.__class__ is not str:
         raise TimeFormatError(f"expected an RFC 3339 time string, got {type(text).__name__}")
@@ -68,6 +99,12 @@ def from_us(instant: int) -> datetime:
 
 
 _US_PER_DAY = 86_400 * US_PER_SECOND
+EARLIEST_US = to_us(datetime(FIRST_YEAR, 1, 1, tzinfo=timezone.utc))
+END_US = to_us(datetime(LAST_YEAR + 1, 1, 1, tzinfo=timezone.utc))  # the first instant after the range
+# Where a sum of durations stops. datetime ends with 9999; a year short of that leaves room
+# for any time zone's offset when the date is written in a policy's own zone.
+LATEST_US = to_us(datetime(9999, 1, 1, tzinfo=timezone.utc))
+_LATEST_DAY = LATEST_US // _US_PER_DAY
 
 
 def format_instant(instant: int) -> str:
@@ -109,7 +146,9 @@ def _time_of_day(seconds: int) -> str:
 
 @lru_cache(maxsize=65_536)
 def _date_of_day(day: int) -> str:
-    return (_EPOCH + timedelta(days=day)).strftime("%Y-%m-%d")
+    # Not strftime("%Y"): glibc writes year 999 as "999", which no RFC 3339 parser reads back.
+    moment = _EPOCH_DATE + timedelta(days=day)
+    return f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
 
 
 _DURATION = re.compile(
@@ -144,12 +183,16 @@ class Duration:
         return cls(text.strip().upper(), months, seconds * US_PER_SECOND)
 
     def after(self, instant: int) -> int:
-        """The instant this duration after `instant` (calendar months clamp to month end)."""
+        """The instant this duration after `instant` (calendar months clamp to month end).
+
+        At most `LATEST_US`: a policy may say P1000Y, or extend a listing again and again,
+        and the result must still be a date.
+        """
         if self.months:
             # Months move the date only; the time of day rides along unchanged.
             day, time_of_day = divmod(instant, _US_PER_DAY)
             instant = _shift_day(day, self.months) * _US_PER_DAY + time_of_day
-        return instant + self.micros
+        return min(instant + self.micros, LATEST_US)
 
     def approx_micros(self) -> int:
         """Length in microseconds with 30.44-day months, for comparisons and decay rates only."""
@@ -181,9 +224,13 @@ def _plural(count: int, unit: str) -> str:
 @lru_cache(maxsize=65_536)
 def _shift_day(day: int, months: int) -> int:
     """Days since the epoch, `months` calendar months later (31 Jan + 1 month = 28/29 Feb)."""
+    if day >= _LATEST_DAY:
+        return _LATEST_DAY
     moment = _EPOCH_DATE + timedelta(days=day)
     total = moment.year * 12 + (moment.month - 1) + months
     year, month = divmod(total, 12)
+    if year >= 9999:
+        return _LATEST_DAY
     month += 1
     shifted = moment.replace(year=year, month=month, day=min(moment.day, _days_in_month(year, month)))
     return (shifted - _EPOCH_DATE).days

@@ -73,9 +73,12 @@ def ingest(
             err.print(f"{label} line {problem.line}: {problem.error}", highlight=False, markup=False, soft_wrap=True)
         if len(result.errors) > 50:
             err.print(f"… and {len(result.errors) - 50} more", highlight=False)
-        verb = "Accepted" if result.written or not result.errors else "Nothing written:"
-        out.print(f"{verb} {result.accepted} new, {result.duplicates} duplicate, {result.rejected} rejected; "
-                  f"ledger size {result.ledger_size}.")
+        if not (result.accepted or result.duplicates or result.rejected):  # an empty file, or blank lines only
+            out.print(f"Nothing to ingest: {escape(label)} holds no events; ledger size {result.ledger_size}.")
+        else:
+            verb = "Accepted" if result.written or not result.errors else "Nothing written:"
+            out.print(f"{verb} {result.accepted} new, {result.duplicates} duplicate, {result.rejected} rejected; "
+                      f"ledger size {result.ledger_size}.")
     if result.errors and not skip_invalid:
         raise typer.Exit(EXIT_ERROR)
 

@@ -4,8 +4,19 @@ A *reference* is how the outside world names a subject:
 
 * an organization by its 18-character unified social credit code (USCC,
   GB 32100-2015);
-* a person by a PRC resident identity number (GB 11643-1999) or, failing that
-  shape, by a username.
+* a person by a PRC resident identity number (GB 11643-1999) or by a username.
+
+A username, after NFKC and casefolding (``Alice`` and ``ＡＬＩＣＥ`` are ``alice``), is 1 to
+64 characters: a letter first, then letters, digits, ``.``, ``_`` or ``-``. Letters and
+digits are those of any script (``张伟``, ``naïve``, ``peer-17``, ``lacie_c``); combining
+marks may follow a letter (Devanagari vowel signs). Whitespace, punctuation other than
+those three, symbols, control and invisible characters are refused.
+
+Something that looks like a national identifier typed wrong is not a username, even when
+it would fit the shape: mostly digits and 15 to 19 characters long (``l10105...``, a
+17-digit number that lost its check character, an old 15-digit number), or an
+organization's code with a character missing or wrong. It is refused with a hint of what it
+looks like, so a mistyped ID is never scored as a stranger with a clean record.
 
 References are normalized (:func:`normalize_reference`) and then replaced by a
 keyed pseudonym (:class:`Pseudonymizer`) before anything is stored, so the
@@ -15,8 +26,11 @@ HMAC-SHA256(key, ``"{kind}:{normalized}"``). The kind is part of the HMAC
 input, so a person and an organization can never share a pseudonym.
 
 Error messages are one line of plain words and never contain a full resident
-identity number (it is masked: first 3 and last 2 characters kept).
-Organization codes and usernames are not secret and may be echoed.
+identity number (it is masked: first 3 and last 2 characters kept), nor anything that
+looks like one. Valid organization codes and usernames are not secret and may be echoed.
+
+:func:`identifier_in` finds a resident identity number or an organization code inside
+other text (an event's key, a provider's name), which is stored in clear.
 
 Key storage: :func:`create_key_file` and :func:`load_key` (the environment
 variable ``SOCIALCREDIT_KEY`` takes precedence over the key file).
@@ -29,6 +43,7 @@ import functools
 import hmac
 import json
 import os
+import re
 import stat
 import unicodedata
 from collections.abc import Mapping
@@ -47,6 +62,7 @@ __all__ = [
     "make_uscc",
     "resident_id_check_character",
     "make_resident_id",
+    "identifier_in",
     "Pseudonymizer",
     "create_key_file",
     "load_key",
@@ -262,11 +278,16 @@ def _normalize_resident_id(ref: str) -> str:
 # Usernames
 # --------------------------------------------------------------------------
 
-USERNAME_MAX = 128
+USERNAME_MAX = 64
 # Cc control, Cf invisible formatting (bidi overrides, zero-width), Cs lone
 # surrogates (cannot be encoded), Cn unassigned (their normalization may
 # change with a later Unicode version, which would change the pseudonym).
 _REJECTED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Cn"})
+_LETTERS = frozenset({"Lu", "Ll", "Lt", "Lm", "Lo"})
+# After the first letter: letters, the marks some scripts write letters with, decimal digits.
+_USERNAME_CATEGORIES = _LETTERS | {"Mn", "Mc", "Nd"}
+_USERNAME_PUNCTUATION = frozenset("._-")
+_USERNAME_SHAPE = "a letter, then letters, digits, '.', '_' or '-'"
 
 
 def _fold_username(name: str) -> str:
@@ -284,16 +305,118 @@ def _normalize_username(name: str) -> str:
             f"username {_echo_person(folded)} has {len(folded)} characters; at most {USERNAME_MAX} are allowed"
         )
     for pos, c in enumerate(folded, start=1):
+        category = unicodedata.category(c)
         if c.isspace():
             raise IdentityError(
                 f"username {_echo_person(folded)} contains whitespace at position {pos}"
             )
-        if unicodedata.category(c) in _REJECTED_CATEGORIES:
+        if category in _REJECTED_CATEGORIES:
             raise IdentityError(
                 f"username {_echo_person(folded)} contains a control, invisible or unassigned"
                 f" character at position {pos} (U+{ord(c):04X})"
             )
+        if pos == 1 and category not in _LETTERS:
+            raise IdentityError(
+                f"username {_echo_person(folded)} must start with a letter (a username is {_USERNAME_SHAPE})"
+            )
+        if category not in _USERNAME_CATEGORIES and c not in _USERNAME_PUNCTUATION:
+            raise IdentityError(
+                f"username {_echo_person(folded)} has a character that is not allowed at position {pos}:"
+                f" {c!r} (a username is {_USERNAME_SHAPE})"
+            )
     return folded
+
+
+# --------------------------------------------------------------------------
+# Identifiers typed wrong, and identifiers inside other text
+# --------------------------------------------------------------------------
+
+_SEPARATORS = str.maketrans("", "", " -\u3000")
+
+
+def _mistyped_identifier(ref: str) -> str | None:
+    """The hint for a person reference that looks like an identifier typed wrong, else None.
+
+    ``ref`` is normalized as a username would be. Valid resident identity numbers and
+    valid codes never get here; this names the near misses, before they can pass for
+    usernames.
+    """
+    compact = ref.translate(_SEPARATORS).upper()
+    if not 15 <= len(compact) <= 19:
+        return None
+    digits = sum(1 for c in compact if c in _DIGITS)
+    if digits == len(compact) or (digits == len(compact) - 1 and compact[-1] == "X"):
+        if len(compact) == 15:
+            return ("looks like a first-generation 15-digit resident identity number;"
+                    " give the 18-character number that replaced it")
+        if len(compact) == 18:
+            return ("looks like a resident identity number written with spaces or hyphens;"
+                    " give its 18 characters without them")
+        missing = 18 - len(compact)
+        if missing > 0:
+            what = "a character" if missing == 1 else f"{missing} characters"
+            return (f"looks like a resident identity number with {what} missing"
+                    " (it has 18: 17 digits, then a digit or X)")
+        return "looks like a resident identity number with a character too many (it has 18)"
+    code_shaped = 17 <= len(compact) <= 19 and all(c in _USCC_VALUE for c in compact) and compact[2:8].isdigit()
+    if code_shaped and digits < len(compact) - 2:  # letters where a resident ID has none
+        if len(compact) == 18:
+            return ("looks like a unified social credit code with a wrong check character"
+                    " (an organization also needs the subject kind organization)")
+        what = "a character missing" if len(compact) == 17 else "a character too many"
+        return f"looks like a unified social credit code with {what} (it has 18)"
+    if code_shaped or digits >= len(compact) - 2:
+        return ("looks like a resident identity number or a unified social credit code with a character"
+                " mistyped or missing (an organization's code also needs the subject kind organization)")
+    return None
+
+
+# Cheap first look: nothing shorter than these can hold an identifier.
+_IDENTIFIER_CANDIDATE = re.compile(r"\d{17}|(?<![0-9A-Za-z])[0-9A-Za-z]{18}(?![0-9A-Za-z])")
+# Every 18-character window of digits (ending in a digit or X), overlapping: an ID glued to
+# other digits is still an ID.
+_RESIDENT_WINDOW = re.compile(r"(?=(\d{17}[\dXx]))")
+# An organization's code only as a whole word: inside a longer run of letters and digits
+# (a hex digest) one window in 31 would have a valid check character.
+_USCC_WORD = re.compile(r"(?<![0-9A-Za-z])[0-9A-Za-z]{18}(?![0-9A-Za-z])")
+# The first two digits of an administrative division (GB/T 2260): provinces, Hong Kong,
+# Macao, and 83 for the residence permits of Taiwan residents. A code may also be national (10).
+_PROVINCES = frozenset("11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 "
+                       "50 51 52 53 54 61 62 63 64 65 71 81 82 83".split())
+
+
+def identifier_in(text: str) -> tuple[str, str] | None:
+    """A resident identity number or a unified social credit code inside ``text``.
+
+    Returns (what it is, ``text`` with it masked) or None. For text that is stored in
+    clear, such as an event's key: an identifier there would undo the pseudonym.
+
+    What counts is what an ID is shaped like, so that a long number or a hash is rarely
+    taken for one: a resident ID starts with a province, holds a birth date from 1900 to
+    2099 and has its check character (18 random digits pass about once in 30,000); a code
+    is a word of its own whose digits 3 to 8 are a region (a province, or 10 for a national
+    registration) and whose check character is right (18 random hex digits: once in 1,500).
+    """
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)  # full-width digits are digits too
+    if _IDENTIFIER_CANDIDATE.search(text) is None:
+        return None
+    for match in _RESIDENT_WINDOW.finditer(text):
+        candidate = match.group(1).upper()
+        birth = _birth_date(candidate)
+        if (candidate[:2] in _PROVINCES and birth is not None and 1900 <= birth.year <= 2099
+                and _resident_check(candidate[:17]) == candidate[17]):
+            return "resident identity number", _masked_inside(text, match.start(), 18)
+    for match in _USCC_WORD.finditer(text):
+        code = match.group().upper()
+        if (code[2:8].isdigit() and (code[2:4] in _PROVINCES or code[2:4] == "10")
+                and all(c in _USCC_VALUE for c in code) and _uscc_check(code[:17]) == code[17]):
+            return "unified social credit code", _masked_inside(text, match.start(), 18)
+    return None
+
+
+def _masked_inside(text: str, start: int, length: int) -> str:
+    return text[:start] + _mask(text[start : start + length]) + text[start + length :]
 
 
 # --------------------------------------------------------------------------
@@ -315,8 +438,9 @@ def normalize_reference(ref: str, kind: SubjectKind) -> str:
     * person: if, after NFKC and stripping, the reference is 17 ASCII digits
       followed by a digit or X, it is a resident identity number: it is
       upper-cased and its check character and birth date are validated.
-      Otherwise it is a username: NFKC, casefold, 1-128 characters, no
-      whitespace and no control or invisible characters.
+      If it looks like an identifier typed wrong (see the module docstring),
+      it is refused with a hint. Otherwise it is a username: NFKC, casefold,
+      1-64 characters, a letter first, then letters, digits, '.', '_' or '-'.
     """
     _check_kind(kind)
     if not isinstance(ref, str):
@@ -335,6 +459,11 @@ def normalize_reference(ref: str, kind: SubjectKind) -> str:
             f"{stripped.upper()} is a unified social credit code: give the subject kind organization "
             "(subject_kind in an event, --kind organization on the command line)"
         )
+    # Looked at as it would be stored: casefolding can lengthen a name (ß becomes ss).
+    folded = _fold_username(stripped)
+    hint = _mistyped_identifier(folded)
+    if hint is not None:
+        raise IdentityError(f"{_mask(folded.upper())} is neither a valid identifier nor a username: it {hint}")
     return _normalize_username(stripped)
 
 

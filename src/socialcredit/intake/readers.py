@@ -41,28 +41,69 @@ def read_jsonl(stream: Iterable[str]) -> Iterator[tuple[int, dict | InputError]]
 
 
 def read_csv(stream: Iterable[str]) -> Iterator[tuple[int, dict | InputError]]:
-    """CSV with the JSONL fields as columns; any other column is an attribute."""
-    reader = csv.DictReader(stream)
-    if reader.fieldnames is None:
-        return
-    reader.fieldnames = [name.lstrip("\ufeff").strip() for name in reader.fieldnames]
-    missing = [name for name in REQUIRED if name not in reader.fieldnames]
-    if missing:
-        yield 1, InputError(1, f"the header lacks column(s) {', '.join(missing)}")
-        return
-    for row in reader:
-        number = reader.line_num
-        if None in row:
+    """CSV with the JSONL fields as columns; any other column is an attribute.
+
+    Lines are those of the file (line 1 is the header); a row whose quoted cell spans lines
+    is named by the line it starts on. A cell whose quote is never closed would swallow the
+    rest of the file, so it ends the reading with an error.
+    """
+    reader = csv.reader(stream, strict=True)
+    header: list[str] | None = None
+    unnamed: list[int] = []  # columns with an empty header cell (a spreadsheet's trailing commas)
+    while True:
+        number = reader.line_num + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield number, InputError(number, _csv_problem(str(exc)))
+            return
+        if not any(cell.strip() for cell in cells):  # a blank line, or a spreadsheet's empty row (,,,)
+            continue
+        if header is None:
+            header = [name.lstrip("\ufeff").strip() for name in cells]
+            problem = _header_problem(header)
+            if problem is not None:
+                yield number, InputError(number, problem)
+                return
+            unnamed = [i for i, name in enumerate(header) if not name]
+            continue
+        if len(cells) > len(header):
             yield number, InputError(number, "more cells than header columns")
             continue
+        filled = next((i for i in unnamed if i < len(cells) and cells[i] != ""), None)
+        if filled is not None:
+            yield number, InputError(number, f"column {filled + 1} has a value but no name in the header")
+            continue
+        row = {name: cell for name, cell in zip(header, cells) if name}
         event = {name: row.pop(name) for name in FIELDS if name in row and name != "attributes"}
         # An empty cell is an absent attribute, not an empty string.
-        event["attributes"] = {name: value for name, value in row.items() if value not in ("", None)}
+        event["attributes"] = {name: value for name, value in row.items() if value != ""}
         if not event.get("subject_kind"):
             event.pop("subject_kind", None)
         if not event.get("provider"):
             event.pop("provider", None)
         yield number, event
+
+
+def _header_problem(header: list[str]) -> str | None:
+    seen: set[str] = set()
+    for name in header:
+        if name and name in seen:
+            # Every row would silently keep one of the two cells: refuse rather than guess.
+            return f"the header has two columns named {name!r}"
+        seen.add(name)
+    missing = [name for name in REQUIRED if name not in seen]
+    if missing:
+        return f"the header lacks column(s) {', '.join(missing)}"
+    return None
+
+
+def _csv_problem(reason: str) -> str:
+    if reason == "unexpected end of data":
+        return 'a quoted cell that starts on this line is never closed (its closing " is missing)'
+    return f"not valid CSV ({reason})"
 
 
 def read_events(stream: Iterable[str], fmt: str) -> Iterator[tuple[int, dict | InputError]]:

@@ -11,7 +11,7 @@ import json
 from json.encoder import encode_basestring
 from typing import Any, NamedTuple
 
-from ..instants import format_instant, parse_instant
+from ..instants import format_instant, parse_stored_instant
 
 EVENT = "event"
 VOID = "void"
@@ -134,14 +134,14 @@ class Entry(NamedTuple):
     @classmethod
     def from_body(cls, body: dict) -> "Entry":
         kind = body["kind"]
-        common = dict(seq=body["seq"], kind=kind, recorded_us=parse_instant(body["recorded_at"]))
+        common = dict(seq=body["seq"], kind=kind, recorded_us=parse_stored_instant(body["recorded_at"]))
         if kind == EVENT:
             return cls(
                 **common,
                 subject=body["subject"],
                 subject_kind=body["subject_kind"],
                 type=body["type"],
-                occurred_us=parse_instant(body["occurred_at"]),
+                occurred_us=parse_stored_instant(body["occurred_at"]),
                 provider=body["provider"],
                 key=body["key"],
                 attributes=body["attributes"],
@@ -162,5 +162,6 @@ def event_content(subject: str, subject_kind: str, event_type: str, occurred_us:
 
 def stored_event_content(body: str) -> tuple:
     data = json.loads(body)
-    return event_content(data["subject"], data["subject_kind"], data["type"], parse_instant(data["occurred_at"]),
+    return event_content(data["subject"], data["subject_kind"], data["type"],
+                         parse_stored_instant(data["occurred_at"]),
                          canonical_json(data["attributes"]) if data["attributes"] else "{}")

@@ -190,10 +190,14 @@ class Registry:
     # -- writing -------------------------------------------------------------------------------
 
     def ingest(self, events: RawEvents, *, provider: str | None = None, skip_invalid: bool = False,
-               progress: Callable[[int], None] | None = None, on_wait: Waiter | None = None) -> IngestResult:
-        """Validate every event, then append the new ones in one transaction (or none of them)."""
+               progress: Callable[[int], None] | None = None, on_wait: Waiter | None = None,
+               clock: Callable[[], int] | None = None) -> IngestResult:
+        """Validate every event, then append the new ones in one transaction (or none of them).
+
+        No event may be later than `clock` (default: the system clock) plus the allowed skew.
+        """
         return self.appender.ingest(events, provider=provider, skip_invalid=skip_invalid, progress=progress,
-                                    on_wait=on_wait)
+                                    on_wait=on_wait, clock=clock)
 
     def void(self, seq: int, reason: str, *, caller: Caller = LIBRARY, on_wait: Waiter | None = None) -> Voided:
         """Cancel an event with a correction entry (the original stays, marked as cancelled)."""

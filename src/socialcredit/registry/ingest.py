@@ -54,24 +54,27 @@ class Appender:
     # -- provider events ----------------------------------------------------------------------
 
     def ingest(self, events: RawEvents, *, provider: str | None = None, skip_invalid: bool = False,
-               progress: Callable[[int], None] | None = None, on_wait: Waiter | None = None) -> IngestResult:
+               progress: Callable[[int], None] | None = None, on_wait: Waiter | None = None,
+               clock: Callable[[], int] | None = None) -> IngestResult:
         """Validate every event, then append the new ones in one transaction (or none of them).
 
         `events` are dicts, or (line, dict | InputError) pairs from `read_events`. With
         `skip_invalid` the good events go in and the bad ones are listed; without it one bad
-        event refuses the whole batch and nothing is written.
+        event refuses the whole batch and nothing is written. `clock` is the registry's time,
+        which no event may be later than (beyond the allowed skew); default the system clock,
+        a simulation passes its own.
         """
         with _no_cyclic_gc():
             policy = self._policies.current
-            valid, errors = self._validate(policy, events, provider, progress)
+            valid, errors = self._validate(policy, events, provider, progress, clock)
             result = IngestResult(rejected=len(errors), errors=errors)
             if errors and not skip_invalid:
                 return self._unwritten(result, self._store.ledger.last_checkpoint())
             return self.append_events(policy, valid, result, skip_invalid, on_wait)
 
-    def _validate(self, policy: Policy, events: RawEvents, provider: str | None,
-                  progress: Callable[[int], None] | None) -> tuple[list[ValidEvent], list[IngestProblem]]:
-        validator = Validator(policy, self._pseudonymizer(), provider)
+    def _validate(self, policy: Policy, events: RawEvents, provider: str | None, progress: Callable[[int], None] | None,
+                  clock: Callable[[], int] | None) -> tuple[list[ValidEvent], list[IngestProblem]]:
+        validator = Validator(policy, self._pseudonymizer(), provider, clock=clock)
         valid: list[ValidEvent] = []
         errors: list[IngestProblem] = []
         for number, item in enumerate(events, start=1):

@@ -12,7 +12,8 @@ import json
 from collections.abc import Callable
 
 from ..errors import Conflict, InvalidInput, NotFound
-from ..instants import format_day, format_instant, now_us
+from ..instants import TimeOutOfRange, format_day, format_instant, now_us
+from ..intake.validation import configured_clock_skew_us, refuse_future
 from ..policy.compiled import Policy
 from ..results import EntryWritten, IngestResult, RatingWritten, Reviews, Ring, TrustedSubject, TrustReport
 from ..scoring.explain import rating_view
@@ -97,6 +98,7 @@ class Ratings:
         if event_type not in policy.event_types:
             raise InvalidInput(f"the {policy.id} policy has no {event_type} (no replies or disputes)")
         if dispute is not None:
+            _refuse_future(at_us)  # first: a dispute dated in the future is that, not a late one
             _check_dispute_window(policy, entry, target, at_us)
         event = {"subject": ref, "subject_kind": kind, "type": event_type, "occurred_at": format_instant(at_us),
                  "provider": RATING_PROVIDER, "key": f"{event_type}:{entry}:{at_us}", "attributes": attributes}
@@ -194,6 +196,13 @@ class Ratings:
         if outcome.errors:
             raise Conflict(f"the trust results were not recorded: {outcome.errors[0].error}")
         return outcome.accepted
+
+
+def _refuse_future(at_us: int) -> None:
+    try:
+        refuse_future(at_us, now_us(), configured_clock_skew_us())
+    except TimeOutOfRange as exc:
+        raise TimeOutOfRange(f"occurred_at: {exc}") from None  # as the same event's validation would say
 
 
 def _check_dispute_window(policy: Policy, entry: int, target, at_us: int) -> None:

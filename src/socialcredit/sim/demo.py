@@ -44,7 +44,8 @@ def run_demo(url: str, key_file: Path | None, *, seed: int, residents: int, busi
         started = time.perf_counter()
         with progress as bar:
             task = bar.add_task("Ingesting", total=len(events))
-            result = _ingest_by_month(registry, events, lambda n: bar.advance(task, n))
+            # The town's clock is the end of its year, which may be later than today's.
+            result = _ingest_by_month(registry, events, lambda n: bar.advance(task, n), lambda: end_us)
         seconds = time.perf_counter() - started
         if result.errors:
             raise InvalidInput(f"demo events were refused: line {result.errors[0].line}: {result.errors[0].error}")
@@ -71,14 +72,14 @@ def run_demo(url: str, key_file: Path | None, *, seed: int, residents: int, busi
     return report
 
 
-def _ingest_by_month(registry: Registry, events: list[dict], progress):
+def _ingest_by_month(registry: Registry, events: list[dict], progress, clock):
     """Month by month, as providers report: a rating's weight then reflects the rater's month."""
     batches: dict[str, list[dict]] = {}
     for event in events:
         batches.setdefault(event["occurred_at"][:7], []).append(event)
     total = None
     for month in sorted(batches):
-        result = registry.ingest(batches[month], progress=progress)
+        result = registry.ingest(batches[month], progress=progress, clock=clock)
         if result.errors:
             return result
         if total is None:
