@@ -81,23 +81,12 @@ class IdentityError(InvalidInput):
     """A reference, key or key file is not acceptable.
 
     The message is always a single line: any line break or other control
-    character that slips into it is shown escaped.
+    character that slips into it is shown escaped (as for every error of the tree).
     """
-
-    def __init__(self, message: str) -> None:
-        super().__init__(_one_line(message))
 
 
 class KeyFileError(IdentityError):
     """The pseudonymization key could not be created or loaded."""
-
-
-def _one_line(text: str) -> str:
-    if text.isprintable():
-        return text
-    return "".join(
-        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
-    )
 
 
 def _mask(value: str) -> str:
