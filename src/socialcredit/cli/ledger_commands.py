@@ -107,7 +107,7 @@ def void(
 def rebuild(as_json: JsonFlag = False):
     """Rebuild every materialized standing from the ledger and the policy in force."""
     with open_registry() as registry, progress(not as_json) as bar:
-        task = bar.add_task("Rebuilding standings", total=len(registry.store.ledger.subjects()))
+        task = bar.add_task("Rebuilding standings", total=registry.count_subjects())
         result = registry.rebuild_standings(progress=lambda n: bar.advance(task, n), on_wait=LockWait())
     show(result, as_json, f"Rebuilt {result.subjects} standings.")
 
@@ -120,7 +120,7 @@ def rebuild(as_json: JsonFlag = False):
 def verify(as_json: JsonFlag = False):
     """Recompute the Merkle tree from every stored entry; exit 1 if anything was altered."""
     with open_registry() as registry, progress(not as_json) as bar:
-        task = bar.add_task("Verifying", total=registry.store.ledger.count())
+        task = bar.add_task("Verifying", total=registry.count_entries())
         report = registry.verify(progress=lambda n: bar.advance(task, n))
     if as_json:
         print_json(report)

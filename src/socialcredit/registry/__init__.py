@@ -286,6 +286,18 @@ class Registry:
     def size(self) -> int:
         return self.store.ledger.size()
 
+    def count_entries(self) -> int:
+        """How many entries are stored (what `verify` will read)."""
+        return self.store.ledger.count()
+
+    def count_subjects(self) -> int:
+        """How many subjects have entries (what `rebuild` will fold)."""
+        return len(self.store.ledger.subjects())
+
+    def histories(self, subjects: Sequence[str]) -> dict[str, list]:
+        """Every entry about each pseudonym (for reports that fold many subjects at once)."""
+        return self.store.ledger.entries_for_subjects(subjects)
+
     def root(self) -> TreeHead:
         return self.proofs.root()
 

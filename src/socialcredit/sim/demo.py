@@ -97,7 +97,7 @@ def _today_us() -> int:
 
 def _report(registry: Registry, policy, subjects, at_us: int, rng: random.Random) -> dict:
     pseudonyms = {registry.pseudonym(s.ref, s.kind): s for s in subjects}
-    histories = registry.store.ledger.entries_for_subjects(list(pseudonyms))
+    histories = registry.histories(list(pseudonyms))
     standings = {p: fold(policy, histories.get(p, []), at_us, None, p) for p in pseudonyms}
     tiers = Counter(s.tier for s in standings.values())
     lists = Counter(spell.list_id for s in standings.values() for spell in s.active_lists)
