@@ -22,6 +22,8 @@ bench: $(BIN)/socialcredit
 	$(BIN)/python bench/bench_ingest.py
 	$(BIN)/python bench/bench_check.py
 	$(BIN)/python bench/bench_trust.py
+	$(BIN)/python bench/bench_proofs.py
+	$(BIN)/python bench/bench_command.py
 
 docs: $(BIN)/socialcredit
 	$(BIN)/python docs/generate_cli_docs.py

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import tempfile
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -30,11 +33,34 @@ def _postgres_or_skip() -> str:
     return POSTGRES_URL
 
 
+_TEMPLATE: Path | None = None
+
+
+def sqlite_from_template(path: Path) -> str:
+    """A SQLite file holding the migrated schema and no registry yet, copied from a template
+    made once per test process: tests do not pay for the migrations each time. `init` on it
+    records the registry as it would on an empty file."""
+    global _TEMPLATE
+    if _TEMPLATE is None:
+        from socialcredit.store import Database, schema
+
+        template = Path(tempfile.mkdtemp(prefix="socialcredit-template-")) / "schema.db"
+        db = Database.open(f"sqlite:///{template}", create=True)
+        try:
+            schema.migrate(db)
+        finally:
+            db.close()
+        _TEMPLATE = template
+    shutil.copyfile(_TEMPLATE, path)
+    return f"sqlite:///{path}"
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request, tmp_path):
-    """A fresh, empty database URL: a SQLite file, or a new schema on the PostgreSQL server."""
+    """A fresh database URL: a SQLite file holding only the schema, or a new schema on the
+    PostgreSQL server."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/registry.db"
+        yield sqlite_from_template(tmp_path / "registry.db")
         return
     base = _postgres_or_skip()
     schema = f"t_{secrets.token_hex(6)}"
@@ -99,13 +125,18 @@ def behind_its_back(registry):
         engine.dispose()
 
 
-def allow_tampering(conn, backend: str) -> None:
-    """What an attacker with database access does first: switch off the append-only guard."""
+def allow_tampering(conn, backend: str, table: str = "entries") -> None:
+    """What an attacker with database access does first: switch off a table's append-only guard."""
     if backend == "sqlite":
-        conn.execute(text("DROP TRIGGER entries_no_update"))
-        conn.execute(text("DROP TRIGGER entries_no_delete"))
+        conn.execute(text(f"DROP TRIGGER {table}_no_update"))
+        conn.execute(text(f"DROP TRIGGER {table}_no_delete"))
     else:
-        conn.execute(text("ALTER TABLE entries DISABLE TRIGGER USER"))
+        conn.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER USER"))
+
+
+def allow_rewriting(registry, table: str = "entries") -> None:
+    with behind_its_back(registry) as conn:
+        allow_tampering(conn, registry.store.db.backend, table)
 
 
 def at(text: str) -> int:

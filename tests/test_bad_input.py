@@ -17,6 +17,8 @@ import pytest
 from typer.testing import CliRunner
 
 from socialcredit.cli import app
+
+from conftest import sqlite_from_template
 from socialcredit.instants import format_instant, now_us
 
 ENV = {
@@ -66,6 +68,7 @@ class Registry:
 @pytest.fixture
 def reg(tmp_path) -> Registry:
     registry = Registry(tmp_path)
+    sqlite_from_template(registry.db)  # the schema, migrated once per test run
     result = registry.run("init")
     assert result.exit_code == 0, result.output
     return registry

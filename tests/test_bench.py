@@ -69,3 +69,15 @@ def test_trust_bench_agrees_with_networkx():
     assert result["bench"] == "trust"
     assert result["max_difference_on_sample"] < 1e-9
     assert result["iterations"] > 1 and result["networkx_sample_ratings"] > 0
+def test_proofs_bench_verifies_every_proof_and_agrees_with_its_anchor():
+    result = _run("bench_proofs.py")
+    assert result["bench"] == "proofs"
+    [size] = result["sizes"]
+    assert size["leaves"] == 100_000 and size["proofs"] == 400
+    assert size["failed_verifications"] == result["failed_verifications"] == 0
+    assert size["anchor"]["calls"] == 5 and result["anchor_mismatches"] == 0
+    assert 0 < size["inclusion"]["median_ms"] <= size["inclusion"]["p99_ms"]
+    assert 0 < size["inclusion"]["cpu_median_ms"] <= size["inclusion"]["cpu_p99_ms"]
+    assert result["goal_ms"] == 5
+    assert result["meets_goal"] == (result["slowest_median_ms"] < 5)
+    assert result["meets_goal_p99"] == (result["slowest_p99_ms"] < 5)

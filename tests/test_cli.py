@@ -18,6 +18,8 @@ import pytest
 from typer.testing import CliRunner
 
 from socialcredit.cli import app
+
+from conftest import sqlite_from_template
 from socialcredit.policy.lint import lint, summarize
 from socialcredit.policy.load import load_policy, pack_names
 
@@ -62,6 +64,7 @@ class Registry:
         return json.loads(self.ok(*args, "--json", code=code).stdout)
 
     def init(self, policy: str = "rongcheng") -> dict:
+        sqlite_from_template(self.db)  # the schema, migrated once per test run
         return self.json("init", "--policy", policy)
 
     def size(self) -> int:
@@ -466,6 +469,20 @@ def test_verify_fails_after_an_entry_is_altered_in_the_database(reg):
     assert result["ok"] is False
     assert result["size"] == 2
     assert {"kind": "modified", "entry": 1} in [{k: p[k] for k in ("kind", "entry")} for p in result["problems"]]
+
+
+def test_prove_on_a_ledger_that_lost_an_entry_fails_in_one_line_with_status_1(reg):
+    reg.ingest(ticket("t1"), ticket("t2"), ticket("t3"))
+    assert reg.json("prove", "2")["size"] == 4
+    with sqlite3.connect(reg.db) as conn:
+        conn.execute("DROP TRIGGER entries_no_delete")
+        conn.execute("DELETE FROM entries WHERE seq = 1")
+    conn.close()
+    result = reg.run("prove", "2")
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert result.stderr.strip().splitlines() == [
+        "error: the ledger is missing stored hashes: asked for the leaf hashes of entries #0 to #3, got 3 of 4; "
+        "run `socialcredit verify`"]
 
 
 def test_void_cancels_an_event_and_the_standing_goes_back(reg):

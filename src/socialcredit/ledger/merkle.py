@@ -312,8 +312,13 @@ class Frontier:
         """Number of leaves appended so far."""
         return self._size
 
-    def append(self, leaf: bytes) -> None:
-        """Append one already-hashed leaf."""
+    def append(self, leaf: bytes) -> list[bytes]:
+        """Append one already-hashed leaf; return the roots of the subtrees it completes.
+
+        Root i of the list is that of the subtree of height i + 1 that ends with
+        this leaf (its last 2**(i+1) leaves), so a caller can store interior
+        nodes as they close (see `subtrees`) without hashing anything twice.
+        """
         if len(leaf) != HASH_SIZE:
             _check_hash("leaf", leaf)
         # Like incrementing a binary counter: each trailing 1 bit of the size
@@ -321,11 +326,14 @@ class Frontier:
         node = leaf
         size = self._size
         peaks = self._peaks
+        completed = []
         while size & 1:
             node = sha256(b"\x01" + peaks.pop() + node).digest()  # node_hash, inlined
+            completed.append(node)
             size >>= 1
         peaks.append(node)
         self._size += 1
+        return completed
 
     def extend(self, leaves: Iterable[bytes]) -> None:
         """Append already-hashed leaves in order."""

@@ -20,7 +20,7 @@ from ..instants import format_instant, now_us
 from ..intake.dedupe import sort_out
 from ..intake.identity import Pseudonymizer
 from ..intake.validation import InputError, ValidEvent, Validator
-from ..ledger import merkle
+from ..ledger import merkle, subtrees
 from ..ledger.entries import EVENT, VOID, Entry, attributes_json
 from ..policy.compiled import Policy
 from ..ratings import intake as ratings_intake
@@ -185,8 +185,8 @@ class Appender:
             size = checkpoint.size if checkpoint else 0
             self._view.catch_up(size)
             entry = Entry(size, POLICY, now_us(), policy=body)
-            rows, new_checkpoint = self.hash_entries(policy, checkpoint, [entry])
-            self._store.ledger.append(tx, rows, new_checkpoint)
+            rows, nodes, new_checkpoint = self.hash_entries(policy, checkpoint, [entry])
+            self._store.ledger.append(tx, rows, new_checkpoint, nodes)
             self._store.audit.insert(tx, [audit_row(caller, "activate", None, detail)])
         return entry, new_checkpoint
 
@@ -194,31 +194,32 @@ class Appender:
 
     def _write(self, tx: Tx, policy: Policy, checkpoint: Checkpoint | None, entries: list[Entry],
                actors: dict[int, str] | None = None):
-        rows, new_checkpoint = self.hash_entries(policy, checkpoint, entries, actors)
-        self._store.ledger.append(tx, rows, new_checkpoint)
+        rows, nodes, new_checkpoint = self.hash_entries(policy, checkpoint, entries, actors)
+        self._store.ledger.append(tx, rows, new_checkpoint, nodes)
         histories = self._histories(tx, entries, checkpoint.size if checkpoint else 0)
         self._standings.materialize(tx, policy, histories.items(), new_checkpoint.size, entries[0].recorded_us)
         return new_checkpoint, histories
 
     def hash_entries(self, policy: Policy, checkpoint: Checkpoint | None, entries: list[Entry],
                      actors: dict[int, str] | None = None):
-        """Canonical bodies, leaf hashes and the checkpoint that will cover them."""
+        """Canonical bodies, leaf hashes, the subtree nodes they complete and the checkpoint that
+        will cover them."""
         frontier = merkle.Frontier.from_json(checkpoint.size, checkpoint.frontier) if checkpoint else merkle.Frontier()
         recorded_at = format_instant(entries[0].recorded_us)
         raters = {t: r[0][0] for t, r in policy.reference_attributes.items() if r}
         actors = actors or {}
-        rows = []
+        rows, nodes = [], []
         for entry in entries:
             body = entry.canonical(recorded_at)
             leaf = merkle.leaf_hash(body.encode("utf-8"))
-            frontier.append(leaf)
+            nodes.extend(subtrees.append_leaf(frontier, leaf))
             if raters or actors:  # who acted: a rater, or the rater of a cancelled rating
                 named = raters.get(entry.type)
                 actor = entry.attributes.get(named) if named else actors.get(entry.seq)
             else:
                 actor = None
             rows.append(entry_row(entry, body, leaf, actor))
-        return rows, Checkpoint(frontier.size, frontier.root(), frontier.to_json(), now_us())
+        return rows, nodes, Checkpoint(frontier.size, frontier.root(), frontier.to_json(), now_us())
 
     def _histories(self, tx: Tx, new_entries: list[Entry], first_new: int) -> dict[str, list[Entry]]:
         """Every entry about each subject the new entries touch: what was there, then the new."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 from . import schema
 from .database import Database, StoreError, Tx
 from .derived import AuditRow, AuditTable, DecisionRow, DecisionsTable, MetaTable, StandingRow, StandingsTable
-from .ledger import Checkpoint, EntryRow, LedgerTables, PolicyActivation, entry_row
+from .ledger import Checkpoint, EntryRow, LedgerTables, PolicyActivation, TreeReader, entry_row
 from .urls import DatabaseURL, parse_url
 
 
@@ -70,6 +70,7 @@ __all__ = [
     "StandingRow",
     "Store",
     "StoreError",
+    "TreeReader",
     "Tx",
     "entry_row",
     "parse_url",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import NamedTuple
 
 from ..ledger.entries import EVENT, POLICY, VOID, Entry
@@ -79,10 +80,14 @@ class LedgerTables:
 
     # -- appending ----------------------------------------------------------------------------
 
-    def append(self, tx: Tx, rows: Sequence[EntryRow], checkpoint: Checkpoint) -> None:
-        """Insert entry rows and the checkpoint that covers them, in the caller's transaction."""
+    def append(self, tx: Tx, rows: Sequence[EntryRow], checkpoint: Checkpoint,
+               nodes: Sequence[tuple[int, int, bytes]]) -> None:
+        """Insert entry rows, the subtree nodes (level, index, hash) they complete
+        (`ledger.subtrees.append_leaves`) and the checkpoint that covers them, in the caller's
+        transaction. `nodes` is required, so no append can leave the stored tree behind."""
         tx.executemany("INSERT INTO entries (seq, kind, recorded_us, provider, key, subject, type, occurred_us, "
                        "body, leaf_hash, actor) VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+        tx.executemany("INSERT INTO merkle_nodes (level, idx, hash) VALUES (?,?,?)", nodes)
         tx.execute("INSERT INTO checkpoints (size, root, frontier, recorded_us) VALUES (?,?,?,?)",
                    (checkpoint.size, checkpoint.root, json.dumps(checkpoint.frontier), checkpoint.recorded_us))
 
@@ -169,6 +174,13 @@ class LedgerTables:
                 yield EntryRow(*row[:9], bytes(row[9]), row[10])
             last = rows[-1][0]
 
+    @contextmanager
+    def tree_reader(self) -> Iterator["TreeReader"]:
+        """The stored leaf hashes, subtree nodes and checkpoint roots, read in one snapshot
+        (a `ledger.subtrees.NodeReader`)."""
+        with self.db.read() as tx:
+            yield TreeReader(tx)
+
     def leaf_hashes(self, size: int) -> list[bytes]:
         with self.db.read() as t:
             return [bytes(row[0]) for row in t.all("SELECT leaf_hash FROM entries WHERE seq < ? ORDER BY seq", (size,))]
@@ -189,6 +201,32 @@ class LedgerTables:
     def event_types(self) -> set[str]:
         with self.db.read() as t:
             return {row[0] for row in t.all("SELECT DISTINCT type FROM entries WHERE type IS NOT NULL")}
+
+
+class TreeReader:
+    """Range reads of leaf hashes (by seq), of stored subtree nodes, and checkpoint roots, for
+    `ledger.subtrees`: a proof makes a handful of these."""
+
+    def __init__(self, tx: Tx):
+        self._tx = tx
+
+    def checkpoint_root(self, size: int) -> bytes | None:
+        """The root stored with the checkpoint of exactly this size, if an append ended there."""
+        row = self._tx.one("SELECT root FROM checkpoints WHERE size = ?", (size,))
+        return None if row is None else bytes(row[0])
+
+    def leaf_hashes(self, start: int, end: int) -> list[bytes]:
+        return [bytes(row[0]) for row in
+                self._tx.all("SELECT leaf_hash FROM entries WHERE seq >= ? AND seq < ? ORDER BY seq", (start, end))]
+
+    def nodes(self, level: int, start: int, end: int) -> list[bytes]:
+        return [digest for _index, digest in self.node_rows(level, start, end)]
+
+    def node_rows(self, level: int, start: int, end: int) -> list[tuple[int, bytes]]:
+        """(index, hash) of the stored nodes at `level` with index in [start, end): gaps show."""
+        return [(index, bytes(digest)) for index, digest in self._tx.all(
+            "SELECT idx, hash FROM merkle_nodes WHERE level = ? AND idx >= ? AND idx < ? ORDER BY idx",
+            (level, start, end))]
 
 
 def row_entry(row) -> Entry:

@@ -5,11 +5,16 @@ mirrors it for SQLAlchemy. Both are imported only here, and only when a schema i
 or is older than this program: opening an up-to-date registry reads one row
 (`alembic_version`) and compares it with `SCHEMA_HEAD`, so it costs the same at 100 entries
 and at 10 million. A test holds `SCHEMA_HEAD` equal to the migrations' head.
+
+A database may also come with the schema already in it (migrated by a DBA who keeps DDL
+rights to themselves, or copied from a test's template): `init` then only records the registry.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from importlib import resources
+from pathlib import Path
 
 from ..errors import Conflict
 from .database import Database, StoreError
@@ -17,46 +22,53 @@ from .urls import SQLITE
 
 FORMAT = "socialcredit-registry"
 FORMAT_VERSION = "1"
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0004"
+
+
+EMPTY = "empty"
+SCHEMA_ONLY = "schema only"  # migrated (by a DBA, or a test's template) but holding no registry yet
+_TABLES = {"alembic_version", "entries", "checkpoints", "merkle_nodes", "standings", "decisions", "audit", "meta"}
 
 
 def create(db: Database, meta: dict[str, str]) -> None:
-    """Create the schema in an empty database and record what it is; refuse anything else."""
-    from alembic import command
-    from sqlalchemy import text
+    """Make an empty database (or one holding only the migrated schema) a registry.
 
-    engine = _engine(db)
-    try:
-        with engine.begin() as conn:
-            _refuse_unless_empty(db, conn)
-            command.upgrade(_alembic_config(conn), "head")
-            rows = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta}
-            conn.execute(text("INSERT INTO meta (name, value) VALUES (:name, :value)"),
-                         [{"name": k, "value": v} for k, v in rows.items()])
+    An empty one gets the schema from the migrations; then what this database is goes into
+    `meta`. Anything else (a registry, another program's data) is refused, untouched.
+    """
+    if refuse_unless_empty(db) == EMPTY:
+        migrate(db)
+    with db.write() as tx:
+        rows = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta}
+        tx.executemany("INSERT INTO meta (name, value) VALUES (?, ?)", list(rows.items()))
+    if db.backend == SQLITE:
+        # Outside any transaction: the journal mode cannot change inside one. It is stored in
+        # the file, so it is set once, here.
+        connection = sqlite3.connect(db.url.path, isolation_level=None)
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+        finally:
+            connection.close()
+
+
+def refuse_unless_empty(db: Database) -> str:
+    """EMPTY or SCHEMA_ONLY; refuse (before anything is written) a database that holds more."""
+    if db.backend == SQLITE and not Path(db.url.path).exists():
+        return EMPTY
+    with db.read() as tx:
         if db.backend == SQLITE:
-            # Outside any transaction: the journal mode cannot change inside one.
-            with engine.connect() as conn:
-                conn.exec_driver_sql("PRAGMA journal_mode=WAL")
-    except Exception as exc:
-        _refuse_a_file_that_is_not_sqlite(db, exc)
-        raise
-    finally:
-        engine.dispose()
-
-
-def refuse_unless_empty(db: Database) -> None:
-    """Refuse, before anything is written, a database that already holds something."""
-    engine = _engine(db)
-    try:
-        with engine.connect() as conn:
-            _refuse_unless_empty(db, conn)
-    except (StoreError, Conflict):
-        raise
-    except Exception as exc:
-        _refuse_a_file_that_is_not_sqlite(db, exc)
-        raise
-    finally:
-        engine.dispose()
+            tables = {row[0] for row in tx.all("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        else:
+            tables = {row[0] for row in tx.all("SELECT table_name FROM information_schema.tables "
+                                               "WHERE table_schema = current_schema()")}
+        if not tables:
+            return EMPTY
+        if "meta" in tables and tx.scalar("SELECT count(*) FROM meta"):
+            raise Conflict(f"{db.where} already holds a registry")
+        if (tables == _TABLES and tx.scalar("SELECT version_num FROM alembic_version") == SCHEMA_HEAD
+                and tx.scalar("SELECT count(*) FROM entries") == 0):
+            return SCHEMA_ONLY
+    raise Conflict(f"{db.where} is another program's database; not touching it")
 
 
 def check(db: Database) -> dict[str, str]:
@@ -79,7 +91,8 @@ def check(db: Database) -> dict[str, str]:
 
 
 def migrate(db: Database) -> None:
-    """Run the migrations an older registry lacks (they only add)."""
+    """Run the migrations a database lacks: all of them for an empty one (the schema, no
+    registry yet), the newer ones for an older registry (they only add)."""
     from alembic import command
 
     engine = _engine(db)
@@ -124,15 +137,3 @@ def _alembic_config(conn):
     config.set_main_option("script_location", _script_location())
     config.attributes["connection"] = conn
     return config
-
-
-def _refuse_a_file_that_is_not_sqlite(db: Database, exc: Exception) -> None:
-    if "file is not a database" in str(exc):
-        raise StoreError(f"{db.where} is not a SQLite database (another program's file?)") from None
-
-
-def _refuse_unless_empty(db: Database, conn) -> None:
-    if conn.dialect.has_table(conn, "meta"):
-        raise Conflict(f"{db.where} already holds a registry")
-    if db.backend == SQLITE and conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar():
-        raise Conflict(f"{db.where} is another program's database; not touching it")

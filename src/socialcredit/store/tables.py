@@ -1,7 +1,8 @@
 """The database schema, in SQLAlchemy Core. Alembic's migrations create exactly this.
 
-The ledger (`entries`) is the only source of truth; `standings` is derived and can be
-rebuilt at any time; `decisions` and `audit` are logs.
+The ledger (`entries`) is the only source of truth; `merkle_nodes` is derived from it as it
+grows and never changes; `standings` is derived and can be rebuilt at any time; `decisions`
+and `audit` are logs.
 """
 
 from __future__ import annotations
@@ -53,6 +54,17 @@ checkpoints = Table(
     Column("root", LargeBinary(32), nullable=False),
     Column("frontier", Text, nullable=False),
     Column("recorded_us", BigInteger, nullable=False),
+)
+
+# The roots of the complete subtrees at the ledger's stored levels (see ledger/subtrees.py),
+# so that proofs read a few rows instead of every leaf. Append-only, like `entries`. Migration 0004.
+merkle_nodes = Table(
+    "merkle_nodes",
+    metadata,
+    Column("level", Integer, primary_key=True, autoincrement=False),
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", LargeBinary(32), nullable=False),
+    sqlite_with_rowid=False,
 )
 
 standings = Table(
