@@ -164,7 +164,7 @@ class Dimension(_Model):
     """A part of the score.
 
     `sum`: points of rules (from `base`). `rating_mean`: the weighted mean of the stars of
-    `peer.rating` events received, with a prior (a Bayesian average: a newcomer sits at
+    the ratings received (`ratings.event`), with a prior (a Bayesian average: a newcomer sits at
     `prior_mean`, and each rating moves the mean by its weight against `prior_weight`),
     over the last `window` ratings or decaying with `half_life`, optionally one `category`.
     `latest`: the newest value of a number attribute of one event type (e.g. the global
@@ -338,7 +338,8 @@ class ListSpec(_Model):
     """A list a subject is put on by events, and taken off by events or the end of a term."""
 
     id: Ident = Field(description="The list's name; conditions, rules and `discount_lists` refer to it.")
-    label: str = Field(description='A noun phrase that reads after "On the": "list of judgment defaulters"')
+    label: str = Field(description='A noun phrase that reads after "On the" in explanations: '
+                                   '"list of judgment defaulters".')
     description: str = Field(default="", description="What the list is, for readers of the policy (the linter "
                                                      "reads it too).")
     case_attribute: str | None = Field(
@@ -502,7 +503,12 @@ class Positivity(_Model):
 
 
 class Ratings(_Model):
-    """People rating people: who may rate whom, how much a rating counts, abuse limits."""
+    """People rating people: who may rate whom, how much a rating counts, abuse limits.
+
+    A policy with ratings accepts `peer.opt_in` and `peer.opt_out` events: only a subject who
+    has opted in may rate. The attributes `peer.opt_in` requires are the facts an opt-in must
+    carry (`socialcredit enrol --attribute NAME=VALUE`).
+    """
 
     event: EventTypeName = Field(default="peer.rating",
                                  description="The rating event type; it needs a `reference` attribute "
