@@ -115,6 +115,11 @@ def _is_union(annotation) -> bool:
     return get_origin(annotation) in (Union, types.UnionType)
 
 
+# annotated_types' bounds: the attribute that holds the number, and the words before it.
+_BOUNDS = {Ge: ("ge", "at least"), Gt: ("gt", "more than"), Le: ("le", "at most"), Lt: ("lt", "less than"),
+           MinLen: ("min_length", "at least"), MaxLen: ("max_length", "at most")}
+
+
 def _constraints(metadata, container=str) -> tuple[str | None, list[str], bool]:
     """(the name of the string shape, constraints in words, whether it is a duration).
 
@@ -131,18 +136,13 @@ def _constraints(metadata, container=str) -> tuple[str | None, list[str], bool]:
             duration = True
         elif getattr(item, "pattern", None):
             shape = PATTERN_NAMES.get(item.pattern, f"text matching `{item.pattern}`")
-        elif isinstance(item, Ge):
-            words.append(f"at least {item.ge:g}")
-        elif isinstance(item, Gt):
-            words.append(f"more than {item.gt:g}")
-        elif isinstance(item, Le):
-            words.append(f"at most {item.le:g}")
-        elif isinstance(item, Lt):
-            words.append(f"less than {item.lt:g}")
-        elif isinstance(item, MinLen):
-            words.append(f"at least {item.min_length} {unit[item.min_length != 1]}")
-        elif isinstance(item, MaxLen):
-            words.append(f"at most {item.max_length} {unit[item.max_length != 1]}")
+        elif type(item) in _BOUNDS:
+            attribute, phrase = _BOUNDS[type(item)]
+            value = getattr(item, attribute)
+            if attribute.endswith("_length"):  # a length counts characters or entries
+                words.append(f"{phrase} {value} {unit[value != 1]}")
+            else:
+                words.append(f"{phrase} {value:g}")
     if shape in PATTERN_NAMES.values():
         words = [w for w in words if not w.startswith("at most") or not w.endswith("characters")]
     return shape, words, duration
