@@ -27,14 +27,17 @@ def ok(*args: str):
     return result
 
 
-def test_policy_show_prints_where_a_packs_file_is_in_the_installed_package():
-    shown = ok("policy", "show", "peeple").stdout.splitlines()
+def test_policy_show_prints_where_a_packs_file_is_in_the_installed_package(tmp_path, monkeypatch):
     where = Path(str(pack_file("peeple")))
-    assert where.is_file() and where.name == "peeple.toml"
-    assert f"Source: {where}" in shown
-    data = json.loads(ok("policy", "show", "peeple", "--json").stdout)
-    assert data["source"] == str(where)
+    assert where.is_absolute() and where.is_file() and where.name == "peeple.toml"
     assert where.read_text(encoding="utf-8") == load_policy("peeple").text
+    monkeypatch.chdir(tmp_path)
+    assert f"Source: {where}" in ok("policy", "show", "peeple").stdout.splitlines()
+    assert json.loads(ok("policy", "show", "peeple", "--json").stdout)["source"] == str(where)
+    # From a folder above the package (a checkout), the path is relative: shorter, still openable.
+    monkeypatch.chdir(where.parents[2])
+    assert "Source: policy/packs/peeple.toml" in ok("policy", "show", "peeple").stdout.splitlines()
+    assert json.loads(ok("policy", "show", "peeple", "--json").stdout)["source"] == str(where)
 
 
 def test_policy_show_of_a_file_names_the_file_as_given(tmp_path, monkeypatch):

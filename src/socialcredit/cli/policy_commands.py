@@ -52,10 +52,19 @@ def policy_show(
         print_json({**policy.document.model_dump(mode="json"), "digest": policy.digest, "source": policy.source})
         return
     blocks = describe(policy)
-    blocks.insert(1, Line(f"Source: {policy.source}"))  # under the title: where the text comes from
+    blocks.insert(1, Line(f"Source: {_shown_source(policy.source)}"))  # under the title
     print_blocks(blocks)
     label = f" {name}" if name is not None else ""
     say(f"Machine-readable: socialcredit policy show{label} --json")
+
+
+def _shown_source(source: str) -> str:
+    """Where a policy comes from, for a person: a file below the current folder relative to it
+    (still a path to open, and short enough for 80 columns), anything else as it is."""
+    path = Path(source)
+    if path.is_absolute() and path.is_file() and path.is_relative_to(Path.cwd()):
+        return str(path.relative_to(Path.cwd()))
+    return source
 
 
 @policy_app.command("lint")
