@@ -321,6 +321,19 @@ def test_book_swap_prior_mean_hold_dispute_consent_and_daily_cap(make_registry):
          "`socialcredit enrol ada --attribute card=C-1024`")
 
 
+def test_book_swap_enrol_names_the_card_an_opt_in_needs(tmp_path):
+    path = tmp_path / "book-swap.toml"
+    path.write_text(generator.example_text(EXAMPLES, "book-swap"), encoding="utf-8")
+    env = {**ENV, "SOCIALCREDIT_DB": f"sqlite:///{tmp_path}/club.db"}
+    runner = CliRunner()
+    assert runner.invoke(app, ["init", "--policy", str(path)], env=env).exit_code == 0
+    missing = runner.invoke(app, ["enrol", "ada", "--at", "2025-05-01"], env=env)
+    assert missing.exit_code == 2 and "requires card" in missing.stderr and "--attribute card=" in missing.stderr
+    joined = runner.invoke(app, ["enrol", "ada", "--attribute", "card=C-1024", "--at", "2025-05-01"], env=env)
+    assert joined.exit_code == 0, joined.output
+    says("book-swap", "without it, `enrol` says which attribute is missing")
+
+
 def test_rater_weight_buckets_and_positivity(make_registry):
     registry = _swap_club(make_registry, "rater-weight")
 
