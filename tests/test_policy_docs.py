@@ -380,16 +380,21 @@ def test_lint_findings_of_the_library_and_the_lint_examples():
     assert "The deposit below 90 points is `aggregate-score-only` (warning)" in text
     assert "The list of unpaid fines is an `open-ended-listing` (info)" in text
     says("lint-cross-context", "It is `cross-context` (warning)", "(`no-legal-basis`, warning)", "(`no-remedy`, info)")
-    says("lint-protected", "This is a `protected-attribute` error", "`policy lint` exits 1")
+    says("lint-protected", "This is a `protected-attribute` error", "`policy lint` exits 1",
+         "`init --policy` refuses it")
 
 
-def test_policy_lint_exits_1_on_the_protected_example_and_0_on_the_library(tmp_path):
+def test_policy_lint_exits_1_on_the_protected_example_and_init_refuses_it(tmp_path):
     runner = CliRunner()
     for name, code in (("lint-protected", 1), ("measures", 0)):
         path = tmp_path / f"{name}.toml"
         path.write_text(generator.example_text(EXAMPLES, name), encoding="utf-8")
         result = runner.invoke(app, ["policy", "lint", str(path)], env=ENV)
         assert result.exit_code == code, result.output
+        init = runner.invoke(app, ["--db", f"sqlite:///{tmp_path}/{name}.db", "init", "--policy", str(path)], env=ENV)
+        assert init.exit_code == (2 if code else 0), init.output
+    assert "`init --policy` and `policy activate` refuse a policy with errors unless given `--force --reason TEXT`" \
+        in " ".join(TEXT.split())
 
 
 def test_the_guides_lint_table_names_every_code_with_its_severity():
