@@ -27,6 +27,8 @@ bench: $(BIN)/socialcredit
 
 docs: $(BIN)/socialcredit
 	$(BIN)/python docs/generate_cli_docs.py
+	$(BIN)/python docs/generate_packs_doc.py
+	$(BIN)/python docs/generate_policy_docs.py
 
 clean:
 	rm -rf $(VENV) demo.db demo.db.key demo.db-wal demo.db-shm

@@ -1,6 +1,11 @@
-"""The shipped policy packs reproduce the figures of SYSTEMS.md (values, not just loading)."""
+"""The shipped policy packs reproduce the public figures they cite (values, not just loading),
+and cite nothing a reader of the repository cannot open."""
 
 from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
 
 import pytest
 
@@ -34,6 +39,59 @@ def test_packs_are_shipped_and_selectable_by_name():
         policy = load_policy(name)
         assert policy.id == name
         assert policy.document.policy.sources, f"{name} names no sources"
+
+
+# -- what the packs cite ----------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+# A file named in prose (`SYSTEMS.md`, `notes/research.txt`) or a folder (`seed/`); not a URL.
+_FILE = re.compile(r"(?<![\w./:-])((?:[\w-]+/)*[\w-]+\.(?:md|txt|rst|csv|tsv|jsonl?|toml|ya?ml|py|pdf|html?|xlsx?|docx?))\b",
+                   re.IGNORECASE)
+_FOLDER = re.compile(r"(?<![\w./:-])((?:[\w.-]+/)+)(?=[\s,;:)\]'\"]|$)")
+
+
+def named_paths(text: str) -> list[str]:
+    return [*_FILE.findall(text), *_FOLDER.findall(text)]
+
+
+def _repository_paths() -> set[str]:
+    """Every file and folder of the checkout, relative to its root (tooling folders aside)."""
+    found: set[str] = set()
+    for folder, subfolders, files in os.walk(ROOT):
+        subfolders[:] = [d for d in subfolders if not d.startswith(".") and d != "__pycache__"
+                         and not d.endswith(".egg-info")]
+        relative = Path(folder).relative_to(ROOT)
+        found.update(str(relative / name) for name in (*subfolders, *files))
+    return found
+
+
+def _in_repository(path: str, paths: set[str]) -> bool:
+    path = path.rstrip("/")
+    return any(candidate == path or candidate.endswith("/" + path) for candidate in paths)
+
+
+@pytest.mark.parametrize("text, paths", [
+    ("Sources: the project's research notes (SYSTEMS.md, section 1)", ["SYSTEMS.md"]),
+    ("# see notes/research.txt and the seed/ folder", ["notes/research.txt", "seed/"]),
+    ("Wired, 2017; 35/20/25/15/5; positivity 1/2; https://example.org/report.pdf", []),
+])
+def test_named_paths_finds_files_and_folders_but_not_urls_or_ratios(text, paths):
+    assert named_paths(text) == paths
+
+
+@pytest.mark.parametrize("name", pack_names())
+def test_no_pack_cites_a_file_that_is_not_in_the_repository(name):
+    repository = _repository_paths()
+    # The whole text: header comments, `sources`, approximations and every other string.
+    missing = [path for path in named_paths(load_policy(name).text) if not _in_repository(path, repository)]
+    assert not missing, f"the {name} pack cites {', '.join(sorted(set(missing)))}, not in the repository"
+
+
+def test_the_architecture_page_names_every_pack():
+    row = next(line for line in (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8").splitlines()
+               if line.startswith("| `policy/` |"))
+    packs = re.search(r"`packs/` \(([^)]*)\)", row)[1].split(", ")
+    assert sorted(packs) == pack_names()
 
 
 # -- Rongcheng ---------------------------------------------------------------------------------

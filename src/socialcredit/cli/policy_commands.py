@@ -1,15 +1,17 @@
-"""Policies: list the packs, show one in words, lint it, put one in force."""
+"""Policies: list the packs, show one in words (and where its file is), export it, lint it, put one in force."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.markup import escape
 
 from ..policy.load import load_policy, pack_names
-from .app import (EXIT_CHECK_FAILED, JsonFlag, LockWait, caller, err, handles_errors, open_registry, out,
-                  policy_app, print_json, say)
+from .app import (EXIT_CHECK_FAILED, JsonFlag, LockWait, caller, err, fail, handles_errors, open_registry, out,
+                  policy_app, print_json, say, show)
 from .grid import print_blocks
 
 
@@ -43,13 +45,26 @@ def policy_show(
     """A policy's catalogue, dimensions, rules, tiers, lists and measures."""
     from ..policy.describe import describe
 
+    from ..policy.describe import Line
+
     policy = named_or_current_policy(name)
     if as_json:
-        print_json({**policy.document.model_dump(mode="json"), "digest": policy.digest})
+        print_json({**policy.document.model_dump(mode="json"), "digest": policy.digest, "source": policy.source})
         return
-    print_blocks(describe(policy))
+    blocks = describe(policy)
+    blocks.insert(1, Line(f"Source: {_shown_source(policy.source)}"))  # under the title
+    print_blocks(blocks)
     label = f" {name}" if name is not None else ""
     say(f"Machine-readable: socialcredit policy show{label} --json")
+
+
+def _shown_source(source: str) -> str:
+    """Where a policy comes from, for a person: a file below the current folder relative to it
+    (still a path to open, and short enough for 80 columns), anything else as it is."""
+    path = Path(source)
+    if path.is_absolute() and path.is_file() and path.is_relative_to(Path.cwd()):
+        return str(path.relative_to(Path.cwd()))
+    return source
 
 
 @policy_app.command("lint")
@@ -74,6 +89,43 @@ def policy_lint(
         out.print(", ".join(f"{n} {k}" for k, n in counts.items()))
     if any(f.severity == "error" for f in findings):
         raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+@policy_app.command("export")
+@handles_errors
+def policy_export(
+    name: Annotated[Optional[str], typer.Argument(help="A pack name or TOML file (default: the registry's policy in force).")] = None,
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="Write it to this file instead of standard output.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite the --out file if it exists.")] = False,
+    as_json: JsonFlag = False,
+):
+    """Write a policy's TOML as it is, comments and all, to start a policy of your own from it."""
+    policy = named_or_current_policy(name)
+    result = {"policy": policy.ref(), "source": policy.source, "out": None if out_file is None else str(out_file)}
+    if out_file is None:
+        if as_json:
+            print_json({**result, "text": policy.text})
+        else:
+            sys.stdout.write(policy.text)
+        return
+    _write_file(out_file, policy.text, force)
+    show(result, as_json, f"Wrote {escape(policy.label)} to {escape(str(out_file))}.")
+
+
+def _write_file(path: Path, text: str, force: bool) -> None:
+    """Write `text` to `path`; an existing file only with `force` (one-line errors, exit 2)."""
+    if path.is_dir():
+        fail(f"{path} is a folder; give a file name")
+    try:
+        # Mode "x" refuses an existing file in the same call that creates it: no race.
+        with path.open("w" if force else "x", encoding="utf-8", newline="") as stream:
+            stream.write(text)
+    except FileExistsError:
+        fail(f"{path} already exists; add --force to overwrite it")
+    except FileNotFoundError:
+        fail(f"{path}: no such folder {path.parent}")
+    except OSError as exc:
+        fail(f"{path}: cannot write it ({exc.__class__.__name__}: {exc.strerror or exc})")
 
 
 @policy_app.command("activate")

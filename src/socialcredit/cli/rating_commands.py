@@ -40,11 +40,17 @@ def rate(
 def enrol(
     ref: Annotated[str, typer.Argument(help="The subject who joins (or leaves) the rating app.")],
     leave: Annotated[bool, typer.Option("--out", help="Opt out instead of in.")] = False,
-    attribute: Annotated[Optional[list[str]], typer.Option("--attribute", "-a", help="NAME=VALUE facts the policy asks of an opt-in (e.g. age=30).")] = None,
+    attribute: Annotated[Optional[list[str]], typer.Option("--attribute", "-a", help="NAME=VALUE, once for each fact the policy asks of an opt-in (e.g. age=30).")] = None,
     at: AtOption = None,
     as_json: JsonFlag = False,
 ):
-    """Opt in to rating (peer.opt_in) or out of it (peer.opt_out)."""
+    """Opt in to rating (peer.opt_in) or out of it (peer.opt_out).
+
+    The policy in force may require facts of an opt-in, each given as --attribute NAME=VALUE.
+    Peeple requires age (21 or more), phone_verified=verified, real_name=verified and
+    account_age_days (183 or more); Nosedive requires none. For any policy they are the
+    required attributes of peer.opt_in in `socialcredit policy show`.
+    """
     attributes = {}
     for item in attribute or []:
         name, sep, value = item.partition("=")
@@ -52,8 +58,36 @@ def enrol(
             raise InvalidInput(f"--attribute {item!r} is not NAME=VALUE")
         attributes[name.strip()] = value.strip()
     with open_registry() as registry:
+        if not leave:
+            _require_opt_in_facts(registry.policy, attributes)
         result = registry.enrol(ref, leave=leave, at=at, attributes=attributes)
     show(result, as_json, f"{'Opted out' if leave else 'Opted in'} (entry #{result.entry}).")
+
+
+OPT_IN = "peer.opt_in"  # the enrolment event every policy with ratings accepts (policy/schema.py)
+
+
+def _require_opt_in_facts(policy, given: dict[str, str]) -> None:
+    """Refuse an opt-in that lacks facts the policy requires, naming each and how to give it."""
+    spec = policy.event_types.get(OPT_IN)
+    if spec is None:
+        return  # a policy without ratings: the registry says so
+    missing = [name for name, attribute in spec.attributes.items() if attribute.required and name not in given]
+    if not missing:
+        return
+    needed = missing[0] if len(missing) == 1 else f"{', '.join(missing[:-1])} and {missing[-1]}"
+    options = " ".join(f"--attribute {name}={_example_value(spec.attributes[name])}" for name in missing)
+    raise InvalidInput(f"the {policy.id} policy's opt-in ({OPT_IN}) requires {needed}: give "
+                       f"{'it' if len(missing) == 1 else 'each'} as --attribute NAME=VALUE, e.g. {options}")
+
+
+def _example_value(attribute) -> str:
+    """A value the attribute accepts, for an example: its first allowed value, its minimum, ..."""
+    if attribute.values:
+        return attribute.values[0]
+    if attribute.type in ("integer", "number") and attribute.min is not None:
+        return f"{attribute.min:g}"
+    return {"boolean": "true", "integer": "1", "number": "1"}.get(attribute.type, "VALUE")
 
 
 @app.command()

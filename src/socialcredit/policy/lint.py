@@ -3,22 +3,9 @@
 `lint(policy)` runs every check in `CHECKS` and returns `Finding`s, errors first. Each check
 is a small function `Policy -> iterable of Finding`; adding one is one line in `CHECKS`.
 
-| code                   | severity | what it reports                                                |
-|------------------------|----------|----------------------------------------------------------------|
-| `protected-attribute`  | error    | an event type, attribute, rule, list, dimension or measure     |
-|                        |          | that refers to political opinion, religion, ethnicity, union   |
-|                        |          | membership, health, sexual orientation, speech or assembly     |
-| `cross-context`        | warning  | a measure whose service path contains none of the domains of   |
-|                        |          | the events that can trigger it                                 |
-| `no-duration`          | warning  | an adverse measure that can last forever                       |
-| `aggregate-score-only` | warning  | an adverse measure triggered by the aggregate score or tier    |
-| `disproportionate`     | warning  | an adverse measure on a list that a minor matter can put one   |
-|                        |          | on; a rule whose single event moves the score by > 25 %        |
-| `no-legal-basis`       | warning  | an adverse measure without a `legal_basis`                     |
-| `open-ended-listing`   | info     | a list entered with no time limit that ends only when the     |
-|                        |          | subject acts (an exit event)                                   |
-| `no-remedy`            | info     | a measure without a `remedy`                                   |
-| `no-appeal-path`       | info     | a list with no `leave` trigger                                 |
+Each finding has a code: `CODES` below says, per code, its severity, what it reports and
+the legal text or principle behind it (docs/policies.md shows them as a table generated
+from it).
 
 Definitions the checks share, stated once:
 
@@ -99,6 +86,67 @@ REF_APPEAL = "GDPR Art. 16 and 22(3); FCRA dispute and reinvestigation (30 days)
 
 
 @dataclass(frozen=True, slots=True)
+class Code:
+    """What a finding code means: one severity and one reference wherever a check raises it."""
+
+    severity: Severity
+    reports: str  # what it reports, one sentence (the table in docs/policies.md)
+    reference: str
+
+
+CODES: dict[str, Code] = {
+    "protected-attribute": Code(
+        "error",
+        "An event type, attribute, rule, list, dimension or measure that refers to political opinion, "
+        "religion, ethnicity, union membership, health, sexual orientation, speech or assembly.",
+        REF_PROTECTED,
+    ),
+    "cross-context": Code(
+        "warning",
+        "A measure whose service path contains none of the domains of the events that can trigger it.",
+        REF_CROSS_CONTEXT,
+    ),
+    "no-duration": Code(
+        "warning",
+        "An adverse measure that can last forever: on a list that nothing ends, or held in place by a "
+        "rule that counts while such a listing lasts.",
+        REF_DURATION,
+    ),
+    "aggregate-score-only": Code(
+        "warning",
+        "An adverse measure triggered by the aggregate score or tier.",
+        REF_AGGREGATE,
+    ),
+    "disproportionate": Code(
+        "warning",
+        "An adverse measure on a list that a minor matter can put a subject on; a rule whose single "
+        f"event moves the score by more than {BIG_SHARE:.0%} of its range.",
+        REF_DISPROPORTIONATE,
+    ),
+    "no-legal-basis": Code(
+        "warning",
+        "An adverse measure without a `legal_basis`.",
+        REF_LEGAL_BASIS,
+    ),
+    "open-ended-listing": Code(
+        "info",
+        "A list entered with no time limit that ends only when the subject acts (an exit event).",
+        REF_DURATION,
+    ),
+    "no-remedy": Code(
+        "info",
+        "A measure without a `remedy`.",
+        REF_REMEDY,
+    ),
+    "no-appeal-path": Code(
+        "info",
+        "A list with no `leave` trigger.",
+        REF_APPEAL,
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
 class Finding:
     code: str  # stable kebab-case id, e.g. "cross-context"
     severity: Severity  # "error" | "warning" | "info"
@@ -111,6 +159,12 @@ class Finding:
 
 
 Check = Callable[[Policy], Iterable[Finding]]
+
+
+def _finding(code: str, subject: str, message: str) -> Finding:
+    """A finding of `code`, with the severity and reference that `CODES` gives it."""
+    meaning = CODES[code]
+    return Finding(code, meaning.severity, subject, message, meaning.reference)
 
 
 # -- shared helpers --------------------------------------------------------------------------
@@ -353,13 +407,11 @@ def check_cross_context(policy: Policy) -> Iterable[Finding]:
             source = f"{moves} the {_q(policy.dimensions[measure.dimension].id)} dimension it depends on"
         verb = "comes" if one else "all come"
         where = "a domain that is not a segment" if len(domains) == 1 else "domains that are not segments"
-        yield Finding(
+        yield _finding(
             "cross-context",
-            "warning",
             f"measure {_q(measure.id)}",
             f"Measure {_q(measure.id)} {_effect_phrase(measure)}, but {source} {verb} from {where} of "
             f"{_segments_phrase(measure.service)}: {_events_by_domain(policy, events)}.",
-            REF_CROSS_CONTEXT,
         )
 
 
@@ -499,13 +551,11 @@ def check_protected_attributes(policy: Policy) -> Iterable[Finding]:
             continue
         categories = list(dict.fromkeys(category for category, _, _ in hits))
         evidence = "; ".join(f'"{word}" in {label}' for _, word, label in hits)
-        yield Finding(
+        yield _finding(
             "protected-attribute",
-            "error",
             subject,
             f"{subject[0].upper()}{subject[1:]} refers to {' and '.join(categories)} ({evidence}), "
             "which a score must never use.",
-            REF_PROTECTED,
         )
 
 
@@ -518,15 +568,13 @@ def check_durations(policy: Policy) -> Iterable[Finding]:
             if _unbounded(spec):
                 open_events = sorted({e.event for e in _open_entries(spec)})
                 opens = ", ".join(open_events)
-                yield Finding(
+                yield _finding(
                     "no-duration",
-                    "warning",
                     f"measure {_q(measure.id)}",
                     f"Measure {_q(measure.id)} {_effect_phrase(measure)} with no duration for as long "
                     f"as the subject is on list {_q(spec.id)}, and nothing ends that listing: {opens} "
                     f"{_plural(len(open_events), 'enters', 'enter')} it with no duration and the "
                     "list has no exit event.",
-                    REF_DURATION,
                 )
             continue
         forever = []
@@ -540,27 +588,23 @@ def check_durations(policy: Policy) -> Iterable[Finding]:
                 forever.append(rule)
         if forever:
             named = ", ".join(f"{_q(r.id)} ({r.event}, while on list {_q(r.until_list)})" for r in forever)
-            yield Finding(
+            yield _finding(
                 "no-duration",
-                "warning",
                 f"measure {_q(measure.id)}",
                 f"Measure {_q(measure.id)} {_effect_phrase(measure)} with no duration, and it can be "
                 f"held in place forever by {'a rule that counts' if len(forever) == 1 else 'rules that count'} "
                 f"for as long as an open-ended listing with no exit lasts: {named}.",
-                REF_DURATION,
             )
     for spec in policy.lists.values():
         opens = _open_entries(spec)
         if opens and spec.leave:
             exits = ", ".join(sorted({e.event for e in spec.leave}))
-            yield Finding(
+            yield _finding(
                 "open-ended-listing",
-                "info",
                 f"list {_q(spec.id)}",
                 f"List {_q(spec.id)} has no time limit when entered by "
                 f"{', '.join(sorted({e.event for e in opens}))}, so it ends only when the subject "
                 f"acts ({exits}).",
-                REF_DURATION,
             )
 
 
@@ -579,14 +623,12 @@ def check_aggregate_score_only(policy: Policy) -> Iterable[Finding]:
                 f"that any mix of {_count(len(events), 'event type')} "
                 f"({_plural(len(domains), 'domain')}: {', '.join(domains)}) can produce"
             )
-        yield Finding(
+        yield _finding(
             "aggregate-score-only",
-            "warning",
             f"measure {_q(measure.id)}",
             f"Measure {_q(measure.id)} {_effect_phrase(measure)} {_condition_phrase(policy, measure)}, "
             f"a judgment on the aggregate score alone {source}, instead of a specific list or "
             "dimension that names the conduct.",
-            REF_AGGREGATE,
         )
 
 
@@ -596,14 +638,12 @@ def check_disproportionate(policy: Policy) -> Iterable[Finding]:
             continue
         reasons = [r for r in (minor_reason(policy, e) for e in policy.lists[measure.list_id].enter) if r]
         if reasons:
-            yield Finding(
+            yield _finding(
                 "disproportionate",
-                "warning",
                 f"measure {_q(measure.id)}",
                 f"Measure {_q(measure.id)} {_effect_phrase(measure)} to anyone on list "
                 f"{_q(measure.list_id)}, and a minor matter puts a subject on it: "
                 f"{'; '.join(dict.fromkeys(reasons))}.",
-                REF_DISPROPORTIONATE,
             )
     scale_range = _scale_range(policy)
     if scale_range <= 0:
@@ -624,39 +664,33 @@ def check_disproportionate(policy: Policy) -> Iterable[Finding]:
             )
         else:
             continue
-        yield Finding(
+        yield _finding(
             "disproportionate",
-            "warning",
             f"rule {_q(rule.id)}",
             f"Rule {_q(rule.id)} {what} for a single {rule.event} event, more than "
             f"{_percent(BIG_SHARE)} of the range at once.",
-            REF_DISPROPORTIONATE,
         )
 
 
 def check_legal_basis(policy: Policy) -> Iterable[Finding]:
     for measure in policy.measures:
         if measure.effect in ADVERSE_EFFECTS and not measure.legal_basis.strip():
-            yield Finding(
+            yield _finding(
                 "no-legal-basis",
-                "warning",
                 f"measure {_q(measure.id)}",
                 f"Measure {_q(measure.id)} {_effect_phrase(measure)} {_condition_phrase(policy, measure)} "
                 "but names no legal basis for doing so.",
-                REF_LEGAL_BASIS,
             )
 
 
 def check_remedy(policy: Policy) -> Iterable[Finding]:
     for measure in policy.measures:
         if not measure.remedy.strip():
-            yield Finding(
+            yield _finding(
                 "no-remedy",
-                "info",
                 f"measure {_q(measure.id)}",
                 f"Measure {_q(measure.id)} {_effect_phrase(measure)} {_condition_phrase(policy, measure)} "
                 "but does not tell the subject what they can do about it.",
-                REF_REMEDY,
             )
 
 
@@ -664,13 +698,11 @@ def check_appeal_path(policy: Policy) -> Iterable[Finding]:
     for spec in policy.lists.values():
         if not spec.leave:
             enters = ", ".join(sorted({e.event for e in spec.enter}))
-            yield Finding(
+            yield _finding(
                 "no-appeal-path",
-                "info",
                 f"list {_q(spec.id)}",
                 f"List {_q(spec.id)} (entered by {enters}) has no exit event, so no payment, "
                 "correction or successful appeal takes a subject off it early.",
-                REF_APPEAL,
             )
 
 

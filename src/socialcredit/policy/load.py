@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -24,12 +25,21 @@ def pack_names() -> list[str]:
     return sorted(p.name[: -len(".toml")] for p in folder.iterdir() if p.name.endswith(".toml"))
 
 
+def pack_file(name: str) -> Traversable:
+    """The TOML file of a shipped pack, where the installed package keeps it."""
+    return resources.files("socialcredit.policy") / "packs" / f"{name}.toml"
+
+
 def load_policy(name_or_path: str | Path | None = None) -> Policy:
-    """A shipped pack by name (`rongcheng`), or a TOML file by path."""
+    """A shipped pack by name (`rongcheng`), or a TOML file by path.
+
+    The policy's `source` is where its text came from: the pack's file in the installed
+    package, or the path as given.
+    """
     target = str(name_or_path or DEFAULT_PACK)
     if target in pack_names():
-        resource = resources.files("socialcredit.policy") / "packs" / f"{target}.toml"
-        return parse_policy(resource.read_text(encoding="utf-8"), source=f"{target}.toml")
+        resource = pack_file(target)
+        return parse_policy(resource.read_text(encoding="utf-8"), source=str(resource))
     path = Path(target)
     if not path.exists():
         raise PolicyError(

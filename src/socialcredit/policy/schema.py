@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..instants import Duration, TimeFormatError, zone_named
 
@@ -46,24 +46,40 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _duration(value: str | None) -> str | None:
-    if value is None:
-        return None
+def _duration(value: str) -> str:
     try:
         return Duration.parse(value).text
     except TimeFormatError as exc:
         raise ValueError(str(exc)) from None
 
 
+# An ISO 8601 duration (`P2Y`, `P180D`, `PT48H`), stored in its normal form. Calendar years
+# and months move the date (clamped to the month's end); weeks, days and hours are exact.
+DurationText = Annotated[str, AfterValidator(_duration)]
+
+# Descriptions are the policy reference (docs/policy-reference.md is generated from them):
+# say what a field does to a standing, as the fold and the linter read it.
+
+
 class Meta(_Model):
-    id: Ident
-    version: Annotated[str, Field(min_length=1, max_length=40)]
-    title: str
-    summary: str = ""
-    sources: list[str] = []
-    approximations: list[str] = []
-    # The calendar the policy counts in: caps per month, the dates in explanations.
-    timezone: str = "UTC"
+    """Who the policy is and what it reproduces."""
+
+    id: Ident = Field(description="The policy's name: with `version` (and the digest of its text) it "
+                                  "identifies the policy in the ledger, in standings and in logged decisions.")
+    version: Annotated[str, Field(min_length=1, max_length=40)] = Field(
+        description="The policy's version, e.g. `2026.1`.")
+    title: str = Field(description="A human title, shown by `policy show` and `policy list`.")
+    summary: str = Field(default="", description="What the policy does, in a sentence or two; `policy show` "
+                                                 "prints it.")
+    sources: list[str] = Field(default=[], description="The public material the policy reproduces (laws, "
+                                                       "official documents, reporting), one entry each.")
+    approximations: list[str] = Field(default=[], description="Where the policy guesses or departs from what it "
+                                                              "reproduces, one sentence each; `policy show` "
+                                                              "prints every one.")
+    timezone: str = Field(default="UTC", description="The IANA time zone whose calendar the policy counts in: "
+                                                     "caps per day, week, month or year (`max_per`) and the "
+                                                     "raters' `daily_cap` start at local midnight, and "
+                                                     "explanations give dates in it.")
 
     @field_validator("timezone")
     @classmethod
@@ -76,15 +92,24 @@ class Meta(_Model):
 
 
 class Attribute(_Model):
-    # `reference`: another subject (a rater), pseudonymized at ingest like the subject itself.
-    type: Literal["string", "integer", "number", "boolean", "reference"]
-    kind: SubjectKind = "person"  # the kind of subject a `reference` names
-    required: bool = False
-    values: list[str] | None = None
-    min: float | None = None
-    max: float | None = None
-    max_length: int = Field(default=500, ge=1, le=100_000)
-    description: str = ""
+    """One attribute of an event type: what an event may or must carry, checked at ingest."""
+
+    type: Literal["string", "integer", "number", "boolean", "reference"] = Field(
+        description="What the value is: `string`; `integer` (a whole number); `number`; `boolean`; or "
+                    "`reference`, another subject (a rater), pseudonymized at ingest like the subject itself. "
+                    "Numbers and booleans may also come as text (`\"30\"`, `\"true\"`), as a CSV cell does.")
+    kind: SubjectKind = Field(default="person", description="For a `reference`: the kind of subject it names.")
+    required: bool = Field(default=False, description="An event without this attribute is refused at ingest.")
+    values: list[str] | None = Field(default=None, description="For a `string`: the only values accepted; "
+                                                               "any other is refused at ingest.")
+    min: float | None = Field(default=None, description="For an `integer` or `number`: the smallest value "
+                                                        "accepted.")
+    max: float | None = Field(default=None, description="For an `integer` or `number`: the largest value "
+                                                        "accepted.")
+    max_length: int = Field(default=500, ge=1, le=100_000,
+                            description="For a `string`: the longest value accepted, in characters.")
+    description: str = Field(default="", description="What the attribute means, for readers of the policy "
+                                                     "(the linter reads it too).")
 
     @model_validator(mode="after")
     def _values_only_for_strings(self) -> "Attribute":
@@ -94,19 +119,39 @@ class Attribute(_Model):
 
 
 class EventType(_Model):
-    domain: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
-    description: str
-    subject_kinds: list[SubjectKind] = ["person", "organization"]
-    attributes: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], Attribute] = {}
+    """One kind of event a provider may report (the catalogue); anything else is refused at ingest."""
+
+    domain: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")] = Field(
+        description="The area of life the event comes from; the event type's name must start with it "
+                    "(`court` in `court.judgment_unfulfilled`). The linter compares it with the services a "
+                    "measure acts on (`cross-context`).")
+    description: str = Field(description="What happened, in plain words: `explain` shows it for every "
+                                         "record of this type.")
+    subject_kinds: list[SubjectKind] = Field(default=["person", "organization"],
+                                             description="Whom an event of this type can be about; one about "
+                                                         "another kind of subject is refused at ingest.")
+    attributes: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], Attribute] = Field(
+        default={}, description="The attributes by name; an event carrying one not named here is refused "
+                                "at ingest.")
 
 
 class Scale(_Model):
-    base: float
-    min: float
-    max: float
-    combine: Literal["sum", "weighted"] = "sum"
-    decimals: int = Field(default=0, ge=0, le=6)
-    unit: str = "points"
+    """The score's range and how the dimensions make it."""
+
+    base: float = Field(description="The score with no records when `combine = \"sum\"`. Not used by "
+                                    "`\"weighted\"`, where the dimensions' own `base` values set the start.")
+    min: float = Field(description="The lowest score: the score is clamped to [`min`, `max`].")
+    max: float = Field(description="The highest score.")
+    combine: Literal["sum", "weighted"] = Field(
+        default="sum",
+        description="`sum`: score = `base` + Σ weight × dimension value. `weighted`: each dimension is a "
+                    "sub-score clamped to its own [`min`, `max`], and score = `min` + (`max` − `min`) × "
+                    "Σ weight × position / Σ weight, where a sub-score's position is 0 at its `min` and 1 "
+                    "at its `max`.")
+    decimals: int = Field(default=0, ge=0, le=6, description="The digits after the point that the score and "
+                                                             "the dimension values are rounded to (half up).")
+    unit: str = Field(default="points", description="What the score counts, as explanations say it "
+                                                    "(\"−5 points\").")
 
     @model_validator(mode="after")
     def _ordered(self) -> "Scale":
@@ -119,35 +164,54 @@ class Dimension(_Model):
     """A part of the score.
 
     `sum`: points of rules (from `base`). `rating_mean`: the weighted mean of the stars of
-    `peer.rating` events received, with a prior (a Bayesian average: a newcomer sits at
+    the ratings received (`ratings.event`), with a prior (a Bayesian average: a newcomer sits at
     `prior_mean`, and each rating moves the mean by its weight against `prior_weight`),
     over the last `window` ratings or decaying with `half_life`, optionally one `category`.
     `latest`: the newest value of a number attribute of one event type (e.g. the global
     trust the registry records), for `lifetime`. Rule points on the dimension add to it.
     """
 
-    id: Ident
-    label: str
-    aggregate: Literal["sum", "rating_mean", "latest"] = "sum"
-    weight: float = Field(default=1.0, ge=0)
-    # Used by `combine = "weighted"`: the dimension is a sub-score clamped to [min, max],
-    # starting at `base`, and enters the total as its position inside that range.
-    base: float = 0.0
-    min: float | None = None
-    max: float | None = None
-    description: str = ""
+    id: Ident = Field(description="The dimension's name; rules and conditions refer to it.")
+    label: str = Field(description="The dimension's name in explanations (\"pulls your personal down\").")
+    aggregate: Literal["sum", "rating_mean", "latest"] = Field(
+        default="sum", description="What the dimension's value starts from: `sum`, nothing but the points "
+                                   "of rules; `rating_mean`, the weighted mean of the ratings received; "
+                                   "`latest`, the newest value of an event's number attribute.")
+    weight: float = Field(default=1.0, ge=0, description="How much the dimension counts in the score (see "
+                                                         "`scale.combine`); 0 shows it without counting it.")
+    base: float = Field(default=0.0, description="Weighted scales: the sub-score before any record (a "
+                                                 "`rating_mean` or `latest` value takes its place while "
+                                                 "there is one). Not used by `combine = \"sum\"`.")
+    min: float | None = Field(default=None, description="Weighted scales (required there): the lowest "
+                                                        "sub-score. Not used by `combine = \"sum\"`.")
+    max: float | None = Field(default=None, description="Weighted scales (required there): the highest "
+                                                        "sub-score. Not used by `combine = \"sum\"`.")
+    description: str = Field(default="", description="What the dimension measures, for readers of the policy "
+                                                     "(the linter reads it too).")
     # rating_mean
-    prior_mean: float | None = None
-    prior_weight: float = Field(default=0.0, ge=0)
-    window: int | None = Field(default=None, ge=1)
-    half_life: str | None = None
-    category: str | None = None
+    prior_mean: float | None = Field(default=None, description="`rating_mean` (required there): where a "
+                                                               "subject with no ratings stands.")
+    prior_weight: float = Field(default=0.0, ge=0,
+                                description="`rating_mean`: how many ratings of weight 1 the prior is worth: "
+                                            "mean = (`prior_mean` × `prior_weight` + Σ weight × stars) / "
+                                            "(`prior_weight` + Σ weight).")
+    window: int | None = Field(default=None, ge=1, description="`rating_mean`: only the newest `window` "
+                                                               "ratings that count are averaged.")
+    half_life: DurationText | None = Field(default=None,
+                                           description="`rating_mean`: a rating's weight halves with every "
+                                                       "`half_life` of its age (a month taken as 30.44 days).")
+    category: str | None = Field(default=None, description="`rating_mean`: only ratings of this `category` "
+                                                           "(one of `ratings.categories`).")
     # latest
-    event: EventTypeName | None = None
-    attribute: str | None = None
-    lifetime: str | None = None
-
-    _check_durations = field_validator("half_life", "lifetime")(_duration)
+    event: EventTypeName | None = Field(default=None, description="`latest` (required there): the event type "
+                                                                  "whose attribute gives the value.")
+    attribute: str | None = Field(default=None, description="`latest` (required there): the `number` or "
+                                                            "`integer` attribute of `event` that gives the "
+                                                            "value.")
+    lifetime: DurationText | None = Field(default=None,
+                                          description="`latest` (required there): how long the newest value "
+                                                      "counts after its event; then the dimension falls back "
+                                                      "to `base` (weighted) or 0 (sum).")
 
     @model_validator(mode="after")
     def _fits_aggregate(self) -> "Dimension":
@@ -161,38 +225,61 @@ class Dimension(_Model):
 
 
 class Cap(_Model):
-    count: int = Field(ge=1)
-    period: Literal["P1D", "P1W", "P1M", "P1Y"]
+    """At most `count` events of a rule count per calendar period."""
+
+    count: int = Field(ge=1, description="How many events of the rule count in one period; the later ones "
+                                         "in the same period do not count, and `explain` says why.")
+    period: Literal["P1D", "P1W", "P1M", "P1Y"] = Field(
+        description="The calendar period, in the policy's time zone: `P1D` a day, `P1W` a week (from "
+                    "Monday), `P1M` a month, `P1Y` a year.")
 
 
 class CountsUntil(_Model):
-    """The contribution lasts while the subject is on `list` for the same case, plus `after`."""
+    """The contribution lasts while the listing that the same event opened on `list` lasts, plus `after`."""
 
-    list: Ident
-    after: str = "PT0S"
-
-    _check_after = field_validator("after")(_duration)
+    list: Ident = Field(description="The list. If the event opened no listing on it (no `enter` trigger "
+                                    "matched, or that case was listed already), the rule's points never "
+                                    "count.")
+    after: DurationText = Field(default="PT0S", description="How long the record keeps counting after the "
+                                                            "listing ends.")
 
 
 Match = dict[str, Scalar | list[Scalar]]
+_MATCH = ("Attribute values the event must have: `{ name = value }`, or a list of values of which any will "
+          "do. Every attribute named must match; an event without it does not.")
 
 
 class Rule(_Model):
-    id: Ident
-    event: EventTypeName
-    describe: str = Field(min_length=3, description="What the record is, in plain words")
-    dimension: Ident | None = None
-    points: float = 0.0
-    lifetime: str | None = None
-    half_life: str | None = None
-    max_per: Cap | None = None
-    score_cap: float | None = None
-    counts_until: CountsUntil | None = None
-    match: Match = {}
-    # Penalty mode: while this record counts, negative ratings the subject receives weigh this much more.
-    negative_rating_multiplier: float | None = Field(default=None, gt=0)
+    """What one kind of event does to the score, and for how long."""
 
-    _check_lifetime = field_validator("lifetime", "half_life")(_duration)
+    id: Ident = Field(description="The rule's name, quoted in explanations and lint findings.")
+    event: EventTypeName = Field(description="The event type the rule applies to (one of `event_types`).")
+    describe: str = Field(min_length=3, description="What the record is, in plain words; every explanation "
+                                                    "of it quotes this.")
+    dimension: Ident | None = Field(default=None, description="The dimension the points count in (required "
+                                                              "when `points` is not 0).")
+    points: float = Field(default=0.0, description="What one event adds to the dimension while it counts "
+                                                   "(negative: a deduction).")
+    lifetime: DurationText | None = Field(default=None,
+                                          description="How long the record counts from the time the event "
+                                                      "occurred. Give this or `counts_until`: records that "
+                                                      "count forever are not allowed.")
+    half_life: DurationText | None = Field(default=None,
+                                           description="The points halve with every `half_life` of the "
+                                                       "record's age while it counts (a month taken as 30.44 "
+                                                       "days); without it they count in full.")
+    max_per: Cap | None = Field(default=None, description="A cap on how many events of this rule count per "
+                                                          "calendar period.")
+    score_cap: float | None = Field(default=None, description="While the record counts, the score is at most "
+                                                              "this (after the clamp to the scale; a lower "
+                                                              "score stays lower).")
+    counts_until: CountsUntil | None = Field(default=None, description="Count while a listing lasts instead of "
+                                                                       "for a fixed `lifetime`.")
+    match: Match = Field(default={}, description=_MATCH)
+    negative_rating_multiplier: float | None = Field(
+        default=None, gt=0, description="Penalty mode: while the record counts, the negative ratings the "
+                                        "subject receives weigh this many times as much (the largest "
+                                        "multiplier in force applies).")
 
     @model_validator(mode="after")
     def _consistent(self) -> "Rule":
@@ -210,29 +297,35 @@ class Rule(_Model):
 
 
 class ListEntry(_Model):
-    event: EventTypeName
-    match: Match = {}
-    duration: str | None = None
+    """An event that puts a subject on the list."""
 
-    _check_duration = field_validator("duration")(_duration)
+    event: EventTypeName = Field(description="The event type (one of `event_types`).")
+    match: Match = Field(default={}, description=_MATCH)
+    duration: DurationText | None = Field(default=None,
+                                          description="The listing's term, from the event; extensions may "
+                                                      "lengthen it. Without it the listing lasts until a "
+                                                      "`leave` event.")
 
 
 class ListExit(_Model):
-    event: EventTypeName
-    match: Match = {}
-    not_before: str | None = None  # credit repair: honoured only after this waiting period
+    """An event that takes a subject off the list: it ends the listing of its case when it occurs."""
 
-    _check_not_before = field_validator("not_before")(_duration)
+    event: EventTypeName = Field(description="The event type (one of `event_types`).")
+    match: Match = Field(default={}, description=_MATCH)
+    not_before: DurationText | None = Field(
+        default=None, description="Credit repair's waiting period: an exit earlier than this after the "
+                                  "listing began is refused, and the listing stays (`explain` says so).")
 
 
 class ListExtension(_Model):
-    event: EventTypeName
-    match: Match = {}
-    by: str | None = None
-    by_attribute: str | None = None  # an integer attribute counted in `unit`s
-    unit: str = "P1Y"
+    """An event that moves the end of a listing that has one (a listing without a term is not extended)."""
 
-    _check = field_validator("by", "unit")(_duration)
+    event: EventTypeName = Field(description="The event type (one of `event_types`).")
+    match: Match = Field(default={}, description=_MATCH)
+    by: DurationText | None = Field(default=None, description="Move the end by this much.")
+    by_attribute: str | None = Field(default=None, description="An `integer` attribute of the event: move "
+                                                               "the end by that many `unit`s.")
+    unit: DurationText = Field(default="P1Y", description="What `by_attribute` counts.")
 
     @model_validator(mode="after")
     def _one_amount(self) -> "ListExtension":
@@ -242,34 +335,56 @@ class ListExtension(_Model):
 
 
 class ListSpec(_Model):
-    id: Ident
-    label: str = Field(description='A noun phrase that reads after "On the": "list of judgment defaulters"')
-    description: str = ""
-    case_attribute: str | None = None
-    enter: list[ListEntry] = Field(min_length=1)
-    leave: list[ListExit] = []
-    extend: list[ListExtension] = []
-    max_total: str | None = None
-    notice: str = ""
+    """A list a subject is put on by events, and taken off by events or the end of a term."""
 
-    _check_max_total = field_validator("max_total")(_duration)
+    id: Ident = Field(description="The list's name; conditions, rules and `discount_lists` refer to it.")
+    label: str = Field(description='A noun phrase that reads after "On the" in explanations: '
+                                   '"list of judgment defaulters".')
+    description: str = Field(default="", description="What the list is, for readers of the policy (the linter "
+                                                     "reads it too).")
+    case_attribute: str | None = Field(
+        default=None, description="An attribute of every event that enters, leaves or extends the list, "
+                                  "naming the case: a subject has one listing per case, and a leave or "
+                                  "extension acts on the listing of its own case. Without it, one listing "
+                                  "per subject.")
+    enter: list[ListEntry] = Field(min_length=1, description="The events that put a subject on the list. "
+                                                             "While a listing of the same case is in force, "
+                                                             "another such event changes nothing.")
+    leave: list[ListExit] = Field(default=[], description="The events that take a subject off the list. "
+                                                          "Without any, only a term ends a listing.")
+    extend: list[ListExtension] = Field(default=[], description="The events that lengthen a listing that has "
+                                                                "an end.")
+    max_total: DurationText | None = Field(
+        default=None, description="The longest a listing can last, counted from its start: extensions stop "
+                                  "there. It does not bound a listing entered without a `duration`.")
+    notice: str = Field(default="", description="What the list means for the subject, in plain words (the "
+                                                "linter reads it too).")
 
 
 class Tier(_Model):
-    id: Annotated[str, Field(min_length=1, max_length=40)]
-    min: float | None = None  # None: the floor tier, everything below the others
-    label: str = ""
+    """A named band of scores. Tiers are written from the highest `min` down, the floor tier last."""
+
+    id: Annotated[str, Field(min_length=1, max_length=40)] = Field(description="The tier's name, e.g. `AAA`.")
+    min: float | None = Field(default=None, description="The lowest score in the tier. Leave it out for the "
+                                                        "floor tier: every score below the other tiers.")
+    label: str = Field(default="", description="A longer name for the tier.")
 
 
 class Condition(_Model):
-    list: Ident | None = None
-    tier: Strings | None = None
-    score_below: float | None = None
-    score_at_least: float | None = None
-    dimension: Ident | None = None
-    below: float | None = None
-    at_least: float | None = None
-    unless_list: Idents = []
+    """When a measure is in force: exactly one of `list`, `tier`, `score_below`, `score_at_least`, `dimension`."""
+
+    list: Ident | None = Field(default=None, description="While the subject is on this list (any case).")
+    tier: Strings | None = Field(default=None, description="While the subject's tier is one of these.")
+    score_below: float | None = Field(default=None, description="While the score is below this.")
+    score_at_least: float | None = Field(default=None, description="While the score is this or more.")
+    dimension: Ident | None = Field(default=None, description="A dimension whose value, rounded to the "
+                                                              "scale's `decimals`, is compared with `below` "
+                                                              "or `at_least` (give one).")
+    below: float | None = Field(default=None, description="With `dimension`: while its value is below this.")
+    at_least: float | None = Field(default=None, description="With `dimension`: while its value is this or "
+                                                             "more.")
+    unless_list: Idents = Field(default=[], description="Not in force while the subject is on any of these "
+                                                       "lists.")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "Condition":
@@ -291,16 +406,26 @@ class Condition(_Model):
 
 
 class Measure(_Model):
-    id: Ident
-    when: Condition
-    service: ServiceName
-    effect: Effect
-    legal_basis: str = ""
-    duration: str | None = None
-    notice: str = Field(min_length=3)
-    remedy: str = ""
+    """What a condition does to a service: the part of a policy that reaches a subject's life."""
 
-    _check_duration = field_validator("duration")(_duration)
+    id: Ident = Field(description="The measure's name, shown with every decision it takes part in.")
+    when: Condition = Field(description="When the measure is in force.")
+    service: ServiceName = Field(description="The service it acts on (dotted lower-case words); it governs "
+                                             "every service below it too (`transport.rail` covers "
+                                             "`transport.rail.high_speed`), not those beside it.")
+    effect: Effect = Field(description="What it does. `deny` refuses the service, and a deny on the service "
+                                       "or above it wins; every other effect allows it with a treatment, the "
+                                       "first in policy order naming the effect. Adverse effects: `deny`, "
+                                       "`deposit_required`, `extra_inspection`.")
+    legal_basis: str = Field(default="", description="The law or rule that allows the measure, shown with "
+                                                     "every decision it takes part in.")
+    duration: DurationText | None = Field(
+        default=None, description="For a `list` condition only: the measure lasts this long from the start "
+                                  "of the subject's earliest listing in force (and no longer than the "
+                                  "listing). Without it, as long as the condition holds.")
+    notice: str = Field(min_length=3, description="What the subject is told when the measure applies "
+                                                  "(`check`, `explain`).")
+    remedy: str = Field(default="", description="What the subject can do about it, shown with the notice.")
 
     @model_validator(mode="after")
     def _duration_needs_a_start(self) -> "Measure":
@@ -311,17 +436,19 @@ class Measure(_Model):
 
 
 class WeightBucket(_Model):
-    at_least: float
-    weight: float = Field(ge=0)
+    """One step of a stepped rater weight."""
+
+    at_least: float = Field(description="The lowest value of the source in this bucket.")
+    weight: float = Field(ge=0, description="The weight of a rating whose rater's source value is in it.")
 
 
 class LinearWeight(_Model):
     """weight = weight_low + (value − low) / (high − low) × (weight_high − weight_low), clamped."""
 
-    low: float
-    high: float
-    weight_low: float = Field(ge=0)
-    weight_high: float = Field(ge=0)
+    low: float = Field(description="At this source value or below, a rating weighs `weight_low`.")
+    high: float = Field(description="At this source value or above, a rating weighs `weight_high`.")
+    weight_low: float = Field(ge=0, description="The weight at `low`.")
+    weight_high: float = Field(ge=0, description="The weight at `high`.")
 
     @model_validator(mode="after")
     def _range(self) -> "LinearWeight":
@@ -339,12 +466,19 @@ class RaterWeight(_Model):
     rating weighs 1. `explain` states the formula in words.
     """
 
-    source: str = "score"
-    buckets: list[WeightBucket] = []
-    linear: LinearWeight | None = None
-    explain: str = ""
-    # Lists that mark a rater as untrustworthy (e.g. suspected rating rings) → factor.
-    discount_lists: dict[Ident, Annotated[float, Field(ge=0, le=1)]] = {}
+    source: str = Field(default="score", description="`score`, or a dimension's id: the rater's value, as it "
+                                                     "stood when they rated, that sets the weight.")
+    buckets: list[WeightBucket] = Field(default=[], description="Stepped weights, in ascending order of "
+                                                                "`at_least`: the highest bucket the source "
+                                                                "reaches gives the weight, 0 below the first.")
+    linear: LinearWeight | None = Field(default=None, description="A weight on a straight line between two "
+                                                                  "points, flat outside them (instead of "
+                                                                  "`buckets`).")
+    explain: str = Field(default="", description="The formula in words, for readers of the policy (each "
+                                                 "rating's own reason is written by the registry).")
+    discount_lists: dict[Ident, Annotated[float, Field(ge=0, le=1)]] = Field(
+        default={}, description="Lists that mark a rater as untrustworthy, each with a factor from 0 to 1 "
+                                "that the weight is multiplied by while the rater is on it.")
 
     @model_validator(mode="after")
     def _ascending(self) -> "RaterWeight":
@@ -364,36 +498,64 @@ class Positivity(_Model):
     min(1, positivity / `neutral`), so reviewers at or above `neutral` keep full weight.
     """
 
-    neutral: float = Field(default=0.5, gt=0, le=1)
+    neutral: float = Field(default=0.5, gt=0, le=1, description="The positivity at or above which a reviewer "
+                                                                "keeps full weight.")
 
 
 class Ratings(_Model):
-    """People rating people: who may rate whom, how much a rating counts, abuse limits."""
+    """People rating people: who may rate whom, how much a rating counts, abuse limits.
 
-    event: EventTypeName = "peer.rating"
-    categories: list[str] = []
-    ratee_consent: bool = False  # Peeple: only subjects who opted in can be rated
-    daily_cap: int = Field(default=100, ge=1)  # ratings one rater may give per UTC day
-    negative_at_most: int = Field(default=2, ge=1, le=4)  # stars at or below are negative
-    hold_negative: str | None = None  # Peeple: negative reviews wait this long before they count
-    weight: RaterWeight = RaterWeight()
-    positivity: Positivity | None = None
-    pretrusted: list[str] = []  # references of EigenTrust's pre-trusted seed subjects
-    trust_teleport: float = Field(default=0.15, gt=0, lt=1)
+    A policy with ratings accepts `peer.opt_in` and `peer.opt_out` events: only a subject who
+    has opted in may rate. The attributes `peer.opt_in` requires are the facts an opt-in must
+    carry (`socialcredit enrol --attribute NAME=VALUE`).
+    """
 
-    _check_hold = field_validator("hold_negative")(_duration)
+    event: EventTypeName = Field(default="peer.rating",
+                                 description="The rating event type; it needs a `reference` attribute "
+                                             "`rater`, an `integer` attribute `stars` and a `string` "
+                                             "attribute `interaction` (one rating per rater, subject and "
+                                             "interaction).")
+    categories: list[str] = Field(default=[], description="The categories a `rating_mean` dimension may "
+                                                          "average (its `category`).")
+    ratee_consent: bool = Field(default=False, description="Only subjects who have opted in (`peer.opt_in`, "
+                                                           "not since opted out) can be rated. Raters must "
+                                                           "have opted in either way.")
+    daily_cap: int = Field(default=100, ge=1, description="How many ratings one rater may give per calendar "
+                                                          "day in the policy's time zone; more are refused "
+                                                          "at ingest.")
+    negative_at_most: int = Field(default=2, ge=1, le=4, description="Ratings of this many stars or fewer are "
+                                                                     "negative (held, multiplied in penalty "
+                                                                     "mode, against positivity).")
+    hold_negative: DurationText | None = Field(
+        default=None, description="Negative ratings wait this long before they count; one the subject "
+                                  "disputes (`peer.review_disputed`) during the wait never counts.")
+    weight: RaterWeight = Field(default=RaterWeight(), description="How much a rating counts.")
+    positivity: Positivity | None = Field(default=None, description="Weigh down reviewers whose earlier "
+                                                                    "reviews were mostly negative.")
+    pretrusted: list[str] = Field(default=[], description="References of the subjects `socialcredit trust` "
+                                                          "starts from (EigenTrust's pre-trusted seeds); "
+                                                          "without them, everyone alike.")
+    trust_teleport: float = Field(default=0.15, gt=0, lt=1, description="EigenTrust's teleport share: the "
+                                                                        "part of all trust handed back to "
+                                                                        "the seeds at every step.")
 
 
 class PolicyDocument(_Model):
-    policy: Meta
-    scale: Scale
-    event_types: dict[EventTypeName, EventType]
-    dimensions: list[Dimension] = Field(min_length=1)
-    rules: list[Rule] = []
-    tiers: list[Tier] = []
-    lists: list[ListSpec] = []
-    measures: list[Measure] = []
-    ratings: Ratings | None = None
+    """A whole policy: one TOML file."""
+
+    policy: Meta = Field(description="Who the policy is.")
+    scale: Scale = Field(description="The score's range and how dimensions make it.")
+    event_types: dict[EventTypeName, EventType] = Field(description="The catalogue: every event type the "
+                                                                    "policy accepts, by name "
+                                                                    "(`domain.what`).")
+    dimensions: list[Dimension] = Field(min_length=1, description="The parts of the score (at least one).")
+    rules: list[Rule] = Field(default=[], description="What events do to the score.")
+    tiers: list[Tier] = Field(default=[], description="Named bands of scores, from the highest down.")
+    lists: list[ListSpec] = Field(default=[], description="Lists that events put subjects on and take them "
+                                                          "off.")
+    measures: list[Measure] = Field(default=[], description="What conditions do to services.")
+    ratings: Ratings | None = Field(default=None, description="People rating people (required by "
+                                                              "`rating_mean` dimensions).")
 
     @model_validator(mode="after")
     def _references_resolve(self) -> "PolicyDocument":
