@@ -7,6 +7,7 @@ from typer.testing import CliRunner
 
 from socialcredit import (Conflict, ErrorKind, Forbidden, InvalidInput, NotFound, Registry, SocialCreditError,
                           Tampered, Unavailable)
+from socialcredit.errors import Unauthenticated
 from socialcredit.cli import app
 from socialcredit.cli.app import EXIT_BY_KIND
 from socialcredit.intake.identity import IdentityError
@@ -19,7 +20,7 @@ ENV = {"SOCIALCREDIT_DB": None, "SOCIALCREDIT_KEY": None, "SOCIALCREDIT_KEY_FILE
 
 
 def test_every_kind_is_a_class_of_the_one_tree():
-    kinds = {cls.kind for cls in (InvalidInput, NotFound, Conflict, Forbidden, Unavailable, Tampered)}
+    kinds = {cls.kind for cls in (InvalidInput, NotFound, Conflict, Forbidden, Unauthenticated, Unavailable, Tampered)}
     assert kinds == set(ErrorKind)
     for cls in (InvalidInput, NotFound, Conflict, Forbidden, Unavailable, Tampered, IdentityError, TimeFormatError,
                 PolicyError):
@@ -35,7 +36,8 @@ def test_a_message_is_one_line_whatever_it_quotes():
 
 def test_the_cli_maps_kinds_to_exit_statuses():
     assert EXIT_BY_KIND == {ErrorKind.INVALID_INPUT: 2, ErrorKind.NOT_FOUND: 2, ErrorKind.CONFLICT: 2,
-                            ErrorKind.FORBIDDEN: 2, ErrorKind.UNAVAILABLE: 2, ErrorKind.TAMPERED: 1}
+                            ErrorKind.FORBIDDEN: 2, ErrorKind.UNAUTHENTICATED: 2, ErrorKind.UNAVAILABLE: 2,
+                            ErrorKind.TAMPERED: 1}
 
 
 def test_the_library_raises_each_kind_where_it_applies(make_registry, database_url, tmp_path):

@@ -8,6 +8,7 @@ status code. The message is one line that names the place and the cause.
     not_found       2          404
     conflict        2          409
     forbidden       2          403
+    unauthenticated 2          401 (no key, an unknown key, a revoked key)
     unavailable     2          503, with Retry-After
     tampered        1          409 (the stored ledger contradicts itself)
 
@@ -25,6 +26,7 @@ class ErrorKind(str, Enum):
     NOT_FOUND = "not_found"
     CONFLICT = "conflict"
     FORBIDDEN = "forbidden"
+    UNAUTHENTICATED = "unauthenticated"
     UNAVAILABLE = "unavailable"
     TAMPERED = "tampered"
 
@@ -66,6 +68,12 @@ class Forbidden(SocialCreditError):
     kind = ErrorKind.FORBIDDEN
 
 
+class Unauthenticated(SocialCreditError):
+    """The caller is not known: no key, a malformed or unknown key, or a revoked one."""
+
+    kind = ErrorKind.UNAUTHENTICATED
+
+
 class Unavailable(SocialCreditError):
     """The database is busy or unreachable; the same request may succeed later."""
 
@@ -98,5 +106,6 @@ __all__ = [
     "NotFound",
     "SocialCreditError",
     "Tampered",
+    "Unauthenticated",
     "Unavailable",
 ]

@@ -22,9 +22,11 @@ pages are front doors over this facade; no rule lives in them.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import Conflict, InvalidInput
 from ..instants import format_instant, now_us, parse_instant
@@ -49,6 +51,11 @@ from .proofs import Proofs
 from .ratings import Ratings
 from .standings import Standings
 from .view import LedgerView
+
+if TYPE_CHECKING:
+    from .gateway import Gateway
+    from .idempotency import Idempotency
+    from .principals import Principals
 
 DEFAULT_URL = "sqlite:///socialcredit.db"
 
@@ -135,6 +142,26 @@ class Registry:
 
     def close(self) -> None:
         self.store.close()
+
+    # -- the service's parts (principals and keys, idempotency, what each party may do) --------
+
+    @functools.cached_property
+    def principals(self) -> "Principals":
+        from .principals import Principals
+
+        return Principals(self.store, self.pseudonym)
+
+    @functools.cached_property
+    def idempotency(self) -> "Idempotency":
+        from .idempotency import Idempotency
+
+        return Idempotency(self.store)
+
+    @functools.cached_property
+    def gateway(self) -> "Gateway":
+        from .gateway import Gateway
+
+        return Gateway(self)
 
     def __enter__(self) -> "Registry":
         return self

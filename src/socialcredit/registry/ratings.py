@@ -69,6 +69,41 @@ class Ratings:
         return RatingWritten(written.accepted, written.duplicate, written.entry, written.ledger_size, written.root,
                              derived["weight"] if derived else None, derived["why"] if derived else None)
 
+    def rate_as(self, rater_subject: str, ratee: str, stars: int, at_us: int, *, interaction: str | None = None,
+                category: str | None = None, review: str | None = None, ratee_kind: str = "person") -> RatingWritten:
+        """`rate` for a rater known only by pseudonym (a subject's API key is bound to one): the
+        same event, key, limits, consent and weight, without the rater's reference."""
+        from ..intake.validation import ValidEvent
+        from ..ledger.entries import attributes_json
+
+        policy = self._policies.current
+        spec = self._spec(policy)
+        interaction = interaction or f"direct-{format_instant(at_us)}"
+        attributes = {"rater": rater_subject, "stars": stars, "interaction": interaction}
+        if category is not None:
+            attributes["category"] = category
+        if review is not None:
+            attributes["review"] = review
+        subject = self._pseudonym(ratee, ratee_kind)
+        pair = "\x1f".join((rater_subject, subject, interaction))
+        key = "rating:" + hashlib.sha256(pair.encode()).hexdigest()[:32]
+        _refuse_future(at_us)
+        attributes = policy.validate_event(spec.event, attributes, ratee_kind)
+        for name, _kind in policy.reference_attributes[spec.event]:
+            if name == "rater":
+                attributes[name] = rater_subject  # already a pseudonym: not pseudonymized again
+        event = ValidEvent(None, subject, ratee_kind, spec.event, at_us, RATING_PROVIDER, key, attributes,
+                           attributes_json(attributes))
+        result = self._appender.append_events(policy, [event], IngestResult(), skip_invalid=False)
+        try:
+            written = self._written(result)
+        except Conflict:
+            raise Conflict(f"this rater already rated this subject for interaction {interaction!r}; "
+                           "a second rating of the same interaction is refused") from None
+        derived = self._store.ledger.entry(written.entry).derived if written.entry is not None else None
+        return RatingWritten(written.accepted, written.duplicate, written.entry, written.ledger_size, written.root,
+                             derived["weight"] if derived else None, derived["why"] if derived else None)
+
     def enrol(self, ref: str, at_us: int, *, leave: bool = False, attributes: dict | None = None,
               kind: str = "person") -> EntryWritten:
         """Opt in to (or, with `leave`, out of) rating: `peer.opt_in` / `peer.opt_out`."""
@@ -114,7 +149,10 @@ class Ratings:
                        [rating_view(policy, r) for r in standing.ratings])
 
     def _one(self, event: dict) -> EntryWritten:
-        result = self._appender.ingest([event])
+        return self._written(self._appender.ingest([event]))
+
+    @staticmethod
+    def _written(result: IngestResult) -> EntryWritten:
         if result.errors:
             message = result.errors[0].error
             if "already used for a different event" in message:

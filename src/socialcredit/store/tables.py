@@ -121,3 +121,50 @@ meta = Table(
     Column("name", String(64), primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+# The HTTP service (migration 0006): who may call it, idempotency records, submissions.
+principals = Table(
+    "principals",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("role", String(20), nullable=False),
+    Column("grants", Text, nullable=False),
+    Column("subject", String(64)),
+    Column("key_id", String(32), nullable=False),
+    Column("key_hash", Text, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("revoked_us", BigInteger),
+    Column("revoked_by", String(200)),
+    Column("changed_us", BigInteger, nullable=False),
+    UniqueConstraint("key_id", name="uq_principals_key_id"),
+)
+
+idempotency = Table(
+    "idempotency",
+    metadata,
+    Column("principal", String(100), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("state", String(10), nullable=False),
+    Column("owner", String(100), nullable=False),
+    Column("lease_until_us", BigInteger, nullable=False),
+    Column("status", Integer),
+    Column("content_type", String(100)),
+    Column("response", Text),
+    Column("created_us", BigInteger, nullable=False),
+    Column("completed_us", BigInteger),
+    Index("ix_idempotency_created", "created_us"),
+    sqlite_with_rowid=False,
+)
+
+submissions = Table(
+    "submissions",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("principal", String(100), nullable=False),
+    Column("recorded_us", BigInteger, nullable=False),
+    Column("result", Text, nullable=False),
+    Index("ix_submissions_principal", "principal", "recorded_us"),
+    sqlite_with_rowid=False,
+)
