@@ -5,7 +5,7 @@
     intake, store, scoring             the boundary, storage, the semantics
     ratings                            rating rules (on scoring; no database)
     registry                           ties storage, scoring and the ledger together
-    sim, cli                           front doors and the demo, over the registry
+    sim, cli, api                      front doors and the demo, over the registry
 
 Read from the source (every `import` and `from ... import`, lazy ones inside functions too).
 """
@@ -31,6 +31,7 @@ ALLOWED = {
                  "registry"},
     "sim": {"errors", "instants", "results", "ledger", "policy", "intake", "scoring", "registry", "sim"},
     "cli": {"errors", "instants", "results", "policy", "intake", "registry", "sim", "cli"},
+    "api": {"errors", "instants", "results", "policy", "intake", "registry", "api"},
 }
 ENTRY = {"__init__", "__main__", "_entry"}  # the package's own doors may name anything
 

@@ -403,11 +403,12 @@ class Gateway:
 
     def lint(self, principal: Principal, policy: Policy) -> LintReport:
         require_role(principal, "admin", doing="linting a policy")
-        return lint_report(policy)
+        return lint_report(policy() if callable(policy) else policy)
 
     def activate(self, principal: Principal, policy: Policy, *, force: bool = False,
                  reason: str | None = None) -> Activation:
         require_role(principal, "admin", doing="putting a policy in force")
+        policy = policy() if callable(policy) else policy  # read only once the caller may
         return self.registry.activate(policy, caller=principal.caller(), force=force, reason=reason)
 
     def add_principal(self, principal: Principal, name: str, role: str, *, grants=(), subject: str | None = None,

@@ -1,0 +1,131 @@
+"""What every request handler shares: the registry, who is calling, limits, idempotency, JSON out."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+
+from fastapi import Header, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from ..errors import ErrorKind, InvalidInput, SocialCreditError, Unauthenticated
+from ..registry import Registry
+from ..registry.idempotency import InFlight
+from ..registry.principals import Principal
+from .limits import Limiter
+from .problems import from_error
+from .settings import ApiSettings
+
+JSON = "application/json"
+bearer = HTTPBearer(auto_error=False, scheme_name="ApiKey", bearerFormat="sc_<id>_<secret>",
+                    description="An API key from `socialcredit principal add`, as `Authorization: Bearer sc_…`.")
+
+
+class Malformed(InvalidInput):
+    """The request itself cannot be read (not JSON, not UTF-8): 400, not 422."""
+
+
+class UnsupportedMedia(InvalidInput):
+    """A body of a media type this endpoint does not take: 415."""
+
+
+class Context:
+    def __init__(self, settings: ApiSettings, registry: Registry, limiter: Limiter):
+        self.settings = settings
+        self.registry = registry
+        self.gateway = registry.gateway
+        self.principals = registry.principals
+        self.idempotency = registry.idempotency
+        self.limiter = limiter
+
+
+def context(request: Request) -> Context:
+    return request.app.state.context
+
+
+def ok(result, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    data = result.to_dict() if hasattr(result, "to_dict") else result
+    return Response(json.dumps(data, ensure_ascii=False), status_code=status, media_type=JSON, headers=headers)
+
+
+async def call(function, *args, **kwargs):
+    """Run a blocking registry call on the thread pool (the event loop never waits for the disk)."""
+    return await run_in_threadpool(function, *args, **kwargs)
+
+
+async def authenticated(request: Request, credentials: HTTPAuthorizationCredentials | None = Security(bearer)
+                        ) -> Principal:
+    """The principal of the request's key (401 without a valid one), rate limited per principal."""
+    ctx = context(request)
+    if credentials is None:
+        raise Unauthenticated("this endpoint needs an API key: send Authorization: Bearer sc_<id>_<secret>")
+    key = credentials.credentials
+    principal = ctx.principals.cached(key)
+    if principal is None:
+        principal = await call(ctx.principals.authenticate, key)
+    request.scope.setdefault("state", {})["principal"] = principal.name
+    await ctx.limiter.take(principal.name, principal.role)
+    return principal
+
+
+async def anonymous(request: Request) -> None:
+    """A public endpoint: no key needed; rate limited per client address."""
+    ctx = context(request)
+    client = request.client.host if request.client else "unknown"
+    await ctx.limiter.take(client, "anonymous")
+
+
+def purpose_header(purpose: str | None = Header(None, alias="Audit-Purpose", max_length=200,
+                                                description="Why this read or decision is made: kept in the audit "
+                                                            "log.")) -> str | None:
+    return purpose
+
+
+def fingerprint(request: Request, body: bytes) -> str:
+    digest = hashlib.sha256()
+    digest.update(request.method.encode())
+    digest.update(b"\0" + request.url.path.encode())
+    digest.update(b"\0" + "&".join(sorted(request.url.query.split("&"))).encode())
+    digest.update(b"\0" + body)
+    return digest.hexdigest()
+
+
+_FINAL = {ErrorKind.INVALID_INPUT, ErrorKind.NOT_FOUND, ErrorKind.CONFLICT, ErrorKind.FORBIDDEN, ErrorKind.TAMPERED}
+
+
+async def idempotent(request: Request, principal: Principal, produce: Callable[[], Awaitable[Response]]) -> Response:
+    """Run `produce` once per (principal, Idempotency-Key); a retry gets the stored response.
+
+    Outcomes that a retry could change (busy, rate limited, a server fault) are not stored:
+    the key is released and the same request may come again.
+    """
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return await produce()
+    ctx = context(request)
+    ctx.idempotency.check_key(key)
+    body = await request.body()
+    stored = await call(ctx.idempotency.begin, principal.name, key, fingerprint(request, body))
+    if stored is not None:
+        return Response(stored.body, status_code=stored.status, media_type=stored.content_type,
+                        headers={"Idempotent-Replayed": "true"})
+    try:
+        response = await produce()
+    except SocialCreditError as exc:
+        if exc.kind in _FINAL and not isinstance(exc, InFlight):
+            response = from_error(exc, request.url.path)
+        else:
+            await call(ctx.idempotency.release, principal.name, key)
+            raise
+    except BaseException:
+        await call(ctx.idempotency.release, principal.name, key)
+        raise
+    if response.status_code >= 500 or response.status_code == 429:
+        await call(ctx.idempotency.release, principal.name, key)
+        return response
+    await call(ctx.idempotency.complete, principal.name, key, response.status_code,
+               response.media_type or JSON, bytes(response.body).decode("utf-8"))
+    return response
