@@ -83,7 +83,16 @@ def caller() -> Caller:
     return Caller(name, "operator", settings.purpose)
 
 
-def open_registry() -> Registry:
+ServerOption = Annotated[Optional[str], typer.Option("--server", envvar="SOCIALCREDIT_SERVER", help="Send this command to a running service (socialcredit serve) at this URL instead of opening --db.")]
+ApiKeyOption = Annotated[Optional[str], typer.Option("--api-key", envvar="SOCIALCREDIT_API_KEY", help="The API key for --server (from `socialcredit principal add`).")]
+
+
+def open_registry(server: str | None = None, api_key: str | None = None) -> Registry:
+    """The registry at --db, or, with `server`, a client of the service there (cli/remote.py)."""
+    if server:
+        from .remote import RemoteRegistry
+
+        return RemoteRegistry(server, api_key, settings.purpose)  # type: ignore[return-value]
     return Registry.open(settings.db, key_file=settings.key_file)
 
 

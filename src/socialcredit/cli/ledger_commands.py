@@ -13,7 +13,7 @@ from ..errors import InvalidInput, NotFound
 from ..intake.readers import read_events
 from ..policy.load import pack_names
 from ..registry import Registry
-from .app import (EXIT_CHECK_FAILED, EXIT_ERROR, JsonFlag, LockWait, app, caller, err, handles_errors,
+from .app import (EXIT_CHECK_FAILED, EXIT_ERROR, ApiKeyOption, JsonFlag, LockWait, ServerOption, app, caller, err, handles_errors,
                   open_registry, out, print_json, progress, settings, show)
 
 
@@ -41,6 +41,8 @@ def ingest(
     provider: Annotated[Optional[str], typer.Option("--provider", help="The provider for events that do not name one; events naming another are refused.")] = None,
     skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Ingest the valid events and list the rest (default: one bad line refuses the file).")] = False,
     as_json: JsonFlag = False,
+    server: ServerOption = None,
+    api_key: ApiKeyOption = None,
 ):
     """Append provider events to the ledger: all of them or, on any error, none."""
     fmt = fmt or ("csv" if file.lower().endswith(".csv") else "jsonl")
@@ -56,7 +58,7 @@ def ingest(
             raise NotFound(f"{file}: no such file")
         # utf-8-sig: a CSV saved by a spreadsheet starts with a byte-order mark.
         stream, total, label = path.open("r", encoding="utf-8-sig", newline=""), path.stat().st_size, file
-    with open_registry() as registry, progress(not as_json) as bar:
+    with open_registry(server, api_key) as registry, progress(not as_json) as bar:
         task = bar.add_task(f"Reading {label}", total=total)
         try:
             events = read_events(_counting(stream, bar, task, by_bytes=total is not None), fmt)

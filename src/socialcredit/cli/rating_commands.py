@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from ..errors import InvalidInput
-from .app import (AtOption, JsonFlag, app, caller, handles_errors, open_registry, out, print_json, progress, say,
+from .app import (ApiKeyOption, AtOption, JsonFlag, ServerOption, app, caller, handles_errors, open_registry, out, print_json, progress, say,
                   show)
 
 
@@ -23,9 +23,11 @@ def rate(
     review: Annotated[Optional[str], typer.Option("--review", help="Review text.")] = None,
     at: AtOption = None,
     as_json: JsonFlag = False,
+    server: ServerOption = None,
+    api_key: ApiKeyOption = None,
 ):
     """Rate a subject after an interaction; the weight is fixed now from the rater's standing."""
-    with open_registry() as registry:
+    with open_registry(server, api_key) as registry:
         result = registry.rate(rater, ratee, stars, interaction=interaction, category=category, review=review, at=at)
     if as_json:
         print_json(result)

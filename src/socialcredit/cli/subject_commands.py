@@ -10,7 +10,8 @@ from rich.markup import escape
 
 from ..policy.describe import scalar_words
 from ..results import StandingReport
-from .app import (EXIT_CHECK_FAILED, EXIT_DENIED, AtOption, JsonFlag, KindOption, SubjectArgument, app, caller,
+from .app import (EXIT_CHECK_FAILED, EXIT_DENIED, ApiKeyOption, AtOption, JsonFlag, KindOption, ServerOption,
+                  SubjectArgument, app, caller,
                   handles_errors, kind_option, open_registry, out, print_json, say, warn)
 from .grid import Grid
 
@@ -23,9 +24,11 @@ def standing(
     at: AtOption = None,
     known_at: Annotated[Optional[int], typer.Option("--known-at", help="As the registry knew it when the ledger held its first SIZE entries.")] = None,
     as_json: JsonFlag = False,
+    server: ServerOption = None,
+    api_key: ApiKeyOption = None,
 ):
     """A subject's score, tier, dimensions, lists, measures and ranked reasons."""
-    with open_registry() as registry:
+    with open_registry(server, api_key) as registry:
         result = registry.standing(ref, kind=kind_option(kind), at=at, known_at=known_at, caller=caller())
     if as_json:
         print_json(result)
@@ -69,9 +72,11 @@ def explain(
     kind: KindOption = "person",
     at: AtOption = None,
     as_json: JsonFlag = False,
+    server: ServerOption = None,
+    api_key: ApiKeyOption = None,
 ):
     """Every record about a subject and what it does to the standing, in plain words."""
-    with open_registry() as registry:
+    with open_registry(server, api_key) as registry:
         result = registry.explain(ref, kind=kind_option(kind), at=at, caller=caller())
     if as_json:
         print_json(result)
@@ -98,11 +103,13 @@ def check(
     kind: KindOption = "person",
     at: AtOption = None,
     as_json: JsonFlag = False,
+    server: ServerOption = None,
+    api_key: ApiKeyOption = None,
 ):
     """May the subject use the service? Exit 0 if allowed, 3 if denied. Logged for replay."""
-    with open_registry() as registry:
+    with open_registry(server, api_key) as registry:
         decision = registry.check(ref, service, kind=kind_option(kind), at=at, caller=caller())
-        policy_id = registry.policy.id
+        policy_id = decision.policy.id
     if not decision.service_known:
         warn(f"no measure of the {policy_id} policy covers {service} or a service above or below it; "
              "check the spelling")
