@@ -60,7 +60,7 @@ class PrincipalView(Result):
     name: str
     role: str
     grants: list[str]
-    subject: str | None  # a subject key's pseudonym
+    bound_to_subject: bool  # a subject key (its pseudonym is shown to auditors only, in the audit log)
     key_id: str
     created_at: str
     created_by: str
@@ -125,7 +125,7 @@ def check_name(name: str) -> str:
 
 
 def _view(row: PrincipalRow) -> PrincipalView:
-    return PrincipalView(row.name, row.role, json.loads(row.grants), row.subject, row.key_id,
+    return PrincipalView(row.name, row.role, json.loads(row.grants), row.subject is not None, row.key_id,
                          format_instant(row.created_us), row.created_by,
                          None if row.revoked_us is None else format_instant(row.revoked_us), row.revoked_by)
 
