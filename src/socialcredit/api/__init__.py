@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..errors import SocialCreditError
 from ..registry import Registry
-from .context import Context, Malformed, UnsupportedMedia
+from .context import Context, Malformed, UnsupportedMedia, instance
 from .limits import BodyLimit, Limiter
 from .problems import Problem, RateLimited, TITLES, from_error, problem, validation_detail
 from .settings import ApiSettings
@@ -82,32 +82,32 @@ def _errors(app: FastAPI) -> None:
     @app.exception_handler(SocialCreditError)
     async def on_error(request: Request, exc: SocialCreditError):
         if isinstance(exc, Malformed):
-            return problem(400, "invalid_input", str(exc), instance=request.url.path)
+            return problem(400, "invalid_input", str(exc), instance=instance(request))
         if isinstance(exc, UnsupportedMedia):
-            return problem(415, "invalid_input", str(exc), instance=request.url.path)
-        return from_error(exc, request.url.path)
+            return problem(415, "invalid_input", str(exc), instance=instance(request))
+        return from_error(exc, instance(request))
 
     @app.exception_handler(RateLimited)
     async def on_rate_limited(request: Request, exc: RateLimited):
-        return from_error(exc, request.url.path)
+        return from_error(exc, instance(request))
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError):
         status, detail = validation_detail(exc.errors())
-        return problem(status, "invalid_input", detail, instance=request.url.path)
+        return problem(status, "invalid_input", detail, instance=instance(request))
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException):
         kind = {404: "not_found", 405: "invalid_input"}.get(exc.status_code, "invalid_input")
-        detail = {404: f"no endpoint {request.method} {request.url.path[:200]} (see /v1/openapi.json)",
-                  405: f"{request.method} is not allowed on {request.url.path[:200]}"}.get(
+        detail = {404: f"no endpoint {request.method} at this path (see /v1/openapi.json)",
+                  405: f"{request.method} is not allowed at this path (see /v1/openapi.json)"}.get(
             exc.status_code, str(exc.detail))
-        return problem(exc.status_code, kind, detail, instance=request.url.path,
+        return problem(exc.status_code, kind, detail, instance=instance(request),
                        headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, exc: Exception):
-        return from_error(exc, request.url.path)
+        return from_error(exc, instance(request))
 
 
 def _openapi_problem(app: FastAPI) -> None:

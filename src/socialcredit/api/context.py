@@ -46,6 +46,13 @@ def context(request: Request) -> Context:
     return request.app.state.context
 
 
+def instance(request: Request) -> str:
+    """The problem's `instance`: the route's template, never the path as sent (which could hold
+    what a client should not have put in a URL)."""
+    route = request.scope.get("route")
+    return getattr(route, "path", None) or "(no route)"
+
+
 def ok(result, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     data = result.to_dict() if hasattr(result, "to_dict") else result
     return Response(json.dumps(data, ensure_ascii=False), status_code=status, media_type=JSON, headers=headers)
@@ -116,7 +123,7 @@ async def idempotent(request: Request, principal: Principal, produce: Callable[[
         response = await produce()
     except SocialCreditError as exc:
         if exc.kind in _FINAL and not isinstance(exc, InFlight):
-            response = from_error(exc, request.url.path)
+            response = from_error(exc, instance(request))
         else:
             await call(ctx.idempotency.release, principal.name, key)
             raise

@@ -19,8 +19,8 @@ from ..registry.gateway import (Aggregates, LintReport, LoggedDecision, Me, Poli
 from ..registry.principals import Principal, PrincipalCreated, PrincipalList, PrincipalView
 from ..results import (Activation, AuditLog, ConsistencyProof, Explanation, InclusionProof, RatingWritten, Replay,
                        Reviews, StandingReport, TreeHead, VerifyReport)
-from .context import (Malformed, UnsupportedMedia, anonymous, authenticated, call, context, idempotent, ok,
-                      purpose_header)
+from .context import (Malformed, UnsupportedMedia, anonymous, authenticated, call, context, idempotent, instance,
+                      ok, purpose_header)
 from .models import (EVENT_SCHEMA, DecisionRequest, PolicyRequest, PolicySource, PrincipalRequest, RatingRequest,
                      StandingQuery, SubjectQuery)
 from .problems import ERROR_RESPONSES, problem
@@ -95,7 +95,7 @@ async def submit_events(request: Request, principal: Caller,
             where = f"line {first.line}" if first.line is not None else "an event"
             return problem(status, "forbidden" if refused else "invalid_input",
                            f"{submission.rejected} event(s) refused, nothing written; {where}: {first.error}",
-                           instance=request.url.path, extra=submission.to_dict())
+                           instance=instance(request), extra=submission.to_dict())
         return ok(submission)
 
     return await idempotent(request, principal, produce)
