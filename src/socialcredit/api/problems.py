@@ -116,5 +116,5 @@ def validation_detail(errors: list[dict]) -> tuple[int, str]:
 ERROR_RESPONSES = {
     status: {"model": Problem, "description": TITLES[status], "content": {PROBLEM: {"schema": {
         "$ref": "#/components/schemas/Problem"}}}}
-    for status in (400, 401, 403, 404, 409, 413, 422, 429, 503)
+    for status in (400, 401, 403, 404, 409, 413, 415, 422, 429, 503)
 }

@@ -30,7 +30,8 @@ Purpose = Annotated[str | None, Depends(purpose_header)]
 AtQuery = Annotated[str | None, Query(max_length=40, description="RFC 3339 time or a date; default now.")]
 KnownAt = Annotated[int | None, Query(ge=1, description="As known at this ledger size.")]
 Limit = Annotated[int, Query(ge=1, le=1000, description="How many of the newest records.")]
-Pseudonym = Annotated[str, Path(max_length=64, description="A subject's pseudonym (VERSION:32 hex digits).")]
+Pseudonym = Annotated[str, Path(max_length=64, pattern=r"^[1-9][0-9]{0,5}:[0-9a-f]{32}$",
+                                description="A subject's pseudonym (VERSION:32 hex digits), never a reference.")]
 JSON_LINES = ("application/x-ndjson", "application/jsonl", "application/json-lines", "application/jsonlines")
 
 v1 = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
@@ -295,7 +296,8 @@ async def verify(request: Request, principal: Caller):
 
 @v1.get("/audit", tags=["auditors"], response_model=AuditLog, summary="The audit log, newest first (logged too)")
 async def audit(request: Request, principal: Caller,
-                subject: Annotated[str | None, Query(max_length=64, description="A pseudonym.")] = None,
+                subject: Annotated[str | None, Query(max_length=64, pattern=r"^[1-9][0-9]{0,5}:[0-9a-f]{32}$",
+                                                     description="A pseudonym.")] = None,
                 of_principal: Annotated[str | None, Query(alias="principal", max_length=200)] = None,
                 action: Annotated[str | None, Query(max_length=40)] = None,
                 since: AtQuery = None, until: AtQuery = None, limit: Limit = 100, purpose: Purpose = None):
