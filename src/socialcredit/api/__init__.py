@@ -18,6 +18,7 @@ route's template (`/v1/subjects/{pseudonym}/standing`), the status, the time and
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from contextlib import asynccontextmanager
@@ -26,7 +27,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .. import __version__
+import socialcredit
 from ..errors import SocialCreditError
 from ..registry import Registry
 from .context import Context, Malformed, UnsupportedMedia, instance
@@ -49,6 +50,9 @@ def create_app(settings: ApiSettings | None = None, registry: Registry | None = 
         limiter = Limiter(settings.rates(), settings.api_burst_seconds,
                           settings.redis_url if settings.shared_limits() else None)
         app.state.context = Context(settings, opened, limiter)
+        # What the app holds from now on (policies, caches, the registry) lives as long as the
+        # process: out of the cyclic collector's way, so its full passes stay short.
+        gc.freeze()
         try:
             yield
         finally:
@@ -58,7 +62,7 @@ def create_app(settings: ApiSettings | None = None, registry: Registry | None = 
 
     app = FastAPI(
         title="socialcredit",
-        version=__version__,
+        version=socialcredit.__version__,
         description="An open, auditable social credit engine as a service: providers report events, services "
                     "ask for decisions, subjects read their own record, auditors check the whole. Every read "
                     "of a subject's data and every decision is audited. Errors are application/problem+json.",
