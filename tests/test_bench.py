@@ -81,3 +81,19 @@ def test_proofs_bench_verifies_every_proof_and_agrees_with_its_anchor():
     assert result["goal_ms"] == 5
     assert result["meets_goal"] == (result["slowest_median_ms"] < 5)
     assert result["meets_goal_p99"] == (result["slowest_p99_ms"] < 5)
+
+
+def test_http_bench_reports_decisions_and_events_against_their_anchors():
+    import shutil
+
+    import pytest
+
+    if shutil.which("wrk") is None:
+        pytest.skip("bench_http.py needs wrk (apt-get install -y wrk)")
+    result = _run("bench_http.py")
+    assert result["bench"] == "http"
+    assert result["decisions"]["requests"] > 0 and result["bare"]["requests"] > 0
+    assert result["server_errors"] == 0
+    assert result["ratio"] == round(result["decisions_per_second"] / result["bare_per_second"], 4)
+    assert result["events_per_second_http"] > 0 and result["events_per_second_cli"] > 0
+    assert result["meets_goal_p99"] == (result["p99_ms"] <= result["goal_p99_ms"])

@@ -111,3 +111,15 @@ def test_packs_doc_is_up_to_date():
 
     done = subprocess.run([sys.executable, "docs/generate_packs_doc.py", "--check"], cwd=Path(__file__).parent.parent)
     assert done.returncode == 0, "docs/packs.md is stale: run python docs/generate_packs_doc.py"
+
+
+def test_readme_lists_every_endpoint_of_the_service():
+    from socialcredit.api import create_app
+
+    text = README.read_text(encoding="utf-8")
+    served = [f"`{method.upper()} {path}`" for path, item in create_app().openapi()["paths"].items()
+              for method in item]
+    missing = [endpoint for endpoint in served if endpoint not in text]
+    assert not missing, f"README.md does not list {', '.join(missing)}"
+    listed = set(re.findall(r"^\| `((?:GET|POST|DELETE|PUT|PATCH) /[^`]*)` \|", text, re.M))
+    assert listed == {e.strip("`") for e in served}, "README.md lists an endpoint the service does not have"
