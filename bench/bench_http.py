@@ -14,10 +14,10 @@ other on this machine:
 - the anchor: a bare FastAPI app (`bench/_bare_app.py`) whose one `POST` endpoint answers a
   constant JSON body of the same size as a decision's answer.
 
-wrk runs `--connections` (50) connections on one thread for `--seconds` (10; `--quick` 3) each,
+wrk runs `--connections` (50) connections on one thread for `--seconds` (10; `--quick` 2) each,
 after a warm-up; its Lua `done` hook reports requests, errors and latency percentiles.
 
-**Events.** `--events` (100,000; `--quick` 20,000) town events in one JSONL file; into a fresh
+**Events.** `--events` (100,000; `--quick` 10,000) town events in one JSONL file; into a fresh
 registry over HTTP in batches of 10,000 (`POST /v1/events`, one after another, as a provider),
 and into another fresh registry by `socialcredit ingest FILE` (the whole command, as a new
 process). Both timed from the first byte sent (or the command's start) to the last answer.
@@ -154,8 +154,8 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit("bench_http.py needs the load generator wrk: install it with `apt-get install -y wrk` "
                          "(Debian's package), then run this again")
     subjects = args.subjects or (500 if args.quick else 10_000)
-    events_n = args.events or (20_000 if args.quick else 100_000)
-    seconds = args.seconds or (3 if args.quick else 10)
+    events_n = args.events or (10_000 if args.quick else 100_000)
+    seconds = args.seconds or (2 if args.quick else 10)
     python = sys.executable
     with tempfile.TemporaryDirectory(prefix="socialcredit-bench-http-", dir=args.tmpdir) as folder:
         folder = Path(folder)
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> dict:
                                 headers={"Authorization": f"Bearer {service_key}"}, timeout=30)
             assert sample.status_code == 201, sample.text
             note("warming up the project's server")
-            wrk(project.base, args.connections, 2, script, wrk_env)
+            wrk(project.base, args.connections, 1 if args.quick else 2, script, wrk_env)
             note(f"wrk: {args.connections} connections for {seconds} s against POST /v1/decisions")
             decisions = wrk(project.base, args.connections, seconds, script, wrk_env)
         finally:
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> dict:
                       env(), port, folder / "bare.log")
         try:
             bare_env = {**wrk_env, "BENCH_BARE": "1"}
-            wrk(bare.base, args.connections, 2, script, bare_env)
+            wrk(bare.base, args.connections, 1 if args.quick else 2, script, bare_env)
             note(f"wrk: the same against the bare endpoint ({body_size} bytes)")
             anchor = wrk(bare.base, args.connections, seconds, script, bare_env)
         finally:

@@ -48,7 +48,7 @@ def live(tmp_path_factory):
         yield server, cast
 
 
-EXAMPLES = 25  # per operation and mode: up to about 1,600 calls in all
+EXAMPLES = 15  # per operation and mode: up to about 1,000 calls in all
 
 
 @pytest.mark.parametrize("mode", ["positive", "negative"])
