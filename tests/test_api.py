@@ -399,3 +399,32 @@ def test_the_server_logs_no_raw_reference_and_the_cli_talks_to_it(make_registry,
     text = log.read_text()
     assert DEFAULTER not in text and DEFAULTER.lower() not in text
     assert "POST /v1/standings/query 200" in text  # the access log names the route
+
+
+def test_concurrent_decisions_are_batched_and_a_bad_one_fails_alone(service):
+    import threading
+
+    client, registry, cast = service
+    answers: dict[int, object] = {}
+
+    def ask(n: int) -> None:
+        body = {"subject": NAOMI if n % 2 else LACIE, "service": "venue.entry"}
+        if n == 7:
+            body = {"subject": "not-an-organization", "kind": "organization", "service": "venue.entry"}
+        answers[n] = client.post("/v1/decisions", json=body, headers=bearer(cast.keys["service"]))
+
+    before = registry.decisions.log.commits
+    threads = [threading.Thread(target=ask, args=(n,)) for n in range(24)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert answers[7].status_code == 422
+    made = [answers[n].json()["decision_id"] for n in answers if n != 7]
+    assert all(answers[n].status_code == 201 for n in answers if n != 7)
+    assert len(set(made)) == 23
+    logged = {r.detail["decision_id"] for r in registry.audit(action="decision", limit=1000).entries}
+    assert set(made) <= logged
+    assert registry.decisions.log.commits - before <= 23
+    for decision_id in made[:3]:
+        assert registry.replay(decision_id).same

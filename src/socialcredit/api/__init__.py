@@ -56,6 +56,7 @@ def create_app(settings: ApiSettings | None = None, registry: Registry | None = 
         try:
             yield
         finally:
+            app.state.context.decisions.close()
             await limiter.close()
             if own:
                 opened.close()

@@ -17,6 +17,7 @@ from ..errors import ErrorKind, InvalidInput, SocialCreditError, Unauthenticated
 from ..registry import Registry
 from ..registry.idempotency import InFlight
 from ..registry.principals import Principal
+from .batching import DecisionBatcher
 from .limits import Limiter
 from .problems import from_error
 from .settings import ApiSettings
@@ -42,6 +43,7 @@ class Context:
         self.principals = registry.principals
         self.idempotency = registry.idempotency
         self.limiter = limiter
+        self.decisions = DecisionBatcher(self.gateway)
 
 
 def context(request: Request) -> Context:

@@ -147,8 +147,7 @@ async def decide(request: Request, principal: Caller, body: DecisionRequest, pur
     ctx = context(request)
 
     async def produce() -> Response:
-        decision = await call(ctx.gateway.decide, principal, body.subject, body.service, kind=body.kind, at=body.at,
-                              purpose=purpose)
+        decision = await ctx.decisions.decide(principal, body.subject, body.service, body.kind, body.at, purpose)
         return ok(decision, 201, {"Location": f"/v1/decisions/{decision.decision_id}"})
 
     return await idempotent(request, principal, produce)

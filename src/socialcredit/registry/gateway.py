@@ -38,6 +38,8 @@ from ..results import (Activation, AppliedMeasure, AuditLog, ConsistencyProof, E
                        TreeHead, VerifyReport)
 from ..scoring.explain import policy_ref
 from ..store.principals import SubmissionRow, SubmissionsTable
+from .caller import Caller
+from .decisions import CheckRequest, check_service_name
 from .principals import Principal, require_role
 
 if TYPE_CHECKING:
@@ -220,13 +222,25 @@ class Gateway:
 
     def decide(self, principal: Principal, ref: str, service: str, *, kind: str = "person", at=None,
                purpose: str | None = None) -> ServiceDecision:
+        request = self.decision_request(principal, ref, service, kind=kind, at=at)
+        return self.decide_requests(principal.caller(purpose), [request])[0]
+
+    def decision_request(self, principal: Principal, ref: str, service: str, *, kind: str = "person",
+                         at=None) -> CheckRequest:
+        """What a service may ask, checked: its role, its grants, the service's name, the subject."""
+        from . import instant
+
         require_role(principal, "service", doing="asking for a decision")
         if not principal.granted(service):
             raise Forbidden(f"service {service[:120]!r} is outside this key's grants ({', '.join(principal.grants)})")
-        decision = self.registry.check(ref, service, kind=kind, at=at, caller=principal.caller(purpose))
-        return ServiceDecision(decision.decision_id, decision.allowed, decision.effect, decision.service,
-                               decision.at, decision.measures, decision.reasons, decision.policy,
-                               decision.ledger_size, decision.service_known)
+        check_service_name(service)
+        return CheckRequest(self.registry.pseudonym(ref, kind), service, instant(at))
+
+    def decide_requests(self, caller: Caller, requests: list[CheckRequest]) -> list[ServiceDecision]:
+        """Decide checked requests of one caller: logged (one commit for all) before they return."""
+        return [ServiceDecision(d.decision_id, d.allowed, d.effect, d.service, d.at, d.measures, d.reasons, d.policy,
+                                d.ledger_size, d.service_known)
+                for d in self.registry.check_subjects(requests, caller=caller)]
 
     def _decision_row(self, principal: Principal, decision_id: str):
         require_role(principal, "service", *READERS, doing="reading a decision")

@@ -1,0 +1,110 @@
+"""Decisions over HTTP, batched: one thread decides what has arrived and commits it at once.
+
+A decision is committed before it is answered, and a commit is an fsync. Requests that arrive
+while a commit is under way wait for the next one together: the event loop queues each
+request and awaits its future; one thread per process takes everything queued, checks each
+request on its own (a bad one fails alone), decides the good ones caller by caller (one
+commit for each caller's share) and hands the answers back to the loop in one go. The loop
+never waits for the disk, and no request costs a thread of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import Callable
+
+from ..registry.caller import Caller
+from ..registry.gateway import Gateway, ServiceDecision
+from ..registry.principals import Principal
+
+_MOST = 2_000  # requests decided in one go
+
+
+class DecisionBatcher:
+    def __init__(self, gateway: Gateway):
+        self._gateway = gateway
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    async def decide(self, principal: Principal, ref: str, service: str, kind: str, at,
+                     purpose: str | None) -> ServiceDecision:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._queue.put((loop, future, principal, ref, service, kind, at, purpose))
+        if self._thread is None:
+            self._start()
+        return await future
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="socialcredit-decisions", daemon=True)
+                self._thread.start()
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            try:
+                while len(batch) < _MOST:
+                    item = self._queue.get_nowait()
+                    if item is None:
+                        self._queue.put(None)  # end after this batch
+                        break
+                    batch.append(item)
+            except queue.Empty:
+                pass
+            outcomes = self._decide(batch)
+            by_loop: dict = {}
+            for item, outcome in zip(batch, outcomes):
+                by_loop.setdefault(item[0], []).append((item[1], outcome))
+            for loop, answers in by_loop.items():
+                try:
+                    loop.call_soon_threadsafe(_resolve, answers)
+                except RuntimeError:  # that loop is closed: nobody is waiting any more
+                    pass
+
+    def _decide(self, batch: list) -> list:
+        outcomes: list = [None] * len(batch)
+        by_caller: dict[Caller, list[tuple[int, object]]] = {}
+        for index, (_loop, _future, principal, ref, service, kind, at, purpose) in enumerate(batch):
+            try:
+                request = self._gateway.decision_request(principal, ref, service, kind=kind, at=at)
+            except BaseException as exc:  # this request's own mistake: it fails alone
+                outcomes[index] = exc
+                continue
+            by_caller.setdefault(principal.caller(purpose), []).append((index, request))
+        for caller, items in by_caller.items():
+            try:
+                decisions = self._gateway.decide_requests(caller, [request for _index, request in items])
+            except BaseException as exc:  # the commit failed: every request in it hears of it
+                for index, _request in items:
+                    outcomes[index] = exc
+                continue
+            for (index, _request), decision in zip(items, decisions):
+                outcomes[index] = decision
+        return outcomes
+
+
+def _resolve(answers: list[tuple[asyncio.Future, object]]) -> None:
+    for future, outcome in answers:
+        if future.done():
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+
+
+__all__ = ["DecisionBatcher"]
