@@ -428,3 +428,24 @@ def test_concurrent_decisions_are_batched_and_a_bad_one_fails_alone(service):
     assert registry.decisions.log.commits - before <= 23
     for decision_id in made[:3]:
         assert registry.replay(decision_id).same
+
+
+def test_a_list_the_policy_marks_public_is_shown_without_a_key(make_registry, database_url):
+    from socialcredit.policy.load import load_policy, parse_policy
+
+    text = load_policy("china-judgment-defaulters").text
+    marked = text.replace('id = "judgment-defaulters"\n', 'id = "judgment-defaulters"\npublic = true\n', 1)
+    assert marked != text
+    registry = make_registry(parse_policy(marked, source="test"))
+    registry.ingest([{"subject": DEFAULTER, "type": "court.judgment_unfulfilled", "occurred_at": "2026-03-01T00:00:00Z",
+                      "provider": "court", "key": "c1", "attributes": {"case_id": "(2026)J1", "trigger": "refuses_to_pay"}},
+                     {"subject": "alice", "type": "admin.penalty", "occurred_at": "2026-03-01T00:00:00Z",
+                      "provider": "city", "key": "p1", "attributes": {"case_id": "pd-1", "severity": "minor"}}])
+    with TestClient(create_app(ApiSettings(db=database_url), registry)) as client:
+        lists = client.get("/v1/lists").json()["lists"]
+        shown = client.get("/v1/lists/judgment-defaulters").json()
+        hidden = client.get("/v1/lists/rail-dishonest")
+    assert [item["id"] for item in lists] == ["judgment-defaulters"]
+    assert [(item["subject"], item["case"]) for item in shown["listings"]] == [(registry.pseudonym(DEFAULTER), "(2026)J1")]
+    assert DEFAULTER not in json.dumps(shown)
+    assert hidden.status_code == 404

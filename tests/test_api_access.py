@@ -102,6 +102,9 @@ def rows(ctx: dict) -> list[tuple]:
         ("revoke a principal", "DELETE", "/v1/principals/{victim}", None, only(admin=200)),
         ("policies", "GET", "/v1/policies", None, public()),
         ("a policy", "GET", "/v1/policies/nosedive", None, public()),
+        ("public lists", "GET", "/v1/lists", None, public()),
+        ("a list that is not public", "GET", "/v1/lists/rating-ring-suspects", None,
+         {**{role: 404 for role in ROLES}, "none": 404, "revoked": 404}),
         ("lint", "POST", "/v1/policies/lint", lambda: {"pack": "peeple"}, only(admin=200)),
         ("activate", "POST", "/v1/policies", lambda: {"pack": "nosedive"}, only(admin=201)),
         ("health", "GET", "/healthz", None, public()),
@@ -177,7 +180,7 @@ def _template(path: str) -> str:
     replacements = [("/v1/decisions/d-", "/v1/decisions/{decision_id}"), ("/v1/subjects/", None),
                     ("/v1/events/submissions/s-", "/v1/events/submissions/{submission_id}"),
                     ("/v1/ledger/inclusion/", "/v1/ledger/inclusion/{seq}"),
-                    ("/v1/policies/nosedive", "/v1/policies/{ref}"), ("/v1/principals/", "/v1/principals/{name}")]
+                    ("/v1/policies/nosedive", "/v1/policies/{ref}"), ("/v1/lists/", "/v1/lists/{list_id}"), ("/v1/principals/", "/v1/principals/{name}")]
     if path.endswith("/replay"):
         return "/v1/decisions/{decision_id}/replay"
     for start, template in replacements:

@@ -14,8 +14,8 @@ from starlette.responses import Response
 from ..errors import InvalidInput
 from ..intake.readers import InputError, read_jsonl
 from ..policy.load import load_policy, pack_names, parse_policy
-from ..registry.gateway import (Aggregates, LintReport, LoggedDecision, Me, PolicyDetail, PolicyList,
-                                ServiceDecision, Submission, SubmissionList)
+from ..registry.gateway import (Aggregates, LintReport, LoggedDecision, Me, PolicyDetail, PolicyList, PublicList,
+                                PublicLists, ServiceDecision, Submission, SubmissionList)
 from ..registry.principals import Principal, PrincipalCreated, PrincipalList, PrincipalView
 from ..results import (Activation, AuditLog, ConsistencyProof, Explanation, InclusionProof, RatingWritten, Replay,
                        Reviews, StandingReport, TreeHead, VerifyReport)
@@ -355,6 +355,18 @@ async def policies(request: Request):
 async def policy(request: Request, ref: Annotated[str, Path(max_length=100, description="Its digest, or its id "
                                                                                         "(the newest).")]):
     return ok(await call(context(request).gateway.policy, ref))
+
+
+@v1.get("/lists", tags=["policies"], response_model=PublicLists, dependencies=public,
+        summary="The lists the policy in force publishes (no key)")
+async def public_lists(request: Request):
+    return ok(await call(context(request).gateway.public_lists))
+
+
+@v1.get("/lists/{list_id}", tags=["policies"], response_model=PublicList, dependencies=public,
+        summary="Who is on a published list now, by pseudonym (no key)")
+async def public_list(request: Request, list_id: Annotated[str, Path(max_length=64)]):
+    return ok(await call(context(request).gateway.public_list, list_id))
 
 
 def _policy_from(body: PolicySource | PolicyRequest):

@@ -359,6 +359,9 @@ class ListSpec(_Model):
                                   "there. It does not bound a listing entered without a `duration`.")
     notice: str = Field(default="", description="What the list means for the subject, in plain words (the "
                                                 "linter reads it too).")
+    public: bool = Field(default=False, description="Published: the HTTP service shows anyone, without a key, "
+                                                    "who is on it now (by pseudonym, with case and dates), as "
+                                                    "the courts publish their list of judgment defaulters.")
 
 
 class Tier(_Model):

@@ -151,6 +151,31 @@ class PolicyDetail(Result):
 
 
 @dataclass(slots=True, frozen=True)
+class PublicListing(Result):
+    subject: str  # the pseudonym
+    case: str | None
+    entry: int
+    since: str
+    until: str | None
+
+
+@dataclass(slots=True, frozen=True)
+class PublicList(Result):
+    """A list the policy in force publishes, and who is on it now."""
+
+    id: str
+    label: str
+    description: str
+    policy: PolicyRef
+    listings: list[PublicListing] = field(default_factory=list)
+
+
+@dataclass(slots=True, frozen=True)
+class PublicLists(Result):
+    lists: list[PublicList]
+
+
+@dataclass(slots=True, frozen=True)
 class Aggregates(Result):
     ledger_size: int
     subjects: int
@@ -386,6 +411,34 @@ class Gateway:
 
     def consistency(self, first: int, second: int | None = None) -> ConsistencyProof:
         return self.registry.consistency_proof(first, second)
+
+    def public_lists(self) -> PublicLists:
+        """The lists the policy in force marks public (`public = true`), without their members."""
+        policy = self.registry.policy
+        return PublicLists([PublicList(spec.id, spec.label, spec.description, policy_ref(policy))
+                            for spec in policy.document.lists if spec.public])
+
+    def public_list(self, list_id: str) -> PublicList:
+        """Who is on a public list now, by pseudonym, with case and dates (from the materialized standings)."""
+        from ..scoring.compact import CompactStanding
+
+        policy = self.registry.policy
+        spec = next((s for s in policy.document.lists if s.id == list_id), None)
+        if spec is None or not spec.public:
+            raise NotFound(f"the {policy.id} policy publishes no list {list_id[:60]!r} (see GET /v1/lists)")
+        now = now_us()
+        listings = []
+        for row in self.registry.store.standings.rows():
+            if row.policy_digest != policy.digest or list_id not in row.body:
+                continue
+            for spell in CompactStanding.from_json(row.body, row.cacheable).lists:
+                if spell.list_id == list_id and spell.since_us <= now and (spell.until_us is None
+                                                                           or now < spell.until_us):
+                    listings.append(PublicListing(row.subject, spell.case or None, spell.seq,
+                                                  format_instant(spell.since_us),
+                                                  None if spell.until_us is None else format_instant(spell.until_us)))
+        listings.sort(key=lambda item: (item.since, item.entry))
+        return PublicList(spec.id, spec.label, spec.description, policy_ref(policy), listings)
 
     def policies(self) -> PolicyList:
         book = self.registry.policies
