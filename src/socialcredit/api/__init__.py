@@ -50,9 +50,10 @@ def create_app(settings: ApiSettings | None = None, registry: Registry | None = 
         limiter = Limiter(settings.rates(), settings.api_burst_seconds,
                           settings.redis_url if settings.shared_limits() else None)
         app.state.context = Context(settings, opened, limiter)
-        # What the app holds from now on (policies, caches, the registry) lives as long as the
-        # process: out of the cyclic collector's way, so its full passes stay short.
-        gc.freeze()
+        if own:
+            # A server's process: what it holds from now on (policies, caches, the registry)
+            # lives as long as it does; out of the cyclic collector's way, its passes stay short.
+            gc.freeze()
         try:
             yield
         finally:
