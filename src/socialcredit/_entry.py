@@ -6,6 +6,7 @@ imported only in here) is caught like one during a command.
 
 from __future__ import annotations
 
+import signal
 import sys
 
 EXIT_INTERRUPTED = 130
@@ -19,3 +20,7 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted; nothing more was written\n")
         sys.exit(EXIT_INTERRUPTED)
+    finally:
+        # The work is done (or undone): an interrupt now would only cut the exit short and
+        # kill the process by the signal, hiding the status it was about to report.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -68,6 +68,7 @@ class PolicyRef(Result):
     id: str
     version: str
     digest: str
+    timezone: str = "UTC"  # the policy's calendar: its dates in words are in this zone
 
 
 @dataclass(slots=True, frozen=True)
@@ -81,6 +82,7 @@ class RuleReason(Result):
     until: str | None
     text: str
     points: float
+    effect: float | None = None  # on the score, bounds counted: a standing's effects add up to its change
 
 
 @dataclass(slots=True, frozen=True)
@@ -171,6 +173,7 @@ class RatingView(Result):
     interaction: str
     review: str | None
     occurred_at: str
+    occurred_on: str  # the date, on the policy's calendar
     weight: float
     why_this_weight: str
     status: str  # counts | held | disputed
@@ -231,6 +234,8 @@ class ExplainedEntry(Result):
     entry: int
     type: str
     occurred_at: str
+    occurred_on: str  # the date, on the policy's calendar
+    provider: str  # who reported it: a subject contesting a record needs to know
     what: str
     effects: list[Effect]
 

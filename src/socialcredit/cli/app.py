@@ -130,6 +130,13 @@ def say(text: str) -> None:
     out.print(escape(text), highlight=False)
 
 
+def day(instant: str | None, timezone: str) -> str:
+    """An RFC 3339 instant as the date a reader of the policy sees: on the policy's calendar."""
+    from ..instants import format_day, parse_stored_instant, zone_named
+
+    return "—" if instant is None else format_day(parse_stored_instant(instant), zone_named(timezone))
+
+
 def kind_option(kind: str) -> str:
     from ..errors import InvalidInput
 

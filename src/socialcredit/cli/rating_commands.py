@@ -108,7 +108,7 @@ def reviews(
     for item in result.reviews:
         mark = "[yellow]HELD[/] " if item.held else ("[red]DISPUTED[/] " if item.status == "disputed" else "")
         category = f" [{item.category}]" if item.category else ""
-        out.print(f"{mark}#{item.entry} {item.occurred_at[:10]} {'★' * item.stars}{'☆' * (5 - item.stars)}"
+        out.print(f"{mark}#{item.entry} {item.occurred_on} {'★' * item.stars}{'☆' * (5 - item.stars)}"
                   f"{escape(category)} weight {item.weight:g}: {escape(item.why_this_weight)}", highlight=False)
         if item.review:
             say(f"    “{item.review}”")

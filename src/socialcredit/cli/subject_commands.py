@@ -10,7 +10,7 @@ from rich.markup import escape
 
 from ..policy.describe import scalar_words
 from ..results import StandingReport
-from .app import (EXIT_CHECK_FAILED, EXIT_DENIED, AtOption, JsonFlag, KindOption, SubjectArgument, app, caller,
+from .app import (EXIT_CHECK_FAILED, EXIT_DENIED, AtOption, JsonFlag, KindOption, SubjectArgument, app, caller, day,
                   handles_errors, kind_option, open_registry, out, print_json, say, warn)
 from .grid import Grid
 
@@ -35,22 +35,24 @@ def standing(
 
 def _print_standing(result: StandingReport) -> None:
     tier = f"  tier [bold]{escape(str(result.tier))}[/]" if result.tier is not None else ""
-    out.print(f"[bold]Score {result.score}[/]{tier}   ({escape(result.policy.id)} {escape(result.policy.version)}, "
-              f"at {result.at[:19]}Z, ledger size {result.known_at})")
+    headline = f"[bold]Score {result.score}[/]{tier}" if result.score is not None else "[bold]No score[/] (this policy keeps none: it works through lists)"
+    out.print(f"{headline}   ({escape(result.policy.id)} {escape(result.policy.version)}, "
+              f"at {day(result.at, result.policy.timezone)}, ledger size {result.known_at})")
     if result.entries == 0:
         out.print("No records about this subject: the standing is the policy's starting point.")
     if len(result.dimensions) > 1:
         out.print("Dimensions: " + ", ".join(f"{k} {v}" for k, v in result.dimensions.items()))
+    zone = result.policy.timezone
     for item in result.lists:
         case = f" (case {escape(item.case)})" if item.case else ""
-        out.print(f"[red]Listed[/] on {escape(item.list)}{case} since {item.since[:10]}"
-                  + (f" until {item.until[:10]}" if item.until else " (no end date)"))
+        out.print(f"[red]Listed[/] on {escape(item.list)}{case} since {day(item.since, zone)}"
+                  + (f" until {day(item.until, zone)}" if item.until else " (no end date)"))
     if result.measures:
         from rich.table import Table
 
         table = Table("measure", "service", "effect", "until", title="Measures in force")
         for m in result.measures:
-            table.add_row(m.id, m.service, m.effect, (m.until or "—")[:10])
+            table.add_row(m.id, m.service, m.effect, day(m.until, zone))
         out.print(table)
     if result.reasons:
         out.print("[bold]Why:[/]")
@@ -77,16 +79,18 @@ def explain(
         print_json(result)
         return
     tier = f", tier [bold]{escape(str(result.tier))}[/]" if result.tier is not None else ""
-    out.print(f"[bold]Score {result.score}[/]{tier} under {escape(result.policy.id)} "
-              f"{escape(result.policy.version)}, at {result.at[:19]}Z.")
+    headline = f"[bold]Score {result.score}[/]{tier}" if result.score is not None else "[bold]No score[/] (none is kept)"
+    out.print(f"{headline} under {escape(result.policy.id)} {escape(result.policy.version)}, "
+              f"at {day(result.at, result.policy.timezone)}.")
     if not result.entries:
         out.print("There are no records about this subject.")
     for item in result.entries:
-        out.print(f"[bold]#{item.entry}[/] {item.occurred_at[:10]} {escape(item.what)}", highlight=False)
+        out.print(f"[bold]#{item.entry}[/] {item.occurred_on} {escape(item.what)} (reported by "
+                  f"{escape(item.provider)})", highlight=False)
         for effect in item.effects:
             say(f"    {effect.text}")
     for m in result.measures:
-        until = f" until {m.until[:10]}" if m.until else ""
+        until = f" until {day(m.until, result.policy.timezone)}" if m.until else ""
         out.print(f"[bold]{m.effect}[/] {m.service}{until}: {escape(m.notice)} {escape(m.remedy)}", highlight=False)
 
 
@@ -113,7 +117,7 @@ def check(
         out.print(f"{verdict} {escape(service)}: effect {decision.effect} (decision {decision.decision_id}, "
                   f"ledger size {decision.ledger_size})")
         for m in decision.measures:
-            until = f" (until {m.until[:10]})" if m.until else ""
+            until = f" (until {day(m.until, decision.policy.timezone)})" if m.until else ""
             say(f"  {m.notice}{until} {m.remedy}")
             if m.legal_basis:
                 say(f"  Legal basis: {m.legal_basis}")
