@@ -381,6 +381,20 @@ class Activation(Result):
 
 
 @dataclass(slots=True, frozen=True)
+class InForce(Result):
+    """How the policy now in force got there: its activation entry, and whether it was forced
+    past lint errors (by whom, why). Kept visible wherever the policy is shown."""
+
+    _omit_if_none: ClassVar[tuple[str, ...]] = ("forced_reason", "forced_by", "lint_errors")
+
+    entry: int
+    activated_at: str
+    forced_reason: str | None = None
+    forced_by: str | None = None
+    lint_errors: int | None = None
+
+
+@dataclass(slots=True, frozen=True)
 class Created(Result):
     db: str
     policy: PolicyRef

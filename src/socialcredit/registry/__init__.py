@@ -26,13 +26,13 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from ..errors import Conflict, InvalidInput
+from ..errors import Conflict, InvalidInput, NotFound
 from ..instants import format_instant, now_us, parse_instant
 from ..intake.identity import KeyFileError, Pseudonymizer, create_key_file, load_key
 from ..policy.compiled import Policy
 from ..policy.load import load_policy
 from ..results import (Activation, AuditLog, ConsistencyProof, Created, Decision, EntryWritten, Explanation,
-                       InclusionProof, IngestResult, LintCounts, RatingWritten, Rebuilt, Replay, Reviews,
+                       InclusionProof, InForce, IngestResult, LintCounts, RatingWritten, Rebuilt, Replay, Reviews,
                        StandingReport, TreeHead, TrustReport, VerifyReport, Voided)
 from ..scoring.compact import CompactStanding
 from ..scoring.engine import Engine, FoldEngine
@@ -161,6 +161,15 @@ class Registry:
 
     def policy_at(self, at_us: int, known_at: int | None = None) -> Policy:
         return self.policies.at(at_us, known_at)
+
+    def in_force(self) -> InForce:
+        """The activation of the policy in force: when, and whether it was forced past lint errors."""
+        activation = self.policies.current_activation()
+        if activation is None:
+            raise NotFound("this registry has no active policy; run `socialcredit policy activate`")
+        forced = activation.body.get("forced") or {}
+        return InForce(activation.seq, format_instant(activation.recorded_us), forced.get("reason"), forced.get("by"),
+                       forced.get("lint_errors"))
 
     def activate(self, policy: Policy, *, caller: Caller = LIBRARY, force: bool = False, reason: str | None = None,
                  on_wait: Waiter | None = None) -> Activation:
