@@ -75,3 +75,26 @@ def test_sesame_reasons_state_effects_that_add_up_to_the_real_change(tmp_path):
     assert judgment["effect"] == pytest.approx(6 * overdue["effect"])
     shown = float(judgment["text"].split("(about ")[1].split(" on the score")[0].replace("\u2212", "-"))
     assert shown == pytest.approx(judgment["effect"], abs=0.05)
+
+
+def test_a_standing_reads_well_at_80_columns_and_shows_the_reasons_that_matter_most(tmp_path):
+    cli = Registry(tmp_path)
+    cli.init("sesame")
+    events = [{"subject": "alice", "type": "commerce.purchase", "occurred_at": f"2026-{m:02d}-0{d}T10:00:00Z",
+               "provider": "shop", "key": f"p{m}-{d}", "attributes": {}} for m in range(1, 6) for d in range(1, 5)]
+    events.append({"subject": "alice", "type": "court.judgment_unfulfilled", "occurred_at": "2026-03-01T00:00:00Z",
+                   "provider": "court", "key": "j1", "attributes": {"case_id": "2026-9", "trigger": "refuses_to_pay"}})
+    cli.ingest(*events)
+    reasons = cli.json("standing", "alice", "--at", "2026-06-01")["reasons"]
+    assert len(reasons) > 20
+    result = cli.runner.invoke(__import__("socialcredit.cli", fromlist=["app"]).app,
+                               ["--db", cli.url, "standing", "alice", "--at", "2026-06-01"],
+                               env={**__import__("test_cli").ENV, "COLUMNS": "80"})
+    lines = result.stdout.splitlines()
+    assert result.exit_code == 0 and max(len(line) for line in lines) <= 80
+    assert sum(line.startswith("  • ") for line in lines) == 5  # the five that matter most
+    assert f"… and {len(reasons) - 5} more records that count" in result.stdout
+    measures = cli.json("standing", "alice", "--at", "2026-06-01")["measures"]
+    assert len(measures) == 4
+    for measure in measures:  # names are never cut or broken inside the table
+        assert any(measure["id"] in line for line in lines) and any(measure["service"] in line for line in lines)

@@ -98,3 +98,14 @@ def test_init_refuses_a_policy_with_lint_errors_and_writes_nothing(tmp_path):
     result = cli.run("init", "--policy", str(bad))
     assert result.exit_code == 2 and "lint error" in result.stderr
     assert not cli.db.exists() and not Path(f"{cli.db}.key").exists()
+
+
+def test_the_demo_hint_names_the_policy_as_the_user_gave_it(tmp_path):
+    lenient = tmp_path / "lenient.toml"
+    lenient.write_text(load_policy("rongcheng").text.replace('id = "rongcheng"', 'id = "rongcheng-lenient"', 1),
+                       encoding="utf-8")
+    cli = Registry(tmp_path)
+    result = cli.ok("demo", "--policy", str(lenient), "--residents", "40", "--businesses", "2", "--as-of",
+                    "2026-06-01")
+    assert f"policy lint {lenient}" in result.stdout
+    assert "policy lint rongcheng-lenient" not in result.stdout  # not a pack: that command would fail

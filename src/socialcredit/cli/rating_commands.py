@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -10,6 +11,7 @@ from rich.markup import escape
 from ..errors import InvalidInput
 from .app import (AtOption, JsonFlag, app, caller, handles_errors, open_registry, out, print_json, progress, say,
                   show)
+from .grid import Grid
 
 
 @app.command()
@@ -139,6 +141,7 @@ def respond(
 def trust(
     record: Annotated[bool, typer.Option("--record/--no-record", help="Write the results into the ledger (peer.trust, peer.collusion_flag) where the policy declares them; by default nothing is written.")] = False,
     top: Annotated[int, typer.Option("--top", help="How many of the most trusted to print.")] = 10,
+    names: Annotated[Optional[Path], typer.Option("--names", help="A file of references (usernames), one per line: show these instead of their pseudonyms.")] = None,
     as_json: JsonFlag = False,
 ):
     """Global trust (EigenTrust) over all ratings, and suspected rating rings."""
@@ -152,11 +155,22 @@ def trust(
     written = f"{result.recorded} entries recorded" if record else "nothing recorded (add --record to write it)"
     out.print(f"{result.subjects} subjects, {result.ratings} ratings: converged in {result.iterations} "
               f"iterations; {len(result.rings)} suspected ring(s); {written}.")
-    from rich.table import Table
-
-    table = Table("subject", "relative trust", title="Most trusted (1.0 = average)")
+    named = _known_names(names, result) if names else {}
+    table = Grid("Most trusted (1.0 = average)", "subject", "relative trust")
     for item in result.trust[:top]:
-        table.add_row(item.subject, f"{item.relative_trust:.3f}")
-    out.print(table)
+        table.row(named.get(item.subject, item.subject), f"{item.relative_trust:.3f}")
+    table.print("subject")
     for ring in result.rings:
-        say(f"ring {ring.evidence}: {', '.join(ring.members)}")
+        say(f"ring {ring.evidence}: {', '.join(named.get(m, m) for m in ring.members)}")
+
+
+def _known_names(path: Path, result) -> dict[str, str]:
+    """Pseudonym → reference for the references in a file (one per line) that the caller knows:
+    the ledger keeps only pseudonyms, so the caller brings the names it may see."""
+    from ..errors import NotFound
+
+    if not path.is_file():
+        raise NotFound(f"{path}: no such file (give a file of references, one per line)")
+    with open_registry() as registry:
+        return registry.name_pseudonyms(line.strip() for line in path.read_text(encoding="utf-8").splitlines()
+                                        if line.strip())

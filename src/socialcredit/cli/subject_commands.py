@@ -15,6 +15,9 @@ from .app import (EXIT_CHECK_FAILED, EXIT_DENIED, AtOption, JsonFlag, KindOption
 from .grid import Grid
 
 
+REASONS_SHOWN = 5  # the ones that matter most (they come ranked); decisions show four
+
+
 @app.command()
 @handles_errors
 def standing(
@@ -48,16 +51,18 @@ def _print_standing(result: StandingReport) -> None:
         out.print(f"[red]Listed[/] on {escape(item.list)}{case} since {day(item.since, zone)}"
                   + (f" until {day(item.until, zone)}" if item.until else " (no end date)"))
     if result.measures:
-        from rich.table import Table
-
-        table = Table("measure", "service", "effect", "until", title="Measures in force")
+        table = Grid("Measures in force", "measure", "service", "effect", "until")
         for m in result.measures:
-            table.add_row(m.id, m.service, m.effect, day(m.until, zone))
-        out.print(table)
+            table.row(m.id, m.service, m.effect, day(m.until, zone))
+        table.print("service", "measure", "until", "effect")
     if result.reasons:
         out.print("[bold]Why:[/]")
-        for reason in result.reasons:
+        for reason in result.reasons[:REASONS_SHOWN]:
             say(f"  • {reason.text}")
+        if len(result.reasons) > REASONS_SHOWN:
+            more = len(result.reasons) - REASONS_SHOWN
+            say(f"  … and {more} more record{'s' if more != 1 else ''} that count: `socialcredit explain` "
+                "lists every one")
     for rating in result.ratings or []:
         status = "" if rating.status == "counts" else f" ({rating.status})"
         say(f"  {'★' * rating.stars}{'☆' * (5 - rating.stars)} #{rating.entry} weight {rating.weight:g}{status}: "

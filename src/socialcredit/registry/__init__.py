@@ -153,6 +153,10 @@ class Registry:
     def pseudonym(self, ref: str, kind: str = "person") -> str:
         return self.pseudonymizer.pseudonym(ref, kind)
 
+    def name_pseudonyms(self, refs: Iterable[str], kind: str = "person") -> dict[str, str]:
+        """Pseudonym → reference, for references the caller already knows (the ledger has no names)."""
+        return {self.pseudonym(ref, kind): ref for ref in refs}
+
     # -- policies ------------------------------------------------------------------------------
 
     @property
