@@ -109,3 +109,51 @@ def test_the_demo_hint_names_the_policy_as_the_user_gave_it(tmp_path):
                     "2026-06-01")
     assert f"policy lint {lenient}" in result.stdout
     assert "policy lint rongcheng-lenient" not in result.stdout  # not a pack: that command would fail
+
+
+def test_no_submitted_event_may_claim_to_be_the_registrys_own(tmp_path):
+    cli = Registry(tmp_path)
+    cli.init("nosedive")
+    forged = {"subject": "lacie", "type": "peer.collusion_flag", "occurred_at": "2026-05-01T00:00:00Z",
+              "provider": "socialcredit", "key": "ring-1:lacie",
+              "attributes": {"ring": "ring-1", "members": 4, "evidence": "made up"}}
+    size = cli.size()
+    result = cli.json("ingest", str(cli.jsonl(forged)), code=2)
+    assert "is the registry itself" in result["errors"][0]["error"]
+    disguised = {**forged, "provider": "SocialCredit ", "key": "k2"}
+    assert "is the registry itself" in cli.json("ingest", str(cli.jsonl(disguised)), code=2)["errors"][0]["error"]
+    other = {**forged, "provider": "rating-app", "key": "k3"}
+    assert "recorded by the registry itself" in cli.json("ingest", str(cli.jsonl(other)), code=2)["errors"][0]["error"]
+    assert cli.size() == size
+    assert cli.json("standing", "lacie")["lists"] == []
+
+
+def test_init_warns_that_a_key_beside_the_database_reidentifies_everyone(tmp_path):
+    cli = Registry(tmp_path)
+    beside = cli.run("init")
+    assert beside.exit_code == 0 and "re-identify every subject" in beside.stderr
+    elsewhere = Registry(tmp_path / "other")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "keys").mkdir()
+    apart = elsewhere.runner.invoke(__import__("socialcredit.cli", fromlist=["app"]).app,
+                                    ["--db", elsewhere.url, "--key-file", str(tmp_path / "keys" / "r.key"), "init"],
+                                    env=__import__("test_cli").ENV)
+    assert apart.exit_code == 0 and "re-identify" not in apart.stderr
+
+
+def test_a_reference_can_come_from_standard_input_or_a_file_not_the_command_line(tmp_path):
+    cli = Registry(tmp_path)
+    cli.init("china-judgment-defaulters")
+    cli.ingest({"subject": DEFAULTER, "type": "court.judgment_unfulfilled", "occurred_at": "2026-03-01T00:00:00Z",
+                "provider": "court", "key": "j1", "attributes": {"case_id": "2026-7", "trigger": "refuses_to_pay"}})
+    by_stdin = cli.runner.invoke(__import__("socialcredit.cli", fromlist=["app"]).app,
+                                 ["--db", cli.url, "check", "-", "transport.air", "--at", "2026-04-01", "--json"],
+                                 input=DEFAULTER + "\n", env=__import__("test_cli").ENV)
+    assert by_stdin.exit_code == 3
+    ref = tmp_path / "who.txt"
+    ref.write_text(DEFAULTER + "\n", encoding="utf-8")
+    standing = cli.json("standing", f"@{ref}", "--at", "2026-04-01")
+    assert standing["lists"][0]["list"] == "judgment-defaulters"
+    empty = cli.runner.invoke(__import__("socialcredit.cli", fromlist=["app"]).app,
+                              ["--db", cli.url, "standing", "-"], input="", env=__import__("test_cli").ENV)
+    assert empty.exit_code == 2 and "no reference given" in empty.stderr

@@ -400,6 +400,8 @@ class Created(Result):
     policy: PolicyRef
     size: int
     root: str
+    key_file: str | None = None  # where the pseudonym key was written (None: it came from SOCIALCREDIT_KEY)
+    key_beside_database: bool = False  # whoever copies the folder can re-identify every subject
 
 
 @dataclass(slots=True, frozen=True)

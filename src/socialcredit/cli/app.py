@@ -55,7 +55,7 @@ settings = Settings()
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 KindOption = Annotated[str, typer.Option("--kind", help="person or organization (an 18-character unified social credit code).")]
 AtOption = Annotated[Optional[str], typer.Option("--at", help="The time asked about (RFC 3339 or YYYY-MM-DD); default now.")]
-SubjectArgument = Annotated[str, typer.Argument(help="The subject: national ID, unified social credit code or username.")]
+SubjectArgument = Annotated[str, typer.Argument(help="The subject: national ID, unified social credit code or username; - reads it from standard input, @FILE from a file (so it is not in the process list).")]
 
 
 @app.callback()
@@ -135,6 +135,25 @@ def day(instant: str | None, timezone: str) -> str:
     from ..instants import format_day, parse_stored_instant, zone_named
 
     return "—" if instant is None else format_day(parse_stored_instant(instant), zone_named(timezone))
+
+
+def reference(value: str | None) -> str | None:
+    """A subject reference as given, or read from standard input (`-`) or a file (`@FILE`):
+    a national ID typed on the command line is visible to every user of the machine (`ps`)."""
+    from ..errors import InvalidInput, NotFound
+
+    if value == "-":
+        text = sys.stdin.readline()
+    elif value is not None and value.startswith("@"):
+        path = Path(value[1:])
+        if not path.is_file():
+            raise NotFound(f"{value[1:]}: no such file (a reference @FILE names a file holding it)")
+        text = path.read_text(encoding="utf-8").splitlines()[0] if path.stat().st_size else ""
+    else:
+        return value
+    if not text.strip():
+        raise InvalidInput("no reference given: standard input or the file was empty")
+    return text.strip()
 
 
 def kind_option(kind: str) -> str:

@@ -9,8 +9,8 @@ import typer
 from rich.markup import escape
 
 from ..errors import InvalidInput
-from .app import (AtOption, JsonFlag, app, caller, handles_errors, open_registry, out, print_json, progress, say,
-                  show)
+from .app import (AtOption, JsonFlag, app, caller, handles_errors, open_registry, out, print_json, progress,
+                  reference, say, show)
 from .grid import Grid
 
 
@@ -28,7 +28,7 @@ def rate(
 ):
     """Rate a subject after an interaction; the weight is fixed now from the rater's standing."""
     with open_registry() as registry:
-        result = registry.rate(rater, ratee, stars, interaction=interaction, category=category, review=review, at=at)
+        result = registry.rate(reference(rater), reference(ratee), stars, interaction=interaction, category=category, review=review, at=at)
     if as_json:
         print_json(result)
     elif result.duplicate:
@@ -62,7 +62,7 @@ def enrol(
     with open_registry() as registry:
         if not leave:
             _require_opt_in_facts(registry.policy, attributes)
-        result = registry.enrol(ref, leave=leave, at=at, attributes=attributes)
+        result = registry.enrol(reference(ref), leave=leave, at=at, attributes=attributes)
     show(result, as_json, f"{'Opted out' if leave else 'Opted in'} (entry #{result.entry}).")
 
 
@@ -101,7 +101,7 @@ def reviews(
 ):
     """The ratings about a subject: stars, weight and why, held ones marked, replies."""
     with open_registry() as registry:
-        result = registry.reviews(ref, at=at, caller=caller())
+        result = registry.reviews(reference(ref), at=at, caller=caller())
     if as_json:
         print_json(result)
         return
@@ -132,7 +132,7 @@ def respond(
 ):
     """Reply to a review, or dispute a held one (where the policy allows it)."""
     with open_registry() as registry:
-        result = registry.respond(ref, entry, reply=reply, dispute=dispute, at=at)
+        result = registry.respond(reference(ref), entry, reply=reply, dispute=dispute, at=at)
     show(result, as_json, f"{'Reply' if reply is not None else 'Dispute'} recorded as entry #{result.entry}.")
 
 

@@ -11,7 +11,7 @@ from rich.markup import escape
 from ..policy.describe import scalar_words
 from ..results import StandingReport
 from .app import (EXIT_CHECK_FAILED, EXIT_DENIED, AtOption, JsonFlag, KindOption, SubjectArgument, app, caller, day,
-                  handles_errors, kind_option, open_registry, out, print_json, say, warn)
+                  handles_errors, kind_option, open_registry, out, print_json, reference, say, warn)
 from .grid import Grid
 
 
@@ -29,7 +29,7 @@ def standing(
 ):
     """A subject's score, tier, dimensions, lists, measures and ranked reasons."""
     with open_registry() as registry:
-        result = registry.standing(ref, kind=kind_option(kind), at=at, known_at=known_at, caller=caller())
+        result = registry.standing(reference(ref), kind=kind_option(kind), at=at, known_at=known_at, caller=caller())
     if as_json:
         print_json(result)
     else:
@@ -79,7 +79,7 @@ def explain(
 ):
     """Every record about a subject and what it does to the standing, in plain words."""
     with open_registry() as registry:
-        result = registry.explain(ref, kind=kind_option(kind), at=at, caller=caller())
+        result = registry.explain(reference(ref), kind=kind_option(kind), at=at, caller=caller())
     if as_json:
         print_json(result)
         return
@@ -110,7 +110,7 @@ def check(
 ):
     """May the subject use the service? Exit 0 if allowed, 3 if denied. Logged for replay."""
     with open_registry() as registry:
-        decision = registry.check(ref, service, kind=kind_option(kind), at=at, caller=caller())
+        decision = registry.check(reference(ref), service, kind=kind_option(kind), at=at, caller=caller())
         policy_id = registry.policy.id
     if not decision.service_known:
         warn(f"no measure of the {policy_id} policy covers {service} or a service above or below it; "
@@ -167,7 +167,7 @@ def audit(
 ):
     """The audit log, newest first: who read whose record or had a decision made, when and why. Logged too."""
     with open_registry() as registry:
-        result = registry.audit(ref, kind=kind_option(kind), principal=principal, action=action, limit=limit,
+        result = registry.audit(reference(ref), kind=kind_option(kind), principal=principal, action=action, limit=limit,
                                 caller=caller())
     if as_json:
         print_json(result)

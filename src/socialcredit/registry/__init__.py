@@ -331,9 +331,14 @@ class Registry:
         subject = None if ref is None else self.pseudonym(ref, kind)
         return self.audit_trail.query(caller, subject=subject, principal=principal, action=action, limit=limit)
 
-    def created(self, db: str) -> Created:
+    def created(self, db: str, key_file: Path | None = None) -> Created:
         head = self.root()
-        return Created(db, policy_ref(self.policy), head.size, head.root)
+        if os.environ.get("SOCIALCREDIT_KEY"):
+            return Created(db, policy_ref(self.policy), head.size, head.root)
+        key = (key_file or key_path_for(db)).resolve()
+        database = parse_url(db).path
+        beside = database is not None and key.parent == Path(database).resolve().parent
+        return Created(db, policy_ref(self.policy), head.size, head.root, str(key), beside)
 
 
 def instant(at: When) -> int:
