@@ -10,10 +10,8 @@ all in or not at all.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,16 +19,13 @@ from socialcredit.intake.readers import read_events
 from socialcredit.registry import Registry
 
 from conftest import sqlite_from_template
+from processes import clean_env, cli, session_members, start
 
 EVENTS = 30_000
 
 
 def _cli(*args: str, db: Path) -> list[str]:
-    return [sys.executable, "-m", "socialcredit", "--db", f"sqlite:///{db}", *args]
-
-
-def _env() -> dict:
-    return {k: v for k, v in os.environ.items() if not k.startswith("SOCIALCREDIT_")} | {"COLUMNS": "200"}
+    return cli(f"sqlite:///{db}", *args)
 
 
 # Setting up and inspecting happen in this process: only the command being interrupted runs as
@@ -63,27 +58,13 @@ def _events_file(path: Path) -> Path:
     return path
 
 
-def _session_members(session: int) -> list[int]:
-    members = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[3]) == session:  # field 6 of /proc/PID/stat: the session id
-                members.append(int(entry.name))
-    return members
-
-
 def _interrupt(command: list[str], after_s: float) -> subprocess.CompletedProcess:
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
-                               start_new_session=True)
+    process = start(command, clean_env())
     time.sleep(after_s)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=120)
     time.sleep(0.2)
-    assert _session_members(process.pid) == [], "a process of the command outlived it"
+    assert session_members(process.pid) == [], "a process of the command outlived it"
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 

@@ -13,6 +13,8 @@ import getpass
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -83,8 +85,14 @@ def caller() -> Caller:
     return Caller(name, "operator", settings.purpose)
 
 
-def open_registry() -> Registry:
-    return Registry.open(settings.db, key_file=settings.key_file)
+@contextmanager
+def open_registry() -> Iterator[Registry]:
+    """The registry for one command. Every wait for another process's write lock is shown;
+    a read that could not be recorded in the audit log (a read-only copy) is said, once."""
+    with Registry.open(settings.db, key_file=settings.key_file, on_wait=LockWait()) as registry:
+        yield registry
+        if registry.audit_trail.unrecorded:
+            warn(f"{registry.store.where} is read-only here, so this read is not recorded in its audit log")
 
 
 def handles_errors(command):
