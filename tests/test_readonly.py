@@ -59,14 +59,40 @@ def _auditor_python() -> tuple[str, dict]:
     This interpreter may live where the auditor cannot go (a pyenv under /root); the system's
     Python of the same version then runs the same packages."""
     prefix, _ = _auditor()
-    paths = {"PYTHONPATH": os.pathsep.join([str(Path(socialcredit.__file__).parents[1]), *site.getsitepackages()])}
+    trees = [str(Path(socialcredit.__file__).parents[1]), *site.getsitepackages()]
     same_version = shutil.which(f"python{sys.version_info.major}.{sys.version_info.minor}", path="/usr/bin:/usr/local/bin")
-    for python in (sys.executable, same_version):
-        if python and subprocess.run([*prefix, python, "-c", "import socialcredit.cli"], env=clean_env(**paths),
-                                     capture_output=True).returncode == 0:
-            return python, paths
+    # Where the tree and its packages sit in a folder only root can enter (a clone made with
+    # mktemp -d, as CI's is), the auditor gets a copy of just the packages the CLI imports.
+    for paths in ({"PYTHONPATH": os.pathsep.join(trees)}, {"PYTHONPATH": _reachable_copy(trees)}):
+        for python in (sys.executable, same_version):
+            if python and subprocess.run([*prefix, python, "-c", "import socialcredit.cli"], env=clean_env(**paths),
+                                         capture_output=True).returncode == 0:
+                return python, paths
     pytest.skip(f"no Python {sys.version_info.major}.{sys.version_info.minor} that user {prefix} can run with "
                 "this tree's packages")
+
+
+def _reachable_copy(trees: list[str]) -> str:
+    """A world-readable copy of the top-level packages the CLI imports, from `trees`."""
+    import socialcredit.cli  # noqa: F401  (what it imports is what the auditor's CLI needs)
+    import socialcredit.policy.lint  # noqa: F401
+
+    target = Path(tempfile.mkdtemp(prefix="socialcredit-auditor-packages-"))
+    tops = set()
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None) or ""
+        for tree in trees:
+            if path.startswith(tree + os.sep):
+                tops.add((tree, Path(path).relative_to(tree).parts[0]))
+    for tree, top in tops:
+        source = Path(tree) / top
+        if source.is_dir():
+            shutil.copytree(source, target / top, dirs_exist_ok=True)
+        else:
+            shutil.copy2(source, target / top)
+    for path in [target, *target.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return str(target)
 
 
 def _as_auditor(url: str, *args: str, home: Path, key: str | None = None) -> subprocess.CompletedProcess:
