@@ -119,3 +119,19 @@ def test_a_raters_identity_number_is_stored_only_as_a_pseudonym(tmp_path):
     stored = b"".join(path.read_bytes() for path in sorted(tmp_path.glob("r.db*")))
     for number in (rater, ratee):
         assert number[:16].encode() not in stored
+
+
+def test_trust_shows_the_names_the_caller_gives_instead_of_pseudonyms(tmp_path):
+    cli = Registry(tmp_path)
+    cli.init("nosedive")
+    for person in ("lacie", "naomi", "chester"):
+        cli.ok("enrol", person, "--at", "2026-05-01")
+    cli.ok("rate", "naomi", "lacie", "5", "--at", "2026-05-02")
+    cli.ok("rate", "chester", "lacie", "4", "--at", "2026-05-02")
+    names = tmp_path / "names.txt"
+    names.write_text("lacie\nnaomi\n", encoding="utf-8")
+    shown = cli.ok("trust", "--names", str(names)).stdout
+    assert "lacie" in shown and "naomi" in shown and "chester" not in shown  # chester: not named, a pseudonym
+    assert "nothing recorded" in shown
+    missing = cli.run("trust", "--names", str(tmp_path / "nope.txt"))
+    assert missing.exit_code == 2 and "no such file" in missing.stderr

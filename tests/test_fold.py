@@ -388,7 +388,7 @@ def test_summary_words():
                         "with no end date: it lasts until you do what lifts it.")
     assert texts[1] == ("\u221260 points on conduct (about \u221260 on the score): a big fine (record #1, 2026-01-01); "
                         "counts until 2028-01-01.")
-    assert summary["policy"] == {"id": "toy", "version": "1", "digest": toy.digest}
+    assert summary["policy"] == {"id": "toy", "version": "1", "digest": toy.digest, "timezone": "UTC"}
 
 
 @pytest.mark.parametrize("bad, message", [

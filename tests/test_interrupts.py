@@ -10,28 +10,43 @@ all in or not at all.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
+
+from socialcredit.intake.readers import read_events
+from socialcredit.registry import Registry
+
+from conftest import sqlite_from_template
+from processes import clean_env, cli, session_members, start
 
 EVENTS = 30_000
 
 
 def _cli(*args: str, db: Path) -> list[str]:
-    return [sys.executable, "-m", "socialcredit", "--db", f"sqlite:///{db}", *args]
+    return cli(f"sqlite:///{db}", *args)
 
 
-def _env() -> dict:
-    return {k: v for k, v in os.environ.items() if not k.startswith("SOCIALCREDIT_")} | {"COLUMNS": "200"}
+# Setting up and inspecting happen in this process: only the command being interrupted runs as
+# a process of its own (each process start costs a few tenths of a second).
 
 
-def _json(*args: str, db: Path) -> dict:
-    done = subprocess.run(_cli(*args, "--json", db=db), capture_output=True, text=True, env=_env(), timeout=300)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+def _init(db: Path, events: Path | None = None) -> None:
+    with Registry.init(sqlite_from_template(db), "rongcheng") as registry:
+        if events is not None:
+            with events.open() as stream:
+                assert not registry.ingest(read_events(stream, "jsonl")).errors
+
+
+def _size(db: Path) -> int:
+    with Registry.open(f"sqlite:///{db}") as registry:
+        return registry.size()
+
+
+def _verified(db: Path) -> bool:
+    with Registry.open(f"sqlite:///{db}") as registry:
+        return registry.verify().ok
 
 
 def _events_file(path: Path) -> Path:
@@ -43,27 +58,13 @@ def _events_file(path: Path) -> Path:
     return path
 
 
-def _session_members(session: int) -> list[int]:
-    members = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[3]) == session:  # field 6 of /proc/PID/stat: the session id
-                members.append(int(entry.name))
-    return members
-
-
 def _interrupt(command: list[str], after_s: float) -> subprocess.CompletedProcess:
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
-                               start_new_session=True)
+    process = start(command, clean_env())
     time.sleep(after_s)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=120)
     time.sleep(0.2)
-    assert _session_members(process.pid) == [], "a process of the command outlived it"
+    assert session_members(process.pid) == [], "a process of the command outlived it"
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
@@ -77,25 +78,23 @@ def test_ctrl_c_during_ingest_writes_all_or_nothing(tmp_path):
     outcomes = []
     for trial, after_s in enumerate((0.05, 0.8, 1.6, 2.4)):
         db = tmp_path / f"r{trial}.db"
-        _json("init", db=db)
+        _init(db)
         done = _interrupt(_cli("ingest", str(events), db=db), after_s)
-        size = _json("root", db=db)["size"]
+        size = _size(db)
         if done.returncode == 130:
             _assert_one_line_interruption(done)
             assert size in (1, 1 + EVENTS)  # the commit either happened or it did not
         else:
             assert done.returncode == 0, done.stderr
             assert size == 1 + EVENTS
-        assert _json("verify", db=db)["ok"] is True
+        assert _verified(db)
         outcomes.append((done.returncode, size))
     assert (130, 1) in outcomes, outcomes  # at least one run was stopped before its commit
 
 
 def test_ctrl_c_during_verify_and_rebuild_ends_in_one_line(tmp_path):
     db = tmp_path / "r.db"
-    _json("init", db=db)
-    events = _events_file(tmp_path / "events.jsonl")
-    subprocess.run(_cli("ingest", str(events), db=db), check=True, capture_output=True, env=_env(), timeout=300)
+    _init(db, _events_file(tmp_path / "events.jsonl"))
     interrupted = 0
     for command in (("verify",), ("rebuild",)):
         for after_s in (0.8, 1.6):
@@ -105,5 +104,5 @@ def test_ctrl_c_during_verify_and_rebuild_ends_in_one_line(tmp_path):
                 interrupted += 1
                 _assert_one_line_interruption(done)
     assert interrupted >= 1  # at least one run was caught in the middle
-    assert _json("verify", db=db)["ok"] is True
-    assert _json("root", db=db)["size"] == 1 + EVENTS
+    assert _verified(db)
+    assert _size(db) == 1 + EVENTS

@@ -159,11 +159,17 @@ _DURATION = re.compile(
 
 @dataclass(frozen=True, slots=True)
 class Duration:
-    """An ISO 8601 duration split into calendar months and exact microseconds."""
+    """An ISO 8601 duration split into calendar months and exact microseconds.
+
+    Calendar months are added on a calendar: UTC's, or with `in_zone` a policy's own, so that
+    a two-year record from 1 March 2026 in Shanghai counts until 1 March 2028 in Shanghai
+    (on UTC's calendar it would end on 29 February, 16:00 UTC being already 1 March there).
+    """
 
     text: str
     months: int
     micros: int
+    zone: tzinfo | None = None  # the calendar months are counted on (None: UTC)
 
     @classmethod
     def parse(cls, text: str) -> "Duration":
@@ -189,10 +195,19 @@ class Duration:
         and the result must still be a date.
         """
         if self.months:
-            # Months move the date only; the time of day rides along unchanged.
-            day, time_of_day = divmod(instant, _US_PER_DAY)
-            instant = _shift_day(day, self.months) * _US_PER_DAY + time_of_day
+            # Months move the date only; the (local) time of day rides along unchanged.
+            if self.zone is None or self.zone is timezone.utc:
+                day, time_of_day = divmod(instant, _US_PER_DAY)
+                instant = _shift_day(day, self.months) * _US_PER_DAY + time_of_day
+            else:
+                local = instant + _utc_offset_us(instant, self.zone)
+                day, time_of_day = divmod(local, _US_PER_DAY)
+                instant = _local_to_utc(_shift_day(day, self.months) * _US_PER_DAY + time_of_day, self.zone)
         return min(instant + self.micros, LATEST_US)
+
+    def in_zone(self, zone: tzinfo) -> "Duration":
+        """The same duration, its calendar months counted on `zone`'s calendar."""
+        return Duration(self.text, self.months, self.micros, None if zone is timezone.utc else zone)
 
     def approx_micros(self) -> int:
         """Length in microseconds with 30.44-day months, for comparisons and decay rates only."""
@@ -257,6 +272,23 @@ def period_start(instant: int, period: str, zone: tzinfo | None = None) -> int:
 
 
 _US_PER_QUARTER_HOUR = 900 * US_PER_SECOND
+
+
+def _utc_offset_us(instant: int, zone: tzinfo) -> int:
+    """The zone's offset from UTC at an instant. Every real zone's offsets change on quarter
+    hours, so the offset is cached by quarter hour."""
+    return _offset_of_quarter(instant // _US_PER_QUARTER_HOUR, zone)
+
+
+@lru_cache(maxsize=65_536)
+def _offset_of_quarter(quarter: int, zone: tzinfo) -> int:
+    return to_us(datetime.fromtimestamp(quarter * 900, zone).replace(tzinfo=timezone.utc)) - quarter * 900 * US_PER_SECOND
+
+
+def _local_to_utc(local_us: int, zone: tzinfo) -> int:
+    """The instant a local wall time names: the offset in force then (in a gap or an overlap
+    at a clock change, the offset of the instant one offset-length earlier decides)."""
+    return local_us - _utc_offset_us(local_us - _utc_offset_us(local_us, zone), zone)
 
 
 @lru_cache(maxsize=65_536)

@@ -68,6 +68,7 @@ class PolicyRef(Result):
     id: str
     version: str
     digest: str
+    timezone: str = "UTC"  # the policy's calendar: its dates in words are in this zone
 
 
 @dataclass(slots=True, frozen=True)
@@ -81,6 +82,7 @@ class RuleReason(Result):
     until: str | None
     text: str
     points: float
+    effect: float | None = None  # on the score, bounds counted: a standing's effects add up to its change
 
 
 @dataclass(slots=True, frozen=True)
@@ -171,6 +173,7 @@ class RatingView(Result):
     interaction: str
     review: str | None
     occurred_at: str
+    occurred_on: str  # the date, on the policy's calendar
     weight: float
     why_this_weight: str
     status: str  # counts | held | disputed
@@ -231,6 +234,8 @@ class ExplainedEntry(Result):
     entry: int
     type: str
     occurred_at: str
+    occurred_on: str  # the date, on the policy's calendar
+    provider: str  # who reported it: a subject contesting a record needs to know
     what: str
     effects: list[Effect]
 
@@ -376,11 +381,27 @@ class Activation(Result):
 
 
 @dataclass(slots=True, frozen=True)
+class InForce(Result):
+    """How the policy now in force got there: its activation entry, and whether it was forced
+    past lint errors (by whom, why). Kept visible wherever the policy is shown."""
+
+    _omit_if_none: ClassVar[tuple[str, ...]] = ("forced_reason", "forced_by", "lint_errors")
+
+    entry: int
+    activated_at: str
+    forced_reason: str | None = None
+    forced_by: str | None = None
+    lint_errors: int | None = None
+
+
+@dataclass(slots=True, frozen=True)
 class Created(Result):
     db: str
     policy: PolicyRef
     size: int
     root: str
+    key_file: str | None = None  # where the pseudonym key was written (None: it came from SOCIALCREDIT_KEY)
+    key_beside_database: bool = False  # whoever copies the folder can re-identify every subject
 
 
 @dataclass(slots=True, frozen=True)

@@ -13,6 +13,8 @@ import getpass
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -55,7 +57,7 @@ settings = Settings()
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 KindOption = Annotated[str, typer.Option("--kind", help="person or organization (an 18-character unified social credit code).")]
 AtOption = Annotated[Optional[str], typer.Option("--at", help="The time asked about (RFC 3339 or YYYY-MM-DD); default now.")]
-SubjectArgument = Annotated[str, typer.Argument(help="The subject: national ID, unified social credit code or username.")]
+SubjectArgument = Annotated[str, typer.Argument(help="The subject: national ID, unified social credit code or username; - reads it from standard input, @FILE from a file (so it is not in the process list).")]
 
 
 @app.callback()
@@ -87,13 +89,22 @@ ServerOption = Annotated[Optional[str], typer.Option("--server", envvar="SOCIALC
 ApiKeyOption = Annotated[Optional[str], typer.Option("--api-key", envvar="SOCIALCREDIT_API_KEY", help="The API key for --server (from `socialcredit principal add`).")]
 
 
-def open_registry(server: str | None = None, api_key: str | None = None) -> Registry:
-    """The registry at --db, or, with `server`, a client of the service there (cli/remote.py)."""
+@contextmanager
+def open_registry(server: str | None = None, api_key: str | None = None) -> Iterator[Registry]:
+    """The registry for one command. Every wait for another process's write lock is shown;
+    a read that could not be recorded in the audit log (a read-only copy) is said, once.
+
+    With `server`, a client of the service there instead (cli/remote.py)."""
     if server:
         from .remote import RemoteRegistry
 
-        return RemoteRegistry(server, api_key, settings.purpose)  # type: ignore[return-value]
-    return Registry.open(settings.db, key_file=settings.key_file)
+        with RemoteRegistry(server, api_key, settings.purpose) as remote:
+            yield remote  # type: ignore[misc]
+        return
+    with Registry.open(settings.db, key_file=settings.key_file, on_wait=LockWait()) as registry:
+        yield registry
+        if registry.audit_trail.unrecorded:
+            warn(f"{registry.store.where} is read-only here, so this read is not recorded in its audit log")
 
 
 def handles_errors(command):
@@ -137,6 +148,32 @@ def show(result, as_json: bool, line: str) -> None:
 def say(text: str) -> None:
     """Plain text that may hold brackets (policy text, user values): never read as markup."""
     out.print(escape(text), highlight=False)
+
+
+def day(instant: str | None, timezone: str) -> str:
+    """An RFC 3339 instant as the date a reader of the policy sees: on the policy's calendar."""
+    from ..instants import format_day, parse_stored_instant, zone_named
+
+    return "—" if instant is None else format_day(parse_stored_instant(instant), zone_named(timezone))
+
+
+def reference(value: str | None) -> str | None:
+    """A subject reference as given, or read from standard input (`-`) or a file (`@FILE`):
+    a national ID typed on the command line is visible to every user of the machine (`ps`)."""
+    from ..errors import InvalidInput, NotFound
+
+    if value == "-":
+        text = sys.stdin.readline()
+    elif value is not None and value.startswith("@"):
+        path = Path(value[1:])
+        if not path.is_file():
+            raise NotFound(f"{value[1:]}: no such file (a reference @FILE names a file holding it)")
+        text = path.read_text(encoding="utf-8").splitlines()[0] if path.stat().st_size else ""
+    else:
+        return value
+    if not text.strip():
+        raise InvalidInput("no reference given: standard input or the file was empty")
+    return text.strip()
 
 
 def kind_option(kind: str) -> str:

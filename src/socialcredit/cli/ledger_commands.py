@@ -28,7 +28,11 @@ def init(
     """Create a registry: database, pseudonym key (mode 0600) and the policy in force."""
     with Registry.init(settings.db, policy, key_file=settings.key_file, caller=caller(), force=force,
                        reason=reason) as registry:
-        result = registry.created(settings.db)
+        result = registry.created(settings.db, settings.key_file)
+    if result.key_beside_database:
+        err.print(f"warning: the pseudonym key {result.key_file} is beside the database: anyone with both can "
+                  "re-identify every subject. Keep it elsewhere (--key-file, or SOCIALCREDIT_KEY) and out of "
+                  "backups of the database.", highlight=False, soft_wrap=True, markup=False)
     show(result, as_json, f"Created registry [bold]{escape(settings.db)}[/] with policy "
                           f"[bold]{escape(result.policy.id)} {escape(result.policy.version)}[/].")
 

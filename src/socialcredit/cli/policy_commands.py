@@ -47,12 +47,22 @@ def policy_show(
 
     from ..policy.describe import Line
 
-    policy = named_or_current_policy(name)
+    in_force = None
+    if name is None:
+        with open_registry() as registry:
+            policy, in_force = registry.policy, registry.in_force()
+    else:
+        policy = load_policy(name)
     if as_json:
-        print_json({**policy.document.model_dump(mode="json"), "digest": policy.digest, "source": policy.source})
+        extra = {"in_force": in_force.to_dict()} if in_force is not None else {}
+        print_json({**policy.document.model_dump(mode="json"), "digest": policy.digest, "source": policy.source,
+                    **extra})
         return
     blocks = describe(policy)
     blocks.insert(1, Line(f"Source: {_shown_source(policy.source)}"))  # under the title
+    if in_force is not None and in_force.forced_reason is not None:
+        blocks.insert(2, Line(f"FORCED into force despite {in_force.lint_errors} lint error(s) by "
+                              f"{in_force.forced_by} on {in_force.activated_at[:10]}: {in_force.forced_reason}"))
     print_blocks(blocks)
     label = f" {name}" if name is not None else ""
     say(f"Machine-readable: socialcredit policy show{label} --json")

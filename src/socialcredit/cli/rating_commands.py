@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.markup import escape
 
 from ..errors import InvalidInput
-from .app import (ApiKeyOption, AtOption, JsonFlag, ServerOption, app, caller, handles_errors, open_registry, out, print_json, progress, say,
-                  show)
+from .app import (ApiKeyOption, AtOption, JsonFlag, ServerOption, app, caller, handles_errors, open_registry, out,
+                  print_json, progress, reference, say, show)
+from .grid import Grid
 
 
 @app.command()
@@ -28,7 +30,7 @@ def rate(
 ):
     """Rate a subject after an interaction; the weight is fixed now from the rater's standing."""
     with open_registry(server, api_key) as registry:
-        result = registry.rate(rater, ratee, stars, interaction=interaction, category=category, review=review, at=at)
+        result = registry.rate(reference(rater), reference(ratee), stars, interaction=interaction, category=category, review=review, at=at)
     if as_json:
         print_json(result)
     elif result.duplicate:
@@ -62,7 +64,7 @@ def enrol(
     with open_registry() as registry:
         if not leave:
             _require_opt_in_facts(registry.policy, attributes)
-        result = registry.enrol(ref, leave=leave, at=at, attributes=attributes)
+        result = registry.enrol(reference(ref), leave=leave, at=at, attributes=attributes)
     show(result, as_json, f"{'Opted out' if leave else 'Opted in'} (entry #{result.entry}).")
 
 
@@ -101,7 +103,7 @@ def reviews(
 ):
     """The ratings about a subject: stars, weight and why, held ones marked, replies."""
     with open_registry() as registry:
-        result = registry.reviews(ref, at=at, caller=caller())
+        result = registry.reviews(reference(ref), at=at, caller=caller())
     if as_json:
         print_json(result)
         return
@@ -110,7 +112,7 @@ def reviews(
     for item in result.reviews:
         mark = "[yellow]HELD[/] " if item.held else ("[red]DISPUTED[/] " if item.status == "disputed" else "")
         category = f" [{item.category}]" if item.category else ""
-        out.print(f"{mark}#{item.entry} {item.occurred_at[:10]} {'★' * item.stars}{'☆' * (5 - item.stars)}"
+        out.print(f"{mark}#{item.entry} {item.occurred_on} {'★' * item.stars}{'☆' * (5 - item.stars)}"
                   f"{escape(category)} weight {item.weight:g}: {escape(item.why_this_weight)}", highlight=False)
         if item.review:
             say(f"    “{item.review}”")
@@ -132,7 +134,7 @@ def respond(
 ):
     """Reply to a review, or dispute a held one (where the policy allows it)."""
     with open_registry() as registry:
-        result = registry.respond(ref, entry, reply=reply, dispute=dispute, at=at)
+        result = registry.respond(reference(ref), entry, reply=reply, dispute=dispute, at=at)
     show(result, as_json, f"{'Reply' if reply is not None else 'Dispute'} recorded as entry #{result.entry}.")
 
 
@@ -141,6 +143,7 @@ def respond(
 def trust(
     record: Annotated[bool, typer.Option("--record/--no-record", help="Write the results into the ledger (peer.trust, peer.collusion_flag) where the policy declares them; by default nothing is written.")] = False,
     top: Annotated[int, typer.Option("--top", help="How many of the most trusted to print.")] = 10,
+    names: Annotated[Optional[Path], typer.Option("--names", help="A file of references (usernames), one per line: show these instead of their pseudonyms.")] = None,
     as_json: JsonFlag = False,
 ):
     """Global trust (EigenTrust) over all ratings, and suspected rating rings."""
@@ -154,11 +157,22 @@ def trust(
     written = f"{result.recorded} entries recorded" if record else "nothing recorded (add --record to write it)"
     out.print(f"{result.subjects} subjects, {result.ratings} ratings: converged in {result.iterations} "
               f"iterations; {len(result.rings)} suspected ring(s); {written}.")
-    from rich.table import Table
-
-    table = Table("subject", "relative trust", title="Most trusted (1.0 = average)")
+    named = _known_names(names, result) if names else {}
+    table = Grid("Most trusted (1.0 = average)", "subject", "relative trust")
     for item in result.trust[:top]:
-        table.add_row(item.subject, f"{item.relative_trust:.3f}")
-    out.print(table)
+        table.row(named.get(item.subject, item.subject), f"{item.relative_trust:.3f}")
+    table.print("subject")
     for ring in result.rings:
-        say(f"ring {ring.evidence}: {', '.join(ring.members)}")
+        say(f"ring {ring.evidence}: {', '.join(named.get(m, m) for m in ring.members)}")
+
+
+def _known_names(path: Path, result) -> dict[str, str]:
+    """Pseudonym → reference for the references in a file (one per line) that the caller knows:
+    the ledger keeps only pseudonyms, so the caller brings the names it may see."""
+    from ..errors import NotFound
+
+    if not path.is_file():
+        raise NotFound(f"{path}: no such file (give a file of references, one per line)")
+    with open_registry() as registry:
+        return registry.name_pseudonyms(line.strip() for line in path.read_text(encoding="utf-8").splitlines()
+                                        if line.strip())

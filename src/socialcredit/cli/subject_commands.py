@@ -11,9 +11,12 @@ from rich.markup import escape
 from ..policy.describe import scalar_words
 from ..results import StandingReport
 from .app import (EXIT_CHECK_FAILED, EXIT_DENIED, ApiKeyOption, AtOption, JsonFlag, KindOption, ServerOption,
-                  SubjectArgument, app, caller,
-                  handles_errors, kind_option, open_registry, out, print_json, say, warn)
+                  SubjectArgument, app, caller, day, handles_errors, kind_option, open_registry, out, print_json,
+                  reference, say, warn)
 from .grid import Grid
+
+
+REASONS_SHOWN = 5  # the ones that matter most (they come ranked); decisions show four
 
 
 @app.command()
@@ -29,7 +32,7 @@ def standing(
 ):
     """A subject's score, tier, dimensions, lists, measures and ranked reasons."""
     with open_registry(server, api_key) as registry:
-        result = registry.standing(ref, kind=kind_option(kind), at=at, known_at=known_at, caller=caller())
+        result = registry.standing(reference(ref), kind=kind_option(kind), at=at, known_at=known_at, caller=caller())
     if as_json:
         print_json(result)
     else:
@@ -38,27 +41,31 @@ def standing(
 
 def _print_standing(result: StandingReport) -> None:
     tier = f"  tier [bold]{escape(str(result.tier))}[/]" if result.tier is not None else ""
-    out.print(f"[bold]Score {result.score}[/]{tier}   ({escape(result.policy.id)} {escape(result.policy.version)}, "
-              f"at {result.at[:19]}Z, ledger size {result.known_at})")
+    headline = f"[bold]Score {result.score}[/]{tier}" if result.score is not None else "[bold]No score[/] (this policy keeps none: it works through lists)"
+    out.print(f"{headline}   ({escape(result.policy.id)} {escape(result.policy.version)}, "
+              f"at {day(result.at, result.policy.timezone)}, ledger size {result.known_at})")
     if result.entries == 0:
         out.print("No records about this subject: the standing is the policy's starting point.")
     if len(result.dimensions) > 1:
         out.print("Dimensions: " + ", ".join(f"{k} {v}" for k, v in result.dimensions.items()))
+    zone = result.policy.timezone
     for item in result.lists:
         case = f" (case {escape(item.case)})" if item.case else ""
-        out.print(f"[red]Listed[/] on {escape(item.list)}{case} since {item.since[:10]}"
-                  + (f" until {item.until[:10]}" if item.until else " (no end date)"))
+        out.print(f"[red]Listed[/] on {escape(item.list)}{case} since {day(item.since, zone)}"
+                  + (f" until {day(item.until, zone)}" if item.until else " (no end date)"))
     if result.measures:
-        from rich.table import Table
-
-        table = Table("measure", "service", "effect", "until", title="Measures in force")
+        table = Grid("Measures in force", "measure", "service", "effect", "until")
         for m in result.measures:
-            table.add_row(m.id, m.service, m.effect, (m.until or "—")[:10])
-        out.print(table)
+            table.row(m.id, m.service, m.effect, day(m.until, zone))
+        table.print("service", "measure", "until", "effect")
     if result.reasons:
         out.print("[bold]Why:[/]")
-        for reason in result.reasons:
+        for reason in result.reasons[:REASONS_SHOWN]:
             say(f"  • {reason.text}")
+        if len(result.reasons) > REASONS_SHOWN:
+            more = len(result.reasons) - REASONS_SHOWN
+            say(f"  … and {more} more record{'s' if more != 1 else ''} that count: `socialcredit explain` "
+                "lists every one")
     for rating in result.ratings or []:
         status = "" if rating.status == "counts" else f" ({rating.status})"
         say(f"  {'★' * rating.stars}{'☆' * (5 - rating.stars)} #{rating.entry} weight {rating.weight:g}{status}: "
@@ -77,21 +84,23 @@ def explain(
 ):
     """Every record about a subject and what it does to the standing, in plain words."""
     with open_registry(server, api_key) as registry:
-        result = registry.explain(ref, kind=kind_option(kind), at=at, caller=caller())
+        result = registry.explain(reference(ref), kind=kind_option(kind), at=at, caller=caller())
     if as_json:
         print_json(result)
         return
     tier = f", tier [bold]{escape(str(result.tier))}[/]" if result.tier is not None else ""
-    out.print(f"[bold]Score {result.score}[/]{tier} under {escape(result.policy.id)} "
-              f"{escape(result.policy.version)}, at {result.at[:19]}Z.")
+    headline = f"[bold]Score {result.score}[/]{tier}" if result.score is not None else "[bold]No score[/] (none is kept)"
+    out.print(f"{headline} under {escape(result.policy.id)} {escape(result.policy.version)}, "
+              f"at {day(result.at, result.policy.timezone)}.")
     if not result.entries:
         out.print("There are no records about this subject.")
     for item in result.entries:
-        out.print(f"[bold]#{item.entry}[/] {item.occurred_at[:10]} {escape(item.what)}", highlight=False)
+        out.print(f"[bold]#{item.entry}[/] {item.occurred_on} {escape(item.what)} (reported by "
+                  f"{escape(item.provider)})", highlight=False)
         for effect in item.effects:
             say(f"    {effect.text}")
     for m in result.measures:
-        until = f" until {m.until[:10]}" if m.until else ""
+        until = f" until {day(m.until, result.policy.timezone)}" if m.until else ""
         out.print(f"[bold]{m.effect}[/] {m.service}{until}: {escape(m.notice)} {escape(m.remedy)}", highlight=False)
 
 
@@ -108,7 +117,7 @@ def check(
 ):
     """May the subject use the service? Exit 0 if allowed, 3 if denied. Logged for replay."""
     with open_registry(server, api_key) as registry:
-        decision = registry.check(ref, service, kind=kind_option(kind), at=at, caller=caller())
+        decision = registry.check(reference(ref), service, kind=kind_option(kind), at=at, caller=caller())
         policy_id = decision.policy.id
     if not decision.service_known:
         warn(f"no measure of the {policy_id} policy covers {service} or a service above or below it; "
@@ -120,7 +129,7 @@ def check(
         out.print(f"{verdict} {escape(service)}: effect {decision.effect} (decision {decision.decision_id}, "
                   f"ledger size {decision.ledger_size})")
         for m in decision.measures:
-            until = f" (until {m.until[:10]})" if m.until else ""
+            until = f" (until {day(m.until, decision.policy.timezone)})" if m.until else ""
             say(f"  {m.notice}{until} {m.remedy}")
             if m.legal_basis:
                 say(f"  Legal basis: {m.legal_basis}")
@@ -165,7 +174,7 @@ def audit(
 ):
     """The audit log, newest first: who read whose record or had a decision made, when and why. Logged too."""
     with open_registry() as registry:
-        result = registry.audit(ref, kind=kind_option(kind), principal=principal, action=action, limit=limit,
+        result = registry.audit(reference(ref), kind=kind_option(kind), principal=principal, action=action, limit=limit,
                                 caller=caller())
     if as_json:
         print_json(result)

@@ -159,9 +159,14 @@ class Validator:
                 refuse_future(occurred, now, self.max_clock_skew_us)
         except TimeFormatError as exc:
             raise InputError(line, f"occurred_at: {exc}") from None
-        if provider != REGISTRY_PROVIDER and event_type in REGISTRY_EVENTS:
-            raise InputError(line, f"{event_type} is recorded by the registry itself (`socialcredit trust`), "
-                                   "not by a provider")
+        # The registry's own events never pass through here (registry/ingest.py makes them), so
+        # no submitted event may use its name or its event types.
+        if provider.strip().casefold() == REGISTRY_PROVIDER:
+            raise InputError(line, f"provider {REGISTRY_PROVIDER!r} is the registry itself: a submitted event "
+                                   "names the provider that reports it")
+        if event_type in REGISTRY_EVENTS:
+            raise InputError(line, f"{event_type} is recorded by the registry itself (`socialcredit trust "
+                                   "--record`), not by a provider")
         attributes = self.policy.validate_event(event_type, raw.get("attributes"), kind)
         references = self.policy.reference_attributes[event_type]
         if references:

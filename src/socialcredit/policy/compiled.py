@@ -39,8 +39,12 @@ def matches(items: MatchItems, attributes: dict[str, Any]) -> bool:
     return True
 
 
-def _maybe(text: str | None) -> Duration | None:
-    return None if text is None else Duration.parse(text)
+def _maybe(text: str | None, zone=None) -> Duration | None:
+    """A policy's duration, its calendar months counted on the policy's calendar (`zone`)."""
+    if text is None:
+        return None
+    duration = Duration.parse(text)
+    return duration if zone is None else duration.in_zone(zone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +116,7 @@ class Policy:
         self.version = document.policy.version
         self.zone = zone_named(document.policy.timezone)
         self.scale = document.scale
+        self.scored = document.scale.scored  # False: the policy keeps no score, and none is shown
         self.dimensions = tuple(document.dimensions)
         self.dimension_index = {d.id: i for i, d in enumerate(self.dimensions)}
         self.score_factors = _score_factors(document)
@@ -122,7 +127,7 @@ class Policy:
         for rule in self.rules:
             self.rules_by_event[rule.event] = (*self.rules_by_event.get(rule.event, ()), rule)
         self.lists = {spec.id: spec for spec in document.lists}
-        self.list_max_total = {spec.id: _maybe(spec.max_total) for spec in document.lists}
+        self.list_max_total = {spec.id: _maybe(spec.max_total, self.zone) for spec in document.lists}
         self.list_triggers_by_event: dict[str, tuple[ListTrigger, ...]] = {}
         for trigger in self._list_triggers():
             event = trigger[0]
@@ -137,14 +142,14 @@ class Policy:
         self.measures_by_id = {m.id: m for m in self.measures}
         self.has_decay = any(r.half_life_us for r in self.rules)
         self.ratings = document.ratings
-        self.hold_negative = _maybe(document.ratings.hold_negative) if document.ratings else None
+        self.hold_negative = _maybe(document.ratings.hold_negative, self.zone) if document.ratings else None
         self.rating_dimensions = tuple(
             CompiledRatingDimension(i, d.prior_mean, d.prior_weight, d.window,
                                     _maybe(d.half_life).approx_micros() if d.half_life else None, d.category)
             for i, d in enumerate(self.dimensions) if d.aggregate == "rating_mean"
         )
         self.latest_dimensions = tuple(
-            (i, d.event, d.attribute, Duration.parse(d.lifetime))
+            (i, d.event, d.attribute, _maybe(d.lifetime, self.zone))
             for i, d in enumerate(self.dimensions) if d.aggregate == "latest"
         )
         self.penalty_rules = tuple(r for r in self.rules if r.negative_rating_multiplier)
@@ -168,7 +173,12 @@ class Policy:
         return f"{self.id} {self.version}"
 
     def ref(self) -> dict[str, str]:
-        return {"id": self.id, "version": self.version, "digest": self.digest}
+        return {"id": self.id, "version": self.version, "digest": self.digest, "timezone": self.timezone}
+
+    @property
+    def timezone(self) -> str:
+        """The IANA name of the calendar the policy counts in (its dates in words use it too)."""
+        return self.document.policy.timezone
 
     # -- events ------------------------------------------------------------------------------
 
@@ -224,13 +234,13 @@ class Policy:
             describe=rule.describe,
             dimension=self.dimension_index[rule.dimension] if rule.dimension else -1,
             points=float(rule.points),
-            lifetime=_maybe(rule.lifetime),
+            lifetime=_maybe(rule.lifetime, self.zone),
             half_life_us=half_life.approx_micros() if half_life else None,
             cap_count=rule.max_per.count if rule.max_per else None,
             cap_period=rule.max_per.period if rule.max_per else None,
             score_cap=rule.score_cap,
             until_list=rule.counts_until.list if rule.counts_until else None,
-            until_after=_maybe(rule.counts_until.after) if rule.counts_until else None,
+            until_after=_maybe(rule.counts_until.after, self.zone) if rule.counts_until else None,
             match=_compile_match(rule.match),
             negative_rating_multiplier=rule.negative_rating_multiplier,
         )
@@ -240,7 +250,7 @@ class Policy:
             case = spec.case_attribute
             for enter in spec.enter:
                 yield enter.event, ListTrigger(
-                    spec.id, "enter", _compile_match(enter.match), case, _maybe(enter.duration)
+                    spec.id, "enter", _compile_match(enter.match), case, _maybe(enter.duration, self.zone)
                 )
             for leave in spec.leave:
                 yield leave.event, ListTrigger(
@@ -248,7 +258,7 @@ class Policy:
                     "leave",
                     _compile_match(leave.match),
                     case,
-                    not_before=_maybe(leave.not_before),
+                    not_before=_maybe(leave.not_before, self.zone),
                 )
             for ext in spec.extend:
                 yield ext.event, ListTrigger(
@@ -256,9 +266,9 @@ class Policy:
                     "extend",
                     _compile_match(ext.match),
                     case,
-                    duration=_maybe(ext.by),
+                    duration=_maybe(ext.by, self.zone),
                     by_attribute=ext.by_attribute,
-                    unit=_maybe(ext.unit),
+                    unit=_maybe(ext.unit, self.zone),
                 )
 
     def _compile_measure(self, measure) -> CompiledMeasure:
@@ -285,7 +295,7 @@ class Policy:
             threshold=threshold,
             dimension=self.dimension_index[cond.dimension] if cond.dimension else -1,
             unless_lists=tuple(cond.unless_list),
-            duration=_maybe(measure.duration),
+            duration=_maybe(measure.duration, self.zone),
             legal_basis=measure.legal_basis,
             notice=measure.notice,
             remedy=measure.remedy,

@@ -152,6 +152,10 @@ class Scale(_Model):
                                                              "the dimension values are rounded to (half up).")
     unit: str = Field(default="points", description="What the score counts, as explanations say it "
                                                     "(\"−5 points\").")
+    scored: bool = Field(default=True, description="`false` for a policy that keeps no score and works "
+                                                   "through lists alone (China's judgment-defaulter system): "
+                                                   "standings and decisions then show no score, and no rule, "
+                                                   "tier or measure may depend on one.")
 
     @model_validator(mode="after")
     def _ordered(self) -> "Scale":
@@ -560,6 +564,16 @@ class PolicyDocument(_Model):
     ratings: Ratings | None = Field(default=None, description="People rating people (required by "
                                                               "`rating_mean` dimensions).")
 
+    def _check_nothing_scores(self) -> None:
+        """With `scored = false` a score is never shown, so nothing may be made of one."""
+        scoring = [f"rule {r.id!r}" for r in self.rules if r.points or r.score_cap is not None]
+        scoring += [f"tier {t.id!r}" for t in self.tiers]
+        scoring += [f"measure {m.id!r}" for m in self.measures
+                    if m.when.list is None]  # tiers, score and dimension thresholds all read the score
+        if scoring:
+            raise ValueError(f"scale.scored is false but {', '.join(scoring[:3])} "
+                             f"{'depends' if len(scoring) == 1 else 'depend'} on a score")
+
     @model_validator(mode="after")
     def _references_resolve(self) -> "PolicyDocument":
         _check_unique("dimensions", [d.id for d in self.dimensions])
@@ -601,6 +615,8 @@ class PolicyDocument(_Model):
                             f"{where}: case attribute {spec.case_attribute!r} is not an "
                             f"attribute of {trigger.event!r}"
                         )
+        if not self.scale.scored:
+            self._check_nothing_scores()
         floors = [t.id for t in self.tiers if t.min is None]
         if self.tiers and len(floors) != 1:
             raise ValueError("tiers need exactly one floor tier (a tier without `min`)")

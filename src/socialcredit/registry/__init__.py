@@ -28,13 +28,13 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import Conflict, InvalidInput
+from ..errors import Conflict, InvalidInput, NotFound
 from ..instants import format_instant, now_us, parse_instant
 from ..intake.identity import KeyFileError, Pseudonymizer, create_key_file, load_key
 from ..policy.compiled import Policy
 from ..policy.load import load_policy
 from ..results import (Activation, AuditLog, ConsistencyProof, Created, Decision, EntryWritten, Explanation,
-                       InclusionProof, IngestResult, LintCounts, RatingWritten, Rebuilt, Replay, Reviews,
+                       InclusionProof, InForce, IngestResult, LintCounts, RatingWritten, Rebuilt, Replay, Reviews,
                        StandingReport, TreeHead, TrustReport, VerifyReport, Voided)
 from ..scoring.compact import CompactStanding
 from ..scoring.engine import Engine, FoldEngine
@@ -60,6 +60,21 @@ if TYPE_CHECKING:
 DEFAULT_URL = "sqlite:///socialcredit.db"
 
 When = str | int | None  # RFC 3339, a date, epoch microseconds, or None for now
+
+
+def writes(doing: str):
+    """A method that writes: on a registry this process cannot write, it is refused before it
+    does any work (a batch validated, a check decided), in one line that says why."""
+
+    def decorate(method):
+        @functools.wraps(method)
+        def refusing_read_only(self, *args, **kwargs):
+            self.store.db.require_writable(doing)
+            return method(self, *args, **kwargs)
+
+        return refusing_read_only
+
+    return decorate
 
 
 def key_path_for(url: str) -> Path:
@@ -122,8 +137,11 @@ class Registry:
         return registry
 
     @classmethod
-    def open(cls, url: str = DEFAULT_URL, *, key_file: Path | None = None, engine: Engine | None = None) -> "Registry":
-        store = Store.open(url)
+    def open(cls, url: str = DEFAULT_URL, *, key_file: Path | None = None, engine: Engine | None = None,
+             on_wait: Waiter | None = None) -> "Registry":
+        """Open a registry; `on_wait` hears of every wait for another process's write lock
+        (unless a call gives its own), with the seconds waited so far."""
+        store = Store.open(url, on_wait=on_wait)
         try:
             try:
                 pseudonymizer, problem = load_key(key_file or key_path_for(url)), None
@@ -180,6 +198,10 @@ class Registry:
     def pseudonym(self, ref: str, kind: str = "person") -> str:
         return self.pseudonymizer.pseudonym(ref, kind)
 
+    def name_pseudonyms(self, refs: Iterable[str], kind: str = "person") -> dict[str, str]:
+        """Pseudonym → reference, for references the caller already knows (the ledger has no names)."""
+        return {self.pseudonym(ref, kind): ref for ref in refs}
+
     # -- policies ------------------------------------------------------------------------------
 
     @property
@@ -189,6 +211,16 @@ class Registry:
     def policy_at(self, at_us: int, known_at: int | None = None) -> Policy:
         return self.policies.at(at_us, known_at)
 
+    def in_force(self) -> InForce:
+        """The activation of the policy in force: when, and whether it was forced past lint errors."""
+        activation = self.policies.current_activation()
+        if activation is None:
+            raise NotFound("this registry has no active policy; run `socialcredit policy activate`")
+        forced = activation.body.get("forced") or {}
+        return InForce(activation.seq, format_instant(activation.recorded_us), forced.get("reason"), forced.get("by"),
+                       forced.get("lint_errors"))
+
+    @writes("put a policy in force")
     def activate(self, policy: Policy, *, caller: Caller = LIBRARY, force: bool = False, reason: str | None = None,
                  on_wait: Waiter | None = None) -> Activation:
         """Put a policy in force from now (a ledger entry), then rebuild every standing.
@@ -216,6 +248,7 @@ class Registry:
 
     # -- writing -------------------------------------------------------------------------------
 
+    @writes("ingest")
     def ingest(self, events: RawEvents, *, provider: str | None = None, skip_invalid: bool = False,
                progress: Callable[[int], None] | None = None, on_wait: Waiter | None = None,
                clock: Callable[[], int] | None = None) -> IngestResult:
@@ -226,12 +259,14 @@ class Registry:
         return self.appender.ingest(events, provider=provider, skip_invalid=skip_invalid, progress=progress,
                                     on_wait=on_wait, clock=clock)
 
+    @writes("void an entry")
     def void(self, seq: int, reason: str, *, caller: Caller = LIBRARY, on_wait: Waiter | None = None) -> Voided:
         """Cancel an event with a correction entry (the original stays, marked as cancelled)."""
         entry = self.appender.void(seq, reason, caller, on_wait)
         head = self.proofs.root()
         return Voided(entry.seq, seq, head.size, head.root)
 
+    @writes("rebuild standings")
     def rebuild_standings(self, *, engine: Engine | None = None, progress: Callable[[int], None] | None = None,
                           on_wait: Waiter | None = None) -> Rebuilt:
         """Throw away every materialized standing and compute them again from the ledger."""
@@ -262,14 +297,17 @@ class Registry:
 
     # -- decisions -----------------------------------------------------------------------------
 
+    @writes("check (every decision is logged)")
     def check(self, ref: str, service: str, *, kind: str = "person", at: When = None,
               caller: Caller = LIBRARY) -> Decision:
         """May this subject use this service at `at` (default now)? Logged before it returns."""
         return self.decisions.check([CheckRequest(self.pseudonym(ref, kind), service, instant(at))], caller)[0]
 
+    @writes("check (every decision is logged)")
     def check_subject(self, subject: str, service: str, at_us: int, *, caller: Caller = LIBRARY) -> Decision:
         return self.decisions.check([CheckRequest(subject, service, at_us)], caller)[0]
 
+    @writes("check (every decision is logged)")
     def check_many(self, requests: Iterable[tuple[str, str]], *, kind: str = "person", at: When = None,
                    caller: Caller = LIBRARY) -> list[Decision]:
         """Decide many (reference, service) pairs at once: one commit for the whole batch."""
@@ -277,6 +315,7 @@ class Registry:
         return self.decisions.check([CheckRequest(self.pseudonym(ref, kind), service, at_us)
                                      for ref, service in requests], caller)
 
+    @writes("check (every decision is logged)")
     def check_subjects(self, requests: Sequence[CheckRequest], *, caller: Caller = LIBRARY) -> list[Decision]:
         """`check_many` for subjects named by their pseudonyms."""
         return self.decisions.check(list(requests), caller)
@@ -287,16 +326,19 @@ class Registry:
 
     # -- people rating people ------------------------------------------------------------------
 
+    @writes("rate")
     def rate(self, rater: str, ratee: str, stars: int, *, interaction: str | None = None,
              category: str | None = None, review: str | None = None, at: When = None,
              rater_kind: str = "person", ratee_kind: str = "person") -> RatingWritten:
         return self.ratings.rate(rater, ratee, stars, instant(at), interaction=interaction, category=category,
                                  review=review, rater_kind=rater_kind, ratee_kind=ratee_kind)
 
+    @writes("enrol")
     def enrol(self, ref: str, *, leave: bool = False, at: When = None, attributes: dict | None = None,
               kind: str = "person") -> EntryWritten:
         return self.ratings.enrol(ref, instant(at), leave=leave, attributes=attributes, kind=kind)
 
+    @writes("respond")
     def respond(self, ref: str, entry: int, *, reply: str | None = None, dispute: str | None = None,
                 at: When = None, kind: str = "person") -> EntryWritten:
         return self.ratings.respond(ref, entry, instant(at), reply=reply, dispute=dispute, kind=kind)
@@ -306,6 +348,8 @@ class Registry:
 
     def trust(self, *, record: bool = False, tol: float = 1e-10, caller: Caller = LIBRARY,
               progress: Callable[[int, float], None] | None = None) -> TrustReport:
+        if record:
+            self.store.db.require_writable("record trust")
         return self.ratings.trust(caller, record=record, tol=tol, progress=progress)
 
     # -- tamper evidence -----------------------------------------------------------------------
@@ -345,9 +389,14 @@ class Registry:
         subject = None if ref is None else self.pseudonym(ref, kind)
         return self.audit_trail.query(caller, subject=subject, principal=principal, action=action, limit=limit)
 
-    def created(self, db: str) -> Created:
+    def created(self, db: str, key_file: Path | None = None) -> Created:
         head = self.root()
-        return Created(db, policy_ref(self.policy), head.size, head.root)
+        if os.environ.get("SOCIALCREDIT_KEY"):
+            return Created(db, policy_ref(self.policy), head.size, head.root)
+        key = (key_file or key_path_for(db)).resolve()
+        database = parse_url(db).path
+        beside = database is not None and key.parent == Path(database).resolve().parent
+        return Created(db, policy_ref(self.policy), head.size, head.root, str(key), beside)
 
 
 def instant(at: When) -> int:

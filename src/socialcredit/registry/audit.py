@@ -25,8 +25,14 @@ def audit_row(caller: Caller, action: str, subject: str | None, detail: dict, at
 class AuditTrail:
     def __init__(self, store: Store):
         self._store = store
+        self.unrecorded = 0  # reads not recorded: the database cannot be written (a read-only copy)
 
     def record(self, caller: Caller, action: str, subject: str | None, detail: dict, tx: Tx | None = None) -> None:
+        if tx is None and not self._store.db.writable:
+            # An auditor's read-only copy: the read goes on; the caller learns from
+            # `unrecorded` that it is not in this copy's audit log (the CLI says so).
+            self.unrecorded += 1
+            return
         row = audit_row(caller, action, subject, detail)
         if tx is not None:
             self._store.audit.insert(tx, [row])

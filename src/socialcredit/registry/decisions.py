@@ -139,7 +139,8 @@ class Decisions:
         decision = Decision(
             decision_id, outcome.allowed, outcome.effect, service, format_instant(at_us),
             [applied_measure(policy, a.measure_id, a.until_us) for a in outcome.applied],
-            reason_views(policy, outcome.reasons), policy_ref(policy), size, standing.score, standing.tier,
+            reason_views(policy, outcome.reasons), policy_ref(policy), size,
+            standing.score if policy.scored else None, standing.tier,
             policy.knows_service(service), subject,
         )
         return decision, row

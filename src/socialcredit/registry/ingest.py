@@ -19,7 +19,7 @@ from ..errors import Conflict, InvalidInput, NotFound
 from ..instants import format_instant, now_us
 from ..intake.dedupe import sort_out
 from ..intake.identity import Pseudonymizer
-from ..intake.validation import InputError, ValidEvent, Validator
+from ..intake.validation import REGISTRY_PROVIDER, InputError, ValidEvent, Validator
 from ..ledger import merkle, subtrees
 from ..ledger.entries import EVENT, VOID, Entry, attributes_json
 from ..policy.compiled import Policy
@@ -33,7 +33,6 @@ from .policies import PolicyBook
 from .standings import Standings
 from .view import LedgerView
 
-REGISTRY_PROVIDER = "socialcredit"
 _READ_CHUNK = 2_000  # subjects whose histories are read per query
 
 RawEvents = Iterable[tuple[int | None, dict | InputError] | dict]

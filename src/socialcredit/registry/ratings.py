@@ -144,7 +144,7 @@ class Ratings:
         standing, _size = self._standings.fold(subject, at_us)
         self._audit.record(caller, "reviews", subject, {"at": format_instant(at_us)})
         policy = standing.policy
-        return Reviews(subject, format_instant(at_us), standing.score,
+        return Reviews(subject, format_instant(at_us), standing.score if policy.scored else None,
                        {d.id: v for d, v in zip(policy.dimensions, standing.dimensions)},
                        [rating_view(policy, r) for r in standing.ratings])
 

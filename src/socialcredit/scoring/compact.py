@@ -106,11 +106,15 @@ def compact(standing: Standing) -> CompactStanding:
 
 def _encode_reason(reason: Reason) -> list:
     case = f"{reason.weight:g}" if reason.kind == "rating" else reason.case
-    return [reason.kind, reason.ident, reason.seq, reason.points, reason.occurred_us, reason.until_us, case]
+    item = [reason.kind, reason.ident, reason.seq, reason.points, reason.occurred_us, reason.until_us, case]
+    if reason.effect is not None:
+        item.append(reason.effect)  # a rule's effect on the score (standings written before it lack it)
+    return item
 
 
 def _decode_reason(item: list) -> Reason:
-    kind, ident, seq, points, occurred_us, until_us, case = item
+    kind, ident, seq, points, occurred_us, until_us, case = item[:7]
+    effect = item[7] if len(item) > 7 else None
     if kind == "rating":
         return Reason(kind, ident, seq, points, occurred_us, until_us, None, float(case))
-    return Reason(kind, ident, seq, points, occurred_us, until_us, case)
+    return Reason(kind, ident, seq, points, occurred_us, until_us, case, effect=effect)

@@ -32,7 +32,7 @@ def _signed(value: float, decimals: int) -> str:
 
 def reason_text(policy: Policy, reason: Reason) -> str:
     """One reason in words."""
-    kind, ident, seq, points, occurred_us, until_us, case, weight = reason
+    kind, ident, seq, points, occurred_us, until_us, case, weight, effect = reason
     decimals = policy.scale.decimals
     if kind == "list":
         spec = policy.lists[ident]
@@ -56,17 +56,19 @@ def reason_text(policy: Policy, reason: Reason) -> str:
             f"{rule.describe} (record #{seq}, {_day(occurred_us, policy)}); this {until}."
         )
     return (
-        f"{_signed(points, decimals)} {_unit(policy, points)}{_on_dimension(policy, rule, points)}: {rule.describe} "
+        f"{_signed(points, decimals)} {_unit(policy, points)}{_on_dimension(policy, rule, points, effect)}: {rule.describe} "
         f"(record #{seq}, {_day(occurred_us, policy)}); {until}."
     )
 
 
-def _on_dimension(policy: Policy, rule, points: float) -> str:
-    """Where points land when that is not simply the score: the sub-score and its effect."""
+def _on_dimension(policy: Policy, rule, points: float, effect: float | None) -> str:
+    """Where points land when that is not simply the score: the sub-score and its real effect
+    on the score (bounds counted, so a standing's effects add up to its change)."""
     if rule.dimension < 0 or (len(policy.dimensions) == 1 and policy.score_factors[rule.dimension] == 1):
         return ""
     dimension = policy.dimensions[rule.dimension]
-    effect = points * policy.score_factors[rule.dimension]
+    if effect is None:  # a standing stored before effects were: the factor alone
+        effect = points * policy.score_factors[rule.dimension]
     return (f" on {dimension.label.lower()} (about {_signed(round(effect, 1), 1 if effect % 1 else 0)} "
             f"on the score)")
 
@@ -92,7 +94,7 @@ def reason_view(policy: Policy, reason: Reason) -> results.Reason:
                                   None if reason.case == "*" else reason.case)
     if reason.kind == "cap":
         return results.CapReason(reason.ident, reason.seq, occurred, until, text)
-    return results.RuleReason(reason.ident, reason.seq, occurred, until, text, reason.points)
+    return results.RuleReason(reason.ident, reason.seq, occurred, until, text, reason.points, reason.effect)
 
 
 def reason_views(policy: Policy, reasons) -> list[results.Reason]:
@@ -118,9 +120,9 @@ def list_stay(spell: ListSpellState) -> results.ListStay:
 def standing_parts(policy: Policy, standing: CompactStanding) -> dict:
     """The fields a standing report and an explanation share, in words."""
     return {
-        "score": standing.score,
+        "score": standing.score if policy.scored else None,
         "tier": standing.tier,
-        "dimensions": {d.id: v for d, v in zip(policy.dimensions, standing.dimensions)},
+        "dimensions": {d.id: v for d, v in zip(policy.dimensions, standing.dimensions)} if policy.scored else {},
         "lists": [list_stay(s) for s in standing.lists],
         "measures": [measure_in_force(policy, mid, state) for mid, state in standing.measures.items()],
         "reasons": reason_views(policy, standing.reasons),
@@ -131,12 +133,12 @@ def standing_parts(policy: Policy, standing: CompactStanding) -> dict:
 
 
 def policy_ref(policy: Policy) -> results.PolicyRef:
-    return _policy_ref(policy.id, policy.version, policy.digest)
+    return _policy_ref(policy.id, policy.version, policy.digest, policy.timezone)
 
 
 @lru_cache(maxsize=256)
-def _policy_ref(policy_id: str, version: str, digest: str) -> results.PolicyRef:
-    return results.PolicyRef(policy_id, version, digest)
+def _policy_ref(policy_id: str, version: str, digest: str, timezone: str) -> results.PolicyRef:
+    return results.PolicyRef(policy_id, version, digest, timezone)
 
 
 def summarize(standing: Standing) -> dict:
@@ -159,6 +161,7 @@ def rating_view(policy: Policy, rating) -> results.RatingView:
         interaction=rating.interaction,
         review=rating.review,
         occurred_at=format_instant(rating.occurred_us),
+        occurred_on=_day(rating.occurred_us, policy),
         weight=rating.effective_weight,
         why_this_weight=_weight_words(rating),
         status=rating.status,
@@ -214,11 +217,13 @@ def explain_entries(standing: Standing) -> list[results.ExplainedEntry]:
         if not effects:
             effects.append(results.Effect("no-effect", "Recorded; it does not change anything under this policy."))
         items.append(results.ExplainedEntry(event.seq, event.type, format_instant(event.occurred_us),
+                                            _day(event.occurred_us, policy), event.provider,
                                             _described(policy, event.type), effects))
     for event in standing.cancelled:
         void = standing.voided[event.seq]
         effects = [results.Effect("voided", f"Cancelled by record #{void.seq}: {void.reason}. It no longer counts.")]
         items.append(results.ExplainedEntry(event.seq, event.type, format_instant(event.occurred_us),
+                                            _day(event.occurred_us, policy), event.provider,
                                             f"{_described(policy, event.type)} (cancelled)", effects))
     return items
 

@@ -38,6 +38,7 @@ class Contribution:
     until_us: int | None  # None: lasts while a listing lasts, with no known end
     status: str  # counts | expired | capped
     points: float  # effective now (after decay); 0 unless it counts
+    effect: float = 0.0  # what it does to the score, once sub-score and score bounds are counted
 
 
 @dataclass(slots=True)
@@ -71,6 +72,7 @@ class Reason(NamedTuple):
     until_us: int | None = None
     case: str | None = None  # a list stay's case
     weight: float = 0.0  # a rating's effective weight (to six significant digits)
+    effect: float | None = None  # a rule's effect on the score (see `_count_effects`)
 
 
 class ActiveMeasure(NamedTuple):
@@ -128,6 +130,7 @@ def fold(policy: Policy, entries: list[Entry], at_us: int, known_at: int | None 
     aggregates = _aggregates(policy, events, ratings, at_us, clock)
     values = dimension_values(policy, sums, aggregates)
     score = combine(policy, values, caps)
+    _count_effects(policy, contributions, sums, aggregates, values)
     tier = policy.tier_for(score)
     active_lists = tuple(s for s in spells if s.active_at(at_us))
     listed = {s.list_id for s in active_lists}
@@ -317,6 +320,45 @@ def dimension_values(policy: Policy, sums: list[float], aggregates: list[float |
             start = dimension.base if aggregate is None else aggregate
             values.append(min(max(start + points, dimension.min), dimension.max))
     return values
+
+
+def _count_effects(policy: Policy, contributions: list[Contribution], sums: list[float],
+                   aggregates: list[float | None], values: list[float]) -> None:
+    """Each counting record's effect on the score, so that the effects add up to the change.
+
+    A point moves the score by its dimension's factor, unless a bound stops it: a sub-score
+    clamped at its range (Sesame's 0 to 100) or the score at the scale's. The records of a
+    dimension then share the change it really made, in proportion to their points.
+    """
+    starts = _starting_values(policy, aggregates)
+    factors = policy.score_factors
+    moved = [value - start for value, start in zip(values, starts)]
+    raw_change = sum(f * m for f, m in zip(factors, moved))
+    scale = policy.scale
+    start_score = _raw_score(policy, starts)
+    bounded = min(max(start_score + raw_change, scale.min), scale.max) - min(max(start_score, scale.min), scale.max)
+    kept = bounded / raw_change if raw_change else 0.0
+    per_point = [f * (m / s if s else 0.0) * kept for f, m, s in zip(factors, moved, sums)]
+    for c in contributions:
+        if c.status == "counts" and c.rule.dimension >= 0:
+            c.effect = c.points * per_point[c.rule.dimension]
+
+
+def _starting_values(policy: Policy, aggregates: list[float | None]) -> list[float]:
+    """Each dimension's value with no rule points: its aggregate (a rating mean), else its base."""
+    if policy.scale.combine == "sum":
+        return [aggregate or 0.0 for aggregate in aggregates]
+    return [min(max(d.base if a is None else a, d.min), d.max) for d, a in zip(policy.dimensions, aggregates)]
+
+
+def _raw_score(policy: Policy, values: list[float]) -> float:
+    """`combine` before its bounds, caps and rounding: a linear function of the values."""
+    scale = policy.scale
+    if scale.combine == "sum":
+        return scale.base + sum(d.weight * v for d, v in zip(policy.dimensions, values))
+    weights = sum(d.weight for d in policy.dimensions)
+    return scale.min + (scale.max - scale.min) * sum(
+        d.weight * (v - d.min) / (d.max - d.min) for d, v in zip(policy.dimensions, values)) / weights
 
 
 def combine(policy: Policy, values: list[float], caps: list[float]) -> float:
@@ -518,13 +560,13 @@ def _list_reason(spell: Spell) -> Reason:
 
 
 def _rule_reason(c: Contribution) -> Reason:
-    kind = "cap" if c.rule.score_cap is not None and not c.rule.points else "rule"
-    return Reason(kind, c.rule.id, c.seq, c.points, c.occurred_us, c.until_us)
+    if c.rule.score_cap is not None and not c.rule.points:
+        return Reason("cap", c.rule.id, c.seq, c.points, c.occurred_us, c.until_us)
+    return Reason("rule", c.rule.id, c.seq, c.points, c.occurred_us, c.until_us, effect=round(c.effect, 6))
 
 
 def _ranked(policy: Policy, contributions: list[Contribution], direction: int) -> list[Contribution]:
     """Counting contributions, biggest effect on the score first; direction -1 keeps the negative ones."""
-    factors = policy.score_factors
     chosen = [
         c
         for c in contributions
@@ -532,8 +574,7 @@ def _ranked(policy: Policy, contributions: list[Contribution], direction: int) -
         and (direction == 0 or c.points * direction > 0 or (direction < 0 and c.rule.score_cap is not None))
     ]
     # Caps first (they override points), then by size of effect, then the most recent.
-    chosen.sort(key=lambda c: (c.rule.score_cap is None, -abs(c.points * factors[c.rule.dimension]),
-                               -c.occurred_us, c.seq))
+    chosen.sort(key=lambda c: (c.rule.score_cap is None, -abs(c.effect), -c.occurred_us, c.seq))
     return chosen
 
 

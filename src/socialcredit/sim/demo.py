@@ -8,6 +8,7 @@ allowed checks, each with its decision id so it can be replayed.
 from __future__ import annotations
 
 import random
+import shlex
 import time
 from collections import Counter
 from pathlib import Path
@@ -68,7 +69,7 @@ def run_demo(url: str, key_file: Path | None, *, seed: int, residents: int, busi
 
         sys.stdout.write(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
     else:
-        _print(console, report, chosen)
+        _print(console, report, chosen, policy)
     return report
 
 
@@ -177,7 +178,7 @@ def _mask(ref: str) -> str:
     return ref[:3] + "*" * (len(ref) - 5) + ref[-2:]
 
 
-def _print(console: Console, report: dict, policy) -> None:
+def _print(console: Console, report: dict, policy, named: str) -> None:
     ingest = report["ingest"]
     console.print(f"Ingested {ingest['events']:,} events in {ingest['seconds']} s "
                   f"({ingest['events_per_second']:,}/s); ledger size {ingest['ledger_size']:,}, "
@@ -208,7 +209,7 @@ def _print(console: Console, report: dict, policy) -> None:
             console.print(f"      {escape(reason)}", highlight=False)
     lint = report["lint"]
     console.print(f"\nThe linter finds {lint['findings']} issue(s) in this policy, {lint['cross_context']} of them "
-                  f"cross-context sanctions: run `{_program()} policy lint {policy.id}`.")
+                  f"cross-context sanctions: run `{_program()} policy lint {shlex.quote(named)}`.")
     if report["checks"]:
         ref = report["checks"][0]["reference_for_cli"]
         console.print(f"Try: {_program()} --db {report['db']} explain {ref}" +

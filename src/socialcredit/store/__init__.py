@@ -14,7 +14,7 @@ Nothing in this package knows a rule, a rating or a policy; it stores and finds 
 from __future__ import annotations
 
 from . import schema
-from .database import Database, StoreError, Tx
+from .database import Database, ReadOnly, StoreError, Tx, Waiter
 from .derived import AuditRow, AuditTable, DecisionRow, DecisionsTable, MetaTable, StandingRow, StandingsTable
 from .ledger import Checkpoint, EntryRow, LedgerTables, PolicyActivation, TreeReader, entry_row
 from .urls import DatabaseURL, parse_url
@@ -30,9 +30,9 @@ class Store:
         self.meta = MetaTable(db)
 
     @classmethod
-    def open(cls, url: str, *, lock_timeout_s: float | None = None) -> "Store":
+    def open(cls, url: str, *, lock_timeout_s: float | None = None, on_wait: Waiter | None = None) -> "Store":
         """Open an existing registry (migrating an older schema first)."""
-        db = Database.open(url, lock_timeout_s=lock_timeout_s)
+        db = Database.open(url, lock_timeout_s=lock_timeout_s, on_wait=on_wait)
         try:
             schema.check(db)
         except BaseException:
@@ -67,6 +67,7 @@ __all__ = [
     "DecisionRow",
     "EntryRow",
     "PolicyActivation",
+    "ReadOnly",
     "StandingRow",
     "Store",
     "StoreError",

@@ -7,14 +7,16 @@ to read or append, so a single command starts fast.
 Connections follow datasette's shape: ONE write connection per `Database`, used by one
 thread at a time under a lock, and one read connection per thread. On SQLite the read
 connections are opened read-only (`mode=ro`), so a read path cannot write by mistake, and a
-registry on a read-only disk can still be read and verified.
+registry this process cannot write (a read-only file, folder or disk: an auditor's copy) can
+still be read and verified. `writable` says whether it can be written; every write, and the
+registry before any write's work (`require_writable`), refuses a read-only one in one line.
 
 Writers wait their turn: SQLite's write lock is taken up front (`BEGIN IMMEDIATE`) and
 retried while another process holds it, reporting the wait through `on_wait`, until
 `lock_timeout_s` (default 60 s, `SOCIALCREDIT_LOCK_TIMEOUT`) has passed; then `Unavailable`.
 PostgreSQL serializes appends with an exclusive lock on `checkpoints`, bounded by the same
 timeout. A transaction that fails, or is interrupted (Ctrl-C), is rolled back: nothing is
-half-written.
+half-written. A `Database` may be given a default `on_wait`, for writes whose callers pass none.
 """
 
 from __future__ import annotations
@@ -25,11 +27,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidInput, NotFound, Unavailable
+from ..errors import Forbidden, InvalidInput, NotFound, Unavailable
 from .urls import POSTGRESQL, SQLITE, DatabaseURL, parse_url
 
 DEFAULT_LOCK_TIMEOUT_S = 60.0
@@ -42,6 +44,10 @@ Waiter = Callable[[float], None]  # called with the seconds waited so far
 
 class StoreError(InvalidInput):
     """The database cannot be used as a registry; the message says which and why."""
+
+
+class ReadOnly(Forbidden):
+    """This process may read the database but not write it; the message says why."""
 
 
 def lock_timeout_from_env() -> float:
@@ -95,20 +101,21 @@ class Tx:
 class Database:
     """Connections to one database; safe to share between threads."""
 
-    def __init__(self, url: DatabaseURL, *, lock_timeout_s: float | None = None):
+    def __init__(self, url: DatabaseURL, *, lock_timeout_s: float | None = None, on_wait: Waiter | None = None):
         self.url = url
         self.backend = url.backend
         self.lock_timeout_s = lock_timeout_from_env() if lock_timeout_s is None else lock_timeout_s
+        self.on_wait = on_wait  # for writes whose caller gives none (decision logs, audit records)
         self._param = "?" if self.backend == SQLITE else "%s"
         self._write_lock = threading.Lock()
         self._write_connection = None
         self._local = threading.local()
         self._opened: list = []
         self._opened_lock = threading.Lock()
-        self._immutable = False  # SQLite on a read-only disk: read as an immutable file
 
     @classmethod
-    def open(cls, url: str | DatabaseURL, *, create: bool = False, lock_timeout_s: float | None = None) -> "Database":
+    def open(cls, url: str | DatabaseURL, *, create: bool = False, lock_timeout_s: float | None = None,
+             on_wait: Waiter | None = None) -> "Database":
         parsed = parse_url(url) if isinstance(url, str) else url
         if parsed.backend == SQLITE:
             path = Path(parsed.path)
@@ -118,11 +125,36 @@ class Database:
                 raise StoreError(f"cannot create {parsed.path}: folder {path.parent} does not exist")
             if not create and path.is_dir():
                 raise StoreError(f"{parsed.path} is a folder, not a registry file")
-        return cls(parsed, lock_timeout_s=lock_timeout_s)
+        return cls(parsed, lock_timeout_s=lock_timeout_s, on_wait=on_wait)
 
     @property
     def where(self) -> str:
         return self.url.describe()
+
+    # -- read-only copies ----------------------------------------------------------------------
+
+    @cached_property
+    def read_only_cause(self) -> str | None:
+        """Why this process cannot write the database, or None if it can.
+
+        Asked of the file system, not found out by trying: a write that fails is work already
+        done (a validated batch, a decided check). Looked at once; on PostgreSQL, None (a
+        read-only server or role shows as the error of the first write).
+        """
+        if self.backend != SQLITE:
+            return None
+        return _sqlite_read_only_cause(Path(self.url.path))
+
+    @property
+    def writable(self) -> bool:
+        return self.read_only_cause is None
+
+    def require_writable(self, doing: str) -> None:
+        """Refuse `doing` ("ingest", "check"…) at once if this process cannot write the database."""
+        cause = self.read_only_cause
+        if cause is not None:
+            raise ReadOnly(f"cannot {doing}: {self.where} is read-only here ({cause}); "
+                           "it can be read and verified, not written")
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -164,6 +196,8 @@ class Database:
 
         Commits when the block ends, rolls back on any exception (Ctrl-C included).
         """
+        self.require_writable("write to it")
+        on_wait = on_wait or self.on_wait
         with self._write_lock:
             connection = self._write_connection
             if connection is None:
@@ -216,8 +250,6 @@ class Database:
 
     def _connect_writer(self):
         if self.backend == SQLITE:
-            if self._immutable:
-                raise StoreError(f"{self.where} is on a read-only disk: it can be read and verified, not written")
             try:
                 connection = sqlite3.connect(self.url.path, isolation_level=None, check_same_thread=False)
                 _sqlite_pragmas(connection, _SQLITE_CACHE_WRITE, _BUSY_SLICE_MS)
@@ -239,9 +271,15 @@ class Database:
         except sqlite3.DatabaseError as exc:
             if not _needs_immutable(exc, path):
                 raise self._translate(exc) from None
-        # A WAL database in a folder we cannot write: SQLite cannot make its shared-memory
-        # file there, so read the file as immutable (nothing else can be writing it either).
-        self._immutable = True
+        # A WAL database in a folder we cannot write, without its -shm file: SQLite cannot make
+        # one there. Read the file as immutable then, which ignores a write-ahead log: if there
+        # is one with changes in it, that would show an older ledger as if it were the whole.
+        wal = Path(f"{path}-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            raise StoreError(f"{self.where} cannot be read here: its write-ahead log {wal.name} holds changes that "
+                             f"SQLite reads only with a {path.name}-shm file beside it, and this user cannot create "
+                             f"one in {path.parent}; copy {path.name}-shm too, or copy the registry into a folder "
+                             "this user can write")
         connection = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, isolation_level=None,
                                      check_same_thread=False)
         _sqlite_pragmas(connection, _SQLITE_CACHE_READ, 0)
@@ -284,7 +322,7 @@ class Database:
         if _is_busy(exc):
             return Unavailable(f"{self.where}: the database is busy ({message}); try again")
         if "readonly" in message or "read-only" in message:
-            return StoreError(f"{self.where} cannot be written ({message}): it can be read and verified")
+            return ReadOnly(f"{self.where} cannot be written ({message}): it can be read and verified")
         if "unable to open" in message:
             return StoreError(f"{self.where}: cannot open it ({message})")
         return StoreError(f"{self.where}: {message}")
@@ -315,6 +353,30 @@ def _sqlite_pragmas(connection, cache_kib: int, busy_ms: int) -> None:
 def _is_busy(exc: Exception) -> bool:
     text = str(exc)
     return "database is locked" in text or "database is busy" in text or "SQLITE_BUSY" in text
+
+
+def _sqlite_read_only_cause(path: Path) -> str | None:
+    """Why SQLite could not write this database here, or None if it could (as this user: root may)."""
+    def can_write(place: Path) -> bool:
+        return os.access(place, os.W_OK, effective_ids=os.access in os.supports_effective_ids)
+
+    folder = path.parent
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return "it is on a read-only file system"
+    except OSError:  # the folder is not there: opening says so
+        return None
+    if path.exists() and not can_write(path):
+        return "this user cannot write the file"
+    # In WAL mode a writer also writes the -wal and -shm files beside the database, and
+    # creates them in the folder when they are missing.
+    sidecars = [Path(f"{path}{suffix}") for suffix in ("-wal", "-shm")]
+    for sidecar in sidecars:
+        if sidecar.exists() and not can_write(sidecar):
+            return f"this user cannot write {sidecar.name}"
+    if not can_write(folder) and not all(sidecar.exists() for sidecar in sidecars):
+        return f"this user cannot write its folder {folder}, where SQLite keeps the -wal and -shm files"
+    return None
 
 
 def _needs_immutable(exc: Exception, path: Path) -> bool:
