@@ -468,6 +468,35 @@ def test_the_corpus_holds_every_family_the_tester_sent():
         assert family in names, family
 
 
+# The caller's name and purpose go into the audit log as given; a service into the decision's row.
+OPTION_CASES = [
+    (("--as", "x" * 201, "standing", "alice"), "error: --as must be text of at most 200 characters, got 201 characters"),
+    (("--as", "cli:\x00root", "standing", "alice"), "error: --as 'cli:\\x00root' has a control character at "
+                                                      "position 5 (U+0000)"),
+    (("--as", "cli:\udcff", "standing", "alice"),  # a byte that is not UTF-8, as Python decodes argv
+     "error: --as 'cli:\\udcff' has a lone surrogate (half of a UTF-16 pair, which UTF-8 cannot encode) at "
+     "position 5 (U+DCFF)"),
+    (("--as", f"clerk {VALID_ID}", "standing", "alice"),
+     "error: --as 'clerk 110*************2X' contains what looks like a resident identity number, which would be "
+     "stored in clear; name the principal without it"),
+    (("--purpose", "dispute\x00", "check", "alice", "utility.heating"),
+     "error: --purpose has a control character at position 8 (U+0000)"),
+    (("--purpose", "\ud800", "standing", "alice"),
+     "error: --purpose has a lone surrogate (half of a UTF-16 pair, which UTF-8 cannot encode) at position 1 (U+D800)"),
+    (("check", "alice", "a" * 121), f"error: '{'a' * 39}…' is not a service name (dotted lower-case words, "
+                                    "e.g. transport.air)"),
+    (("check", "alice", "utility.heating\n"), "error: 'utility.heating\\n' is not a service name (dotted "
+                                               "lower-case words, e.g. transport.air)"),
+]
+
+
+@pytest.mark.parametrize("args, error", OPTION_CASES, ids=[" ".join(args)[:40] for args, _ in OPTION_CASES])
+def test_an_option_that_would_be_stored_is_refused_in_one_line(cli_registry, args, error):
+    before = cli_registry.size()
+    assert refusal(cli_registry.run(*args)) == error
+    assert cli_registry.size() == before
+
+
 def test_a_time_given_to_the_library_as_a_number_is_held_to_the_range(registry):
     # An HTTP API will pass numbers; 10^20 was formatted as a date, and datetime overflowed.
     with pytest.raises(TimeOutOfRange, match=r"^100\*{16}00 microseconds since 1970 is outside the accepted "
