@@ -110,14 +110,14 @@ def parse_stored_instant(text: str, *, allow_date: bool = False) -> int:
         cause = next((words for shape, words in _NEAR_MISSES if shape.fullmatch(candidate)), None)
         raise TimeFormatError(f"{excerpt(text)} {cause}" if cause else
                               f"{excerpt(text)} is not an RFC 3339 time ({_EXPECTED})")
-    year, month, day, hour, minute, second, fraction, sign, offset_hours, offset_minutes = match.groups()
-    if sign is not None and (offset_hours > "23" or offset_minutes > "59"):  # fromisoformat takes -00:60
-        raise TimeFormatError(f"{excerpt(text)} has an offset beyond ±23:59")
+    # The shape is RFC 3339's, so an offset is the last 6 characters, ±HH:MM.
+    if candidate[-1] not in "Zz" and (candidate[-5:-3] > "23" or candidate[-2:] > "59"):
+        raise TimeFormatError(f"{excerpt(text)} has an offset beyond ±23:59")  # fromisoformat takes -00:60
     try:
-        # The shape is RFC 3339's; fromisoformat (in C) is the fast way to the instant.
-        return to_us(datetime.fromisoformat(candidate))
+        return to_us(datetime.fromisoformat(candidate))  # in C: the fast way to the instant
     except ValueError:  # a lower-case t or z, which it does not read, or no such day or time
         pass
+    year, month, day, hour, minute, second, fraction, sign, offset_hours, offset_minutes = match.groups()
     offset = 0
     if sign is not None:
         offset = (int(offset_hours) * 60 + int(offset_minutes)) * (-1 if sign == "-" else 1)
