@@ -55,12 +55,12 @@ def sqlite_from_template(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request, tmp_path):
-    """A fresh database URL: a SQLite file holding only the schema, or a new schema on the
-    PostgreSQL server."""
-    if request.param == "sqlite":
-        yield sqlite_from_template(tmp_path / "registry.db")
+@contextmanager
+def fresh_database(backend: str, folder: Path):
+    """A fresh database URL: a SQLite file in `folder` holding only the schema, or a new schema
+    on the PostgreSQL server (dropped afterwards)."""
+    if backend == "sqlite":
+        yield sqlite_from_template(folder / "registry.db")
         return
     base = _postgres_or_skip()
     schema = f"t_{secrets.token_hex(6)}"
@@ -74,10 +74,19 @@ def database_url(request, tmp_path):
             pytest.fail(f"PostgreSQL at {base} is required but unusable: {exc}")
         pytest.skip(f"PostgreSQL at {base} is unusable: {exc}")
     separator = "&" if "?" in base else "?"
-    yield f"{base}{separator}options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+    try:
+        yield f"{base}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request, tmp_path):
+    """A fresh database for one test, on each backend."""
+    with fresh_database(request.param, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from socialcredit import (Conflict, ErrorKind, Forbidden, InvalidInput, NotFound
 from socialcredit.errors import Unauthenticated
 from socialcredit.cli import app
 from socialcredit.cli.app import EXIT_BY_KIND
+from socialcredit.errors import excerpt
 from socialcredit.intake.identity import IdentityError
 from socialcredit.instants import TimeFormatError
 from socialcredit.policy.load import PolicyError
@@ -32,6 +33,42 @@ def test_every_kind_is_a_class_of_the_one_tree():
 
 def test_a_message_is_one_line_whatever_it_quotes():
     assert str(InvalidInput("bad value 'a\nb'")) == "bad value 'a\\nb'"
+
+
+EXCERPTS = [
+    ("oil", "'oil'"),
+    ("x" * 40, f"'{'x' * 40}'"),
+    ("x" * 2**20, f"'{'x' * 39}…'"),  # an unknown event type of 1 MB came back whole
+    ("a\x00b\n", "'a\\x00b\\n'"),
+    ("\ud800", "'\\ud800'"),  # a lone surrogate cannot be printed: UnicodeEncodeError
+    ("abc\u202edef", "'abc\\u202edef'"),  # a bidirectional override would reorder the line
+    ("it's", "'it\\'s'"),
+    ("\ud800" * 10, "'" + "\\ud800" * 6 + "…'"),  # the escapes count: an excerpt stays short
+    ("loan-11010519491231002X-2026", "'loan-110*************2X-2026'"),
+    ("110105 19491231002X", "'110**************2X'"),  # spaces do not hide an ID
+    ("１１０１０５１９４９１２３１００２X", "'１１０*************２X'"),  # nor full-width digits
+    ("call 12345678901234", "'call 12345678901234'"),  # 14 digits: no ID is that short
+    (10**5000, "a number of about 5001 digits"),  # str() of it raises ValueError
+    (-(2**53), "-900***********92"),
+    (1.5, "1.5"),
+    (True, "true"),
+    (None, "null"),
+    ([[[]]], "an array of 1 item"),
+    ({"a": 1}, "an object"),
+]
+
+
+# ids by position: pytest would str() the 5,001-digit number for its id, and fail as Python does
+@pytest.mark.parametrize("value, shown", EXCERPTS, ids=[f"excerpt {n}" for n in range(len(EXCERPTS))])
+def test_an_excerpt_is_short_escaped_and_masked(value, shown):
+    assert excerpt(value) == shown
+
+
+def test_an_excerpt_of_an_array_nested_deeper_than_repr_goes_names_it():
+    nested: list = []
+    for _ in range(100_000):
+        nested = [nested]
+    assert excerpt(nested) == "an array of 1 item"
 
 
 def test_the_cli_maps_kinds_to_exit_statuses():

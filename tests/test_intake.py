@@ -201,3 +201,33 @@ def test_a_reference_attribute_is_stored_as_the_pseudonym_of_its_subject():
     assert valid.attributes["rater"] == pseudonyms.pseudonym(RESIDENT_ID, "person")
     assert RESIDENT_ID not in valid.attributes_json and RESIDENT_ID[:17] not in valid.attributes_json
     assert valid.subject == pseudonyms.pseudonym("lacie", "person")
+
+
+# -- JSON read strictly ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("line, error", [
+    ('{"key": "a", "key": "b"}', "the name 'key' appears twice in one object (which one is meant?)"),
+    ('{"attributes": {"x": 1, "x": 1}}', "the name 'x' appears twice in one object (which one is meant?)"),
+    ('{"area": NaN}', "not valid JSON: NaN is not a JSON number"),
+    ('{"area": -Infinity}', "not valid JSON: -Infinity is not a JSON number"),
+    ('{"key": ' + "7" * 4301 + "}", "a number of 4,301 digits (no field takes more than 200)"),  # was ValueError
+    ("[" * 1000 + "]" * 1000, "not valid JSON: nested too deeply (an event is an object whose attributes are one "
+                              "object of plain values)"),  # was RecursionError
+])
+def test_jsonl_refuses_what_python_would_read_one_way_or_another(line, error):
+    [(number, refused)] = list(read_jsonl([line + "\n"]))
+    assert (number, str(refused)) == (1, error)
+
+
+def test_jsonl_reads_a_number_of_200_digits_for_a_key_to_refuse_or_take():
+    [(_, value)] = list(read_jsonl(['{"key": ' + "7" * 200 + "}"]))
+    assert value == {"key": int("7" * 200)}
+
+
+def test_a_csv_cell_over_the_limit_refuses_its_row_and_reading_goes_on():
+    text = "subject,type,occurred_at,provider,key\n" + "alice,t,2026-01-10T08:00:00Z,p," + "k" * 131_073 + "\n" + \
+        "bob,t,2026-01-10T08:00:00Z,p,k2\n"
+    (first, refused), (second, row) = list(read_csv(io.StringIO(text)))
+    assert (first, str(refused)) == (2, "a cell is longer than 131,072 characters, the most a CSV cell may hold")
+    assert (second, row["subject"], row["key"]) == (3, "bob", "k2")

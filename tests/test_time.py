@@ -132,3 +132,25 @@ def test_a_duration_that_would_pass_year_9999_stops_at_the_latest_instant():
     assert Duration.parse("P3000000D").after(edge) == LATEST_US
     assert Duration.parse("P1M").after(LATEST_US) == LATEST_US  # extending "forever" again
     assert Duration.parse("P1Y").after(edge) == parse_stored_instant("2201-12-31T12:00:00Z")  # no clamp needed
+
+
+@pytest.mark.parametrize("text", ["P١D", "P１D", "PT" + "9" * 13 + "S", "P" + "9" * 5000 + "D"])
+def test_a_duration_is_written_in_ascii_digits_of_reasonable_length(text):
+    # int() read Arabic-Indic digits as 1, and raised ValueError (a traceback) past 4,300 digits.
+    with pytest.raises(TimeFormatError, match="is not an ISO 8601 duration"):
+        Duration.parse(text)
+    assert Duration.parse("PT" + "9" * 12 + "S").micros == 999_999_999_999_000_000
+
+
+HOUR_US = 3_600_000_000
+
+
+@pytest.mark.parametrize("text, instant", [
+    # RFC 3339 allows lower case; fromisoformat does not
+    ("2026-03-01t08:00:00z", to_us(datetime(2026, 3, 1, 8, tzinfo=timezone.utc))),
+    ("2026-03-01T08:00:00.5-01:30", to_us(datetime(2026, 3, 1, 9, 30, 0, 500_000, tzinfo=timezone.utc))),
+    # in UTC the year 0, which no datetime holds: the offset is plain arithmetic, not an OverflowError
+    ("0001-01-01T00:00:00+01:00", to_us(datetime(1, 1, 1, tzinfo=timezone.utc)) - HOUR_US),
+])
+def test_a_stored_time_is_read_to_the_instant_it_names(text, instant):
+    assert parse_stored_instant(text) == instant

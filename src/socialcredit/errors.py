@@ -18,6 +18,7 @@ ValueError keep working.
 
 from __future__ import annotations
 
+import re
 from enum import Enum
 
 
@@ -98,6 +99,76 @@ def _one_line(text: str) -> str:
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
+EXCERPT_LENGTH = 40
+# A resident identity number, also written with spaces or hyphens in it: 15 or more digits
+# (any script's: full-width digits are digits too) with nothing else between them.
+_DIGIT_RUN = re.compile(r"\d[\d \-]*[\dXx]")
+_ID_DIGITS = 15
+
+
+def excerpt(value: object, limit: int = EXCERPT_LENGTH) -> str:
+    """A value a user gave, as an error message quotes it: short, escaped and masked.
+
+    The one way a message echoes a value (a 1 MB event type must not come back whole):
+
+    * text is quoted, and escaped as `repr` escapes it, so a line break, a NUL, a lone
+      surrogate or a bidirectional override shows as `\\n`, `\\x00`, `\\ud800`, `\\u202e`
+      and can neither break the line, nor fail to encode, nor reorder what the reader sees;
+      past `limit` characters, escapes counted as written, it is cut short (`…`);
+    * any run of 15 or more digits, as a resident identity number is, keeps only its first 3
+      and last 2 characters (`110*************2X`), before anything is cut;
+    * a number is written as JSON writes it, unless it is long; an array or an object is
+      named, not shown (it may be nested a thousand deep).
+    """
+    if isinstance(value, str):
+        return _quoted(_DIGIT_RUN.sub(_mask_run, value), limit)
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        if value.bit_length() > 4 * limit:  # never str() it: Python refuses ints of over 4,300 digits
+            digits = int(value.bit_length() * 0.30103) + 1  # log10(2): right or one too many
+            return f"a {'negative ' if value < 0 else ''}number of about {digits} digits"
+        return _quoted(_DIGIT_RUN.sub(_mask_run, str(value)), limit)[1:-1]
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return f"an array of {len(value)} item{'' if len(value) == 1 else 's'}"
+    if isinstance(value, dict):
+        return "an object"
+    return f"a {type(value).__name__}"
+
+
+def _quoted(text: str, limit: int) -> str:
+    pieces = [_escaped(char) for char in text[:limit]]  # never more work than the excerpt needs
+    if len(text) <= limit and sum(map(len, pieces)) <= limit:
+        return "'" + "".join(pieces) + "'"
+    kept, used = [], 0
+    for piece in pieces:  # an escape is kept whole or not at all
+        if used + len(piece) > limit - 1:
+            break
+        kept.append(piece)
+        used += len(piece)
+    return "'" + "".join(kept) + "…'"
+
+
+def _escaped(char: str) -> str:
+    if char == "'" or char == "\\":
+        return "\\" + char
+    if char.isprintable():
+        return char
+    return char.encode("unicode_escape").decode("ascii")
+
+
+def _mask_run(match: re.Match) -> str:
+    run = match.group()
+    digits = len(run) - run.count(" ") - run.count("-") - (run[-1] in "Xx")  # the run holds nothing else
+    if digits < _ID_DIGITS:
+        return run
+    return run[:3] + "*" * (len(run) - 5) + run[-2:]
+
+
 __all__ = [
     "Conflict",
     "ErrorKind",
@@ -108,4 +179,5 @@ __all__ = [
     "Tampered",
     "Unauthenticated",
     "Unavailable",
+    "excerpt",
 ]

@@ -5,6 +5,11 @@ Instants are integers: microseconds since the Unix epoch, UTC. Integers keep the
 `P180D`, `PT24H`); years and months are calendar units, so adding them goes through a
 calendar date (2024-02-29 + P1Y = 2025-02-28), the rest is plain arithmetic.
 
+Accepted text: RFC 3339 to the letter (`2026-03-01T08:00:00.5+08:00`): ASCII digits, a calendar
+date, seconds, at most 6 fractional digits, an offset of hours and minutes. What else ISO 8601
+or Python's fromisoformat would read (week dates, `20260301T0800`, offsets with seconds,
+nanoseconds cut to microseconds unsaid) is refused, saying what it looks like.
+
 Accepted range: a time given to the registry (an event's `occurred_at`, an `--at`) must fall
 in the years 1900 to 2200, UTC (`EARLIEST_US` <= t < `END_US`); `parse_instant` refuses any
 other, saying so. Inside that range every instant round-trips: `format_instant` writes the
@@ -23,7 +28,7 @@ from functools import lru_cache
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .errors import InvalidInput
+from .errors import InvalidInput, excerpt
 
 US_PER_SECOND = 1_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -40,6 +45,7 @@ class TimeOutOfRange(TimeFormatError):
 
 FIRST_YEAR = 1900
 LAST_YEAR = 2200
+_RANGE_WORDS = f"times must fall in the years {FIRST_YEAR} to {LAST_YEAR} (UTC)"
 
 
 def now_us() -> int:
@@ -55,11 +61,35 @@ def parse_instant(text: str, *, allow_date: bool = False) -> int:
     """
     instant = parse_stored_instant(text, allow_date=allow_date)
     if not EARLIEST_US <= instant < END_US:
-        raise TimeOutOfRange(
-            f"{text.strip()!r} is outside the accepted range: times must fall in the years "
-            f"{FIRST_YEAR} to {LAST_YEAR} (UTC)"
-        )
+        raise TimeOutOfRange(f"{excerpt(text.strip())} is outside the accepted range: {_RANGE_WORDS}")
     return instant
+
+
+def accepted_instant(instant_us: int) -> int:
+    """`instant_us` itself if it lies in the accepted range (a time given as a number), else TimeOutOfRange."""
+    if instant_us.__class__ is not int:
+        raise TimeFormatError(f"expected a time as whole microseconds since 1970, got {excerpt(instant_us)}")
+    if not EARLIEST_US <= instant_us < END_US:
+        raise TimeOutOfRange(f"{excerpt(instant_us)} microseconds since 1970 is outside the accepted range: "
+                             f"{_RANGE_WORDS}")
+    return instant_us
+
+
+# RFC 3339's date-time, to the letter: ASCII digits only (`re.ASCII`: Python's \d takes any
+# script's), a calendar date (no week or ordinal dates), seconds always, at most 6 fractional
+# digits (the registry keeps microseconds, and would otherwise drop the rest unsaid), and an
+# offset of hours and minutes. Python's fromisoformat takes all of those and more.
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?(?:[Zz]|([+-])(\d\d):(\d\d))", re.ASCII)
+_DATE = re.compile(r"(\d{4})-(\d\d)-(\d\d)", re.ASCII)
+# What a time that RFC 3339 refuses most likely meant, to say so rather than only "no".
+_NEAR_MISSES = tuple((re.compile(shape, re.ASCII | re.DOTALL), words) for shape, words in (
+    (r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(?:\.\d+)?", "has no time zone offset (add Z or +08:00)"),
+    (r".*[.,]\d{7,}.*", "has more than 6 fractional digits (the registry keeps microseconds)"),
+    (r".*[Tt].*[+-]\d\d:?\d\d:\d\d.*", "has an offset with seconds (an offset is ±HH:MM)"),
+    (r"\d{4}-?[Ww]\d.*", "is an ISO week date (give a calendar date, YYYY-MM-DD)"),
+))
+_EXPECTED = "expected e.g. 2026-03-01T08:00:00Z"
 
 
 def parse_stored_instant(text: str, *, allow_date: bool = False) -> int:
@@ -68,23 +98,41 @@ def parse_stored_instant(text: str, *, allow_date: bool = False) -> int:
     Entries written before the range was enforced must still be read and verified.
     """
     if text.__class__ is not str:
-        raise TimeFormatError(f"expected an RFC 3339 time string, got {type(text).__name__}")
+        raise TimeFormatError(f"expected an RFC 3339 time string, got {excerpt(text)}")
     candidate = text.strip()
     if allow_date and len(candidate) == 10:
-        try:
-            day = date.fromisoformat(candidate)
-        except ValueError:
-            raise TimeFormatError(f"{text!r} is not a date (expected YYYY-MM-DD)") from None
-        return to_us(datetime(day.year, day.month, day.day, tzinfo=timezone.utc))
+        day = _DATE.fullmatch(candidate)
+        if day is None:
+            raise TimeFormatError(f"{excerpt(text)} is not a date (expected YYYY-MM-DD)")
+        return _instant(text, int(day[1]), int(day[2]), int(day[3]))
+    match = _RFC3339.fullmatch(candidate)
+    if match is None:
+        cause = next((words for shape, words in _NEAR_MISSES if shape.fullmatch(candidate)), None)
+        raise TimeFormatError(f"{excerpt(text)} {cause}" if cause else
+                              f"{excerpt(text)} is not an RFC 3339 time ({_EXPECTED})")
+    # The shape is RFC 3339's, so an offset is the last 6 characters, ±HH:MM.
+    if candidate[-1] not in "Zz" and (candidate[-5:-3] > "23" or candidate[-2:] > "59"):
+        raise TimeFormatError(f"{excerpt(text)} has an offset beyond ±23:59")  # fromisoformat takes -00:60
     try:
-        moment = datetime.fromisoformat(candidate)
-    except ValueError:
-        raise TimeFormatError(
-            f"{text!r} is not an RFC 3339 time (expected e.g. 2026-03-01T08:00:00Z)"
-        ) from None
-    if moment.tzinfo is None or (candidate[10:11] != "T" and candidate[10:11] != "t"):
-        raise TimeFormatError(f"{text!r} has no time zone offset (add Z or +08:00)")
-    return to_us(moment)
+        return to_us(datetime.fromisoformat(candidate))  # in C: the fast way to the instant
+    except ValueError:  # a lower-case t or z, which it does not read, or no such day or time
+        pass
+    year, month, day, hour, minute, second, fraction, sign, offset_hours, offset_minutes = match.groups()
+    offset = 0
+    if sign is not None:
+        offset = (int(offset_hours) * 60 + int(offset_minutes)) * (-1 if sign == "-" else 1)
+    micros = int(fraction.ljust(6, "0")) if fraction else 0
+    return _instant(text, int(year), int(month), int(day), int(hour), int(minute), int(second), micros, offset)
+
+
+def _instant(text: str, year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0,
+             micros: int = 0, offset_minutes: int = 0) -> int:
+    try:
+        moment = datetime(year, month, day, hour, minute, second, micros, tzinfo=timezone.utc)
+    except ValueError as exc:  # month 13, 31 February, hour 24, a leap second, year 0
+        raise TimeFormatError(f"{excerpt(text)} is not a real date and time ({exc})") from None
+    # The offset as plain arithmetic: datetime cannot hold 0001-01-01T00:00+01:00 in UTC.
+    return to_us(moment) - offset_minutes * 60 * US_PER_SECOND
 
 
 _ONE_US = timedelta(microseconds=1)
@@ -134,7 +182,7 @@ def zone_named(name: str) -> tzinfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise TimeFormatError(f"{name!r} is not a known time zone (e.g. UTC, Asia/Shanghai)") from None
+        raise TimeFormatError(f"{excerpt(name)} is not a known time zone (e.g. UTC, Asia/Shanghai)") from None
 
 
 @lru_cache(maxsize=86_400)
@@ -151,9 +199,12 @@ def _date_of_day(day: int) -> str:
     return f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
 
 
+# ASCII digits only, at most 12 to a number: 999,999,999,999 seconds is 31,000 years, and
+# int() of a longer one is where Python stops (4,300 digits) with a traceback.
 _DURATION = re.compile(
-    r"^P(?!$)(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
-    r"(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?$"
+    r"^P(?!$)(?:(?P<years>\d{1,12})Y)?(?:(?P<months>\d{1,12})M)?(?:(?P<weeks>\d{1,12})W)?(?:(?P<days>\d{1,12})D)?"
+    r"(?:T(?=\d)(?:(?P<hours>\d{1,12})H)?(?:(?P<minutes>\d{1,12})M)?(?:(?P<seconds>\d{1,12})S)?)?$",
+    re.ASCII,
 )
 
 
@@ -175,9 +226,7 @@ class Duration:
     def parse(cls, text: str) -> "Duration":
         match = _DURATION.match(text.strip().upper()) if isinstance(text, str) else None
         if not match:
-            raise TimeFormatError(
-                f"{text!r} is not an ISO 8601 duration (expected e.g. P2Y, P180D, PT24H)"
-            )
+            raise TimeFormatError(f"{excerpt(text)} is not an ISO 8601 duration (expected e.g. P2Y, P180D, PT24H)")
         part = {name: int(value or 0) for name, value in match.groupdict().items()}
         months = part["years"] * 12 + part["months"]
         seconds = (

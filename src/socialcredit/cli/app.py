@@ -22,7 +22,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ..errors import ErrorKind, SocialCreditError
+from ..errors import ErrorKind, SocialCreditError, excerpt
+from ..intake.validation import refuse_unstorable_name, refuse_unstorable_text
 from ..registry import DEFAULT_URL, Caller, Registry
 
 EXIT_ERROR = 2
@@ -82,6 +83,10 @@ def caller() -> Caller:
             name = f"cli:{getpass.getuser()}"
         except (KeyError, OSError):
             name = f"cli:uid{os.getuid()}"
+    else:  # both go into the audit log as given: a 300-character name or a NUL would not fit
+        refuse_unstorable_name("--as", name)
+    if settings.purpose is not None:
+        refuse_unstorable_text("--purpose", settings.purpose)
     return Caller(name, "operator", settings.purpose)
 
 
@@ -180,7 +185,7 @@ def kind_option(kind: str) -> str:
     from ..errors import InvalidInput
 
     if kind not in ("person", "organization"):
-        raise InvalidInput(f"--kind must be person or organization, got {kind!r}")
+        raise InvalidInput(f"--kind must be person or organization, got {excerpt(kind)}")
     return kind
 
 

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
-from ..errors import InvalidInput, NotFound
+from ..errors import InvalidInput, NotFound, excerpt
 from ..intake.readers import read_events
 from ..policy.load import pack_names
 from ..registry import Registry
@@ -51,7 +51,7 @@ def ingest(
     """Append provider events to the ledger: all of them or, on any error, none."""
     fmt = fmt or ("csv" if file.lower().endswith(".csv") else "jsonl")
     if fmt not in ("jsonl", "csv"):
-        raise InvalidInput(f"--format must be jsonl or csv, got {fmt!r}")
+        raise InvalidInput(f"--format must be jsonl or csv, got {excerpt(fmt)}")
     if file == "-":
         stream, total, label = sys.stdin, None, "<stdin>"
     else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from ..errors import excerpt
 from ..ledger.entries import stored_event_content
 from ..results import IngestProblem
 from .validation import ValidEvent
@@ -36,7 +37,7 @@ def sort_out(valid: list[ValidEvent], existing: dict[tuple[str, str], tuple[int,
                 duplicates += 1
             else:
                 conflicts.append(IngestProblem(event.line, (
-                    f"key {event.key!r} of provider {event.provider!r} was already used for a different "
+                    f"key {excerpt(event.key)} of provider {excerpt(event.provider)} was already used for a different "
                     f"event (entry #{seq}); a correction is a new event with a new key")))
             continue
         earlier = seen.get(key)
@@ -45,7 +46,7 @@ def sort_out(valid: list[ValidEvent], existing: dict[tuple[str, str], tuple[int,
                 duplicates += 1
             else:
                 conflicts.append(IngestProblem(event.line, (
-                    f"key {event.key!r} of provider {event.provider!r} is already used on line {earlier.line} "
+                    f"key {excerpt(event.key)} of provider {excerpt(event.provider)} is already used on line {earlier.line} "
                     "for a different event")))
             continue
         seen[key] = event

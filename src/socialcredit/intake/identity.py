@@ -50,7 +50,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from ..errors import InvalidInput
+from ..errors import EXCERPT_LENGTH, InvalidInput, excerpt
 
 __all__ = [
     "IdentityError",
@@ -90,17 +90,13 @@ class KeyFileError(IdentityError):
 
 
 def _mask(value: str) -> str:
-    """Mask a national ID for messages: keep the first 3 and last 2 characters."""
+    """Mask a national ID for messages: keep the first 3 and last 2 characters (and, of a long
+    value, show no more than the start: a message quotes a short excerpt)."""
     if len(value) <= 5:
         return "*" * len(value)
+    if len(value) > EXCERPT_LENGTH:
+        return value[:3] + "*" * (EXCERPT_LENGTH - 4) + "…"
     return value[:3] + "*" * (len(value) - 5) + value[-2:]
-
-
-def _echo(value: str, limit: int = 40) -> str:
-    """Show a non-secret reference in a message: quoted, escaped, shortened."""
-    if len(value) > limit:
-        value = value[: limit - 1] + "…"
-    return repr(value)
 
 
 def _echo_person(value: str) -> str:
@@ -109,7 +105,7 @@ def _echo_person(value: str) -> str:
     digits = sum(1 for c in value if "0" <= c <= "9")
     if digits >= 15:
         return _mask(value)
-    return _echo(value)
+    return excerpt(value)
 
 
 # --------------------------------------------------------------------------
@@ -139,12 +135,12 @@ def uscc_check_character(first17: str) -> str:
         raise IdentityError(f"unified social credit code body must be a string, not {type(first17).__name__}")
     if len(first17) != 17:
         raise IdentityError(
-            f"unified social credit code body {_echo(first17)} has {len(first17)} characters; it needs 17"
+            f"unified social credit code body {excerpt(first17)} has {len(first17)} characters; it needs 17"
         )
     for pos, c in enumerate(first17, start=1):
         if c not in _USCC_VALUE:
             raise IdentityError(
-                f"unified social credit code body {_echo(first17)} has a character that is not allowed"
+                f"unified social credit code body {excerpt(first17)} has a character that is not allowed"
                 f" at position {pos}: {c!r} (allowed: {_USCC_ALLOWED})"
             )
     return _uscc_check(first17)
@@ -173,12 +169,12 @@ def _normalize_organization(ref: str) -> str:
     code = code.replace(" ", "").replace("-", "").upper()
     if len(code) != 18:
         raise IdentityError(
-            f"unified social credit code {_echo(code)} has {len(code)} characters; it needs 18"
+            f"unified social credit code {excerpt(code)} has {len(code)} characters; it needs 18"
         )
     for pos, c in enumerate(code, start=1):
         if c not in _USCC_VALUE:
             raise IdentityError(
-                f"unified social credit code {_echo(code)} has a character that is not allowed"
+                f"unified social credit code {excerpt(code)} has a character that is not allowed"
                 f" at position {pos}: {c!r} (allowed: {_USCC_ALLOWED})"
             )
     expected = _uscc_check(code[:17])
@@ -415,7 +411,7 @@ def _masked_inside(text: str, start: int, length: int) -> str:
 
 def _check_kind(kind: str) -> None:
     if kind not in _KINDS:
-        raise IdentityError(f"unknown subject kind {kind!r}: expected 'person' or 'organization'")
+        raise IdentityError(f"unknown subject kind {excerpt(kind)}: expected 'person' or 'organization'")
 
 
 def normalize_reference(ref: str, kind: SubjectKind) -> str:
@@ -598,10 +594,10 @@ def _parse_version(value: object, where: str) -> int:
     if isinstance(value, str):
         v = value.strip()
         if not (v.isascii() and v.isdigit()):
-            raise KeyFileError(f"{where}: the key version must be a positive integer, not {_echo(value)}")
+            raise KeyFileError(f"{where}: the key version must be a positive integer, not {excerpt(value)}")
         value = int(v)
     if not isinstance(value, int) or value < 1:
-        raise KeyFileError(f"{where}: the key version must be a positive integer, not {value!r}")
+        raise KeyFileError(f"{where}: the key version must be a positive integer, not {excerpt(value)}")
     return value
 
 

@@ -11,10 +11,13 @@ import io
 import json
 from collections.abc import Iterable, Iterator
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, excerpt
 
 FIELDS = ("subject", "subject_kind", "type", "occurred_at", "provider", "key", "attributes")
 REQUIRED = ("subject", "type", "occurred_at", "key")
+# No field takes a longer number: a key is at most 200 characters, an attribute's number at
+# most 16 digits. Python's own limit (4,300 digits) ends in a traceback.
+LONGEST_NUMBER = 200
 
 
 class InputError(InvalidInput):
@@ -26,18 +29,53 @@ class InputError(InvalidInput):
 
 
 def read_jsonl(stream: Iterable[str]) -> Iterator[tuple[int, dict | InputError]]:
+    """One JSON object a line, read strictly: what is not JSON (NaN, a name given twice in one
+    object) is refused rather than read one way or another."""
     for number, line in enumerate(stream, start=1):
         if not line.strip():
             continue
         try:
-            value = json.loads(line.rstrip("\r\n"))
+            value = _STRICT_JSON.decode(line.rstrip("\r\n"))
         except json.JSONDecodeError as exc:
             yield number, InputError(number, f"not valid JSON ({exc.msg} at column {exc.colno})")
+            continue
+        except _Refused as exc:
+            yield number, InputError(number, str(exc))
+            continue
+        except RecursionError:  # the decoder recurses once for each level
+            yield number, InputError(number, "not valid JSON: nested too deeply (an event is an object whose "
+                                             "attributes are one object of plain values)")
             continue
         if not isinstance(value, dict):
             yield number, InputError(number, "expected a JSON object with subject, type, occurred_at, provider, key")
             continue
         yield number, value
+
+
+class _Refused(ValueError):
+    """Raised by the decoder's hooks for what Python's JSON module would read but an event is not."""
+
+
+def _object(pairs: list[tuple[str, object]]) -> dict:
+    value = dict(pairs)
+    if len(value) < len(pairs):  # which of the two was meant is anyone's guess
+        seen: set[str] = set()
+        twice = next(name for name, _ in pairs if name in seen or seen.add(name))
+        raise _Refused(f"the name {excerpt(twice)} appears twice in one object (which one is meant?)")
+    return value
+
+
+def _constant(name: str) -> float:
+    raise _Refused(f"not valid JSON: {name} is not a JSON number")
+
+
+def _integer(digits: str) -> int:
+    if len(digits.lstrip("-")) > LONGEST_NUMBER:
+        raise _Refused(f"a number of {len(digits.lstrip('-')):,} digits (no field takes more than {LONGEST_NUMBER})")
+    return int(digits)
+
+
+_STRICT_JSON = json.JSONDecoder(object_pairs_hook=_object, parse_constant=_constant, parse_int=_integer)
 
 
 def read_csv(stream: Iterable[str]) -> Iterator[tuple[int, dict | InputError]]:
@@ -58,6 +96,8 @@ def read_csv(stream: Iterable[str]) -> Iterator[tuple[int, dict | InputError]]:
             return
         except csv.Error as exc:
             yield number, InputError(number, _csv_problem(str(exc)))
+            if str(exc).startswith("field larger than field limit"):
+                continue  # the reader has skipped that row and can go on
             return
         if not any(cell.strip() for cell in cells):  # a blank line, or a spreadsheet's empty row (,,,)
             continue
@@ -92,7 +132,7 @@ def _header_problem(header: list[str]) -> str | None:
     for name in header:
         if name and name in seen:
             # Every row would silently keep one of the two cells: refuse rather than guess.
-            return f"the header has two columns named {name!r}"
+            return f"the header has two columns named {excerpt(name)}"
         seen.add(name)
     missing = [name for name in REQUIRED if name not in seen]
     if missing:
@@ -103,6 +143,8 @@ def _header_problem(header: list[str]) -> str | None:
 def _csv_problem(reason: str) -> str:
     if reason == "unexpected end of data":
         return 'a quoted cell that starts on this line is never closed (its closing " is missing)'
+    if reason.startswith("field larger than field limit"):
+        return f"a cell is longer than {csv.field_size_limit():,} characters, the most a CSV cell may hold"
     return f"not valid CSV ({reason})"
 
 
@@ -111,7 +153,7 @@ def read_events(stream: Iterable[str], fmt: str) -> Iterator[tuple[int, dict | I
         return read_jsonl(stream)
     if fmt == "csv":
         return read_csv(stream)
-    raise ValueError(f"unknown format {fmt!r} (jsonl or csv)")
+    raise InvalidInput(f"unknown format {excerpt(fmt)} (jsonl or csv)")
 
 
 def open_text(data: bytes | str) -> io.StringIO:

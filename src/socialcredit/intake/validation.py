@@ -15,15 +15,25 @@ what the registry builds into events itself (a rating, an opt-in, a reply or a d
 `--at`), since those pass through here too; `refuse_future` is the rule for any other path.
 
 Keys and providers are stored in clear, so neither may hold a resident identity number or
-an organization's code (`identity.identifier_in`).
+an organization's code (`identity.identifier_in`), nor any character that is not printable (a
+NUL, a line break, a bidirectional override, a lone surrogate: `refuse_unstorable_name`). An
+attribute's text may hold line breaks and tabs but no other control character and no lone
+surrogate (`refuse_unstorable_text`): PostgreSQL refuses a NUL, UTF-8 cannot encode a surrogate.
+
+Each field is of the type it claims to be: a subject, type or time that is 0, false, [] or {}
+is refused as not text (not taken for missing, nor for "person"); a key may also be a whole
+number. A field given as null or "" is not given (as an empty CSV cell is not).
 """
 
 from __future__ import annotations
 
 import os
+import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
+from ..errors import excerpt
 from ..instants import US_PER_SECOND, Duration, TimeFormatError, TimeOutOfRange, format_instant, now_us, parse_instant
 from ..ledger.entries import attributes_json as _encode
 from ..policy.compiled import EventError, Policy
@@ -102,7 +112,9 @@ class Validator:
         self.policy = policy
         self.pseudonymizer = pseudonymizer
         if default_provider is not None:
-            _refuse_identifier("provider", default_provider, None)
+            if default_provider.__class__ is not str or not default_provider:
+                raise InputError(None, f"--provider must name a provider, got {excerpt(default_provider)}")
+            refuse_unstorable_name("provider", default_provider, None)
         self.default_provider = default_provider
         self.clock = clock or now_us
         self.max_clock_skew_us = configured_clock_skew_us() if max_clock_skew_us is None else max_clock_skew_us
@@ -118,39 +130,38 @@ class Validator:
 
     def _validate(self, raw: dict, line: int | None) -> ValidEvent:
         # The common case runs straight through; each check names its field when it fails.
+        if raw.__class__ is not dict:
+            raise InputError(line, f"expected an object with {', '.join(REQUIRED)}, got {excerpt(raw)}")
         if not _FIELD_SET.issuperset(raw):
             name = next(n for n in raw if n not in _FIELD_SET)
-            raise InputError(line, f"unknown field {name!r} (fields: {', '.join(FIELDS)})")
+            raise InputError(line, f"unknown field {excerpt(name)} (fields: {', '.join(FIELDS)})")
         subject = raw.get("subject")
         event_type = raw.get("type")
         occurred_text = raw.get("occurred_at")
+        if not (subject.__class__ is str and subject and event_type.__class__ is str and event_type
+                and occurred_text.__class__ is str and occurred_text):
+            raise InputError(line, _text_field_problem(raw))
         key = raw.get("key")
-        if not subject or not event_type or not occurred_text or key is None or key == "":
-            missing = next(n for n in REQUIRED if raw.get(n) in (None, ""))
-            raise InputError(line, f"missing {missing!r}")
-        if subject.__class__ is not str:
-            raise InputError(line, "subject must be text")
-        if event_type.__class__ is not str:
-            raise InputError(line, "type must be text")
-        if key.__class__ is not str:
-            if key.__class__ is not int:
-                raise InputError(line, f"key must be text of at most {MAX_KEY} characters")
-            key = str(key)
-        if len(key) > MAX_KEY:
-            raise InputError(line, f"key must be text of at most {MAX_KEY} characters")
-        _refuse_identifier("key", key, line)
-        kind = raw.get("subject_kind") or "person"
-        if kind != "person" and kind != "organization":
-            raise InputError(line, f"subject_kind must be person or organization, got {kind!r}")
-        provider = raw.get("provider") or self.default_provider
-        if provider is None:
-            raise InputError(line, "missing 'provider' (give it in the event or with --provider)")
-        if provider.__class__ is not str or len(provider) > MAX_KEY:
-            raise InputError(line, "provider must be text")
-        if provider is not self.default_provider:  # the default was looked at once, in __init__
-            _refuse_identifier("provider", provider, line)
-            if self.default_provider is not None and provider != self.default_provider:
-                raise InputError(line, f"provider {provider!r} differs from --provider {self.default_provider!r}")
+        if key.__class__ is not str or not key:
+            key = _key_number(key, line)
+        refuse_unstorable_name("key", key, line)
+        kind = raw.get("subject_kind")
+        if kind is None or kind == "":  # not given, as a CSV row's empty cell says
+            kind = "person"
+        elif kind != "person" and kind != "organization":
+            raise InputError(line, f"subject_kind must be person or organization, got {excerpt(kind)}")
+        provider = raw.get("provider")
+        if provider is None or provider == "":
+            provider = self.default_provider
+            if provider is None:
+                raise InputError(line, "missing 'provider' (give it in the event or with --provider)")
+        elif provider != self.default_provider:  # the default was looked at once, in __init__
+            if provider.__class__ is not str:
+                raise InputError(line, f"provider must be text, got {excerpt(provider)}")
+            refuse_unstorable_name("provider", provider, line)
+            if self.default_provider is not None:
+                raise InputError(line, f"provider {excerpt(provider)} differs from --provider "
+                                       f"{excerpt(self.default_provider)}")
         try:
             occurred = parse_instant(occurred_text)
             if occurred > self._accepted_until_us:
@@ -168,6 +179,9 @@ class Validator:
             raise InputError(line, f"{event_type} is recorded by the registry itself (`socialcredit trust "
                                    "--record`), not by a provider")
         attributes = self.policy.validate_event(event_type, raw.get("attributes"), kind)
+        for name, value in attributes.items():
+            if value.__class__ is str:
+                refuse_unstorable_text(f"attribute {name!r} of {event_type}", value, line)
         references = self.policy.reference_attributes[event_type]
         if references:
             for name, referenced_kind in references:
@@ -187,13 +201,79 @@ class Validator:
         )
 
 
-_INSTEAD = {"key": "use an opaque key (a case or contract number, a hash)", "provider": "name the provider without it"}
+def _text_field_problem(raw: dict) -> str:
+    """What is wrong with the subject, type or occurred_at of an event that lacks one as text."""
+    for name in ("subject", "type", "occurred_at"):
+        value = raw.get(name)
+        if value is None or value == "":
+            return f"missing {name!r}"
+        if value.__class__ is not str:
+            what = "text (an RFC 3339 time)" if name == "occurred_at" else "text"
+            return f"{name} must be {what}, got {excerpt(value)}"
+    raise AssertionError("called for an event whose subject, type and occurred_at are all text")
 
 
-def _refuse_identifier(field: str, value: str, line: int | None) -> None:
-    """A key or provider is stored in clear: an ID inside it would undo the subject's pseudonym."""
+_LONGEST_KEY_NUMBER = 10 ** (MAX_KEY - 1)  # its digits and a sign fit in MAX_KEY characters
+
+
+def _key_number(key: object, line: int | None) -> str:
+    """The key of an event that does not give it as text: a whole number (a case number) is
+    taken as its digits; anything else is refused."""
+    if key is None or key == "":
+        raise InputError(line, "missing 'key'")
+    if key.__class__ is int and -_LONGEST_KEY_NUMBER < key < _LONGEST_KEY_NUMBER:
+        return str(key)
+    raise InputError(line, f"key must be text of at most {MAX_KEY} characters, got {excerpt(key)}")
+
+
+_INSTEAD = {"key": "use an opaque key (a case or contract number, a hash)", "provider": "name the provider without it",
+            "--as": "name the principal without it"}
+
+
+def refuse_unstorable_name(field: str, value: str, line: int | None = None) -> None:
+    """A name stored in clear, compared by the database and shown in listings (an event's key or
+    provider, a principal) must be what it looks like. So: at most MAX_KEY characters, printable
+    ones only (no control, bidirectional, zero-width, private-use or unassigned character, no
+    space but ' ': each would make two names look alike or a listing lie), and no identifier
+    in it, which would undo a subject's pseudonym."""
+    if len(value) > MAX_KEY:
+        raise InputError(line, f"{field} must be text of at most {MAX_KEY} characters, got {len(value):,} characters")
+    if not value.isprintable():
+        raise InputError(line, f"{field} {excerpt(value)} {_unprintable(value)}")
     found = identifier_in(value)
     if found is not None:
         what, masked = found
-        raise InputError(line, f"{field} {masked!r} contains what looks like a {what}, which would be stored in "
-                               f"clear; {_INSTEAD[field]}")
+        raise InputError(line, f"{field} {excerpt(masked)} contains what looks like a {what}, which would be "
+                               f"stored in clear; {_INSTEAD[field]}")
+
+
+_CHARACTER_WORDS = {
+    "Cc": "a control character",
+    "Cf": "an invisible formatting character (bidirectional or zero-width)",
+    "Cs": "a lone surrogate (half of a UTF-16 pair, which UTF-8 cannot encode)",
+    "Co": "a private-use character",
+    "Cn": "an unassigned character",
+}
+
+
+def _unprintable(value: str) -> str:
+    """`has a control character at position 2 (U+0000)`: the first character that is not printable."""
+    position, char = next((i, c) for i, c in enumerate(value, start=1) if not c.isprintable())
+    words = _CHARACTER_WORDS.get(unicodedata.category(char), "a space or line break other than ' '")
+    return f"has {words} at position {position} (U+{ord(char):04X})"
+
+
+# Stored text (an attribute, a caller's purpose) may be any text, line breaks and tabs too, but
+# not what no database column or UTF-8 holds (a NUL: PostgreSQL refuses it; a lone surrogate:
+# UTF-8 cannot encode it), nor the other control characters (a terminal obeys them when a
+# review is shown).
+_UNSTORABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def refuse_unstorable_text(where: str, value: str, line: int | None = None) -> None:
+    """Refuse text that cannot be stored or shown as it is; `where` names it in the message."""
+    found = _UNSTORABLE.search(value)
+    if found is not None:
+        char = found.group()
+        raise InputError(line, f"{where} has {_CHARACTER_WORDS[unicodedata.category(char)]} at position "
+                               f"{found.start() + 1} (U+{ord(char):04X})")

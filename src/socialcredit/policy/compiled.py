@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, excerpt
 from ..instants import Duration, zone_named
 from .schema import Attribute, Match, PolicyDocument
 
@@ -186,13 +187,13 @@ class Policy:
         """Check an event against the catalog; return its attributes, normalized."""
         spec = self.event_types.get(event_type)
         if spec is None:
-            raise EventError(f"unknown event type {event_type!r} (not in the {self.id} policy)")
+            raise EventError(f"unknown event type {excerpt(event_type)} (not in the {self.id} policy)")
         if subject_kind not in spec.subject_kinds:
             raise EventError(f"{event_type} does not apply to a subject of kind {subject_kind}")
         if attributes is None:
             attributes = {}
         if not isinstance(attributes, dict):
-            raise EventError("attributes must be an object")
+            raise EventError(f"attributes must be an object, got {excerpt(attributes)}")
         return self._validators[event_type](attributes)
 
     # -- scores ------------------------------------------------------------------------------
@@ -345,7 +346,7 @@ def _attribute_validator(event_type: str, schema: dict[str, Attribute]):
         for name, value in attributes.items():
             check = checks.get(name)
             if check is None:
-                raise EventError(f"attribute {name!r} is not in the schema of {event_type}")
+                raise EventError(f"attribute {excerpt(name)} is not in the schema of {event_type}")
             if value is None:
                 continue
             clean[name] = check(value)
@@ -355,6 +356,16 @@ def _attribute_validator(event_type: str, schema: dict[str, Attribute]):
         return clean
 
     return validate
+
+
+# A number given as text (a CSV cell) is written as JSON writes one, in ASCII digits: Python's
+# int() and float() also read "1_000", "١٢", "inf" and "nan", none of which a provider means.
+_INTEGER_TEXT = re.compile(r"[+-]?[0-9]+", re.ASCII)
+_NUMBER_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
+# The largest whole number every JSON reader keeps exact (a double's 53 bits); beyond it a
+# reader in another language would see another number than the one hashed.
+EXACT_INTEGER = 2**53
+_TOO_LARGE = f"must be a whole number between -2^53 and 2^53 ({EXACT_INTEGER:,})"
 
 
 def _value_check(event_type: str, name: str, spec: Attribute):
@@ -383,12 +394,12 @@ def _value_check(event_type: str, name: str, spec: Attribute):
 
         def check_string(value):
             if not isinstance(value, str):
-                raise EventError(f"{where} must be text, got {value!r}")
+                raise EventError(f"{where} must be text, got {excerpt(value)}")
             if len(value) > spec.max_length:
                 raise EventError(f"{where} is longer than {spec.max_length} characters")
             if allowed is not None and value not in allowed:
                 raise EventError(
-                    f"{where} must be one of {', '.join(sorted(allowed))}; got {value!r}"
+                    f"{where} must be one of {', '.join(sorted(allowed))}; got {excerpt(value)}"
                 )
             return value
 
@@ -397,15 +408,19 @@ def _value_check(event_type: str, name: str, spec: Attribute):
 
         def check_integer(value):
             if isinstance(value, str):
-                try:
-                    value = int(value.strip())
-                except ValueError:
-                    raise EventError(f"{where} must be a whole number, got {value!r}") from None
+                text = value.strip()
+                if not _INTEGER_TEXT.fullmatch(text):
+                    raise EventError(f"{where} must be a whole number in digits 0-9, got {excerpt(value)}")
+                if len(text) > 20:  # past any bound below; int() of over 4,300 digits is a traceback
+                    raise EventError(f"{where} {_TOO_LARGE}, got {excerpt(value)}")
+                value = int(text)
             if isinstance(value, bool) or not isinstance(value, int):
                 if isinstance(value, float) and value.is_integer():
                     value = int(value)
                 else:
-                    raise EventError(f"{where} must be a whole number, got {value!r}")
+                    raise EventError(f"{where} must be a whole number, got {excerpt(value)}")
+            if not -EXACT_INTEGER < value < EXACT_INTEGER:
+                raise EventError(f"{where} {_TOO_LARGE}, got {excerpt(value)}")
             return bounds(value)
 
         return check_integer
@@ -413,14 +428,16 @@ def _value_check(event_type: str, name: str, spec: Attribute):
 
         def check_number(value):
             if isinstance(value, str):
-                try:
-                    value = float(value.strip())
-                except ValueError:
-                    raise EventError(f"{where} must be a number, got {value!r}") from None
+                text = value.strip()
+                if not _NUMBER_TEXT.fullmatch(text):
+                    raise EventError(f"{where} must be a number in digits 0-9, got {excerpt(value)}")
+                value = float(text)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise EventError(f"{where} must be a number, got {value!r}")
-            if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+                raise EventError(f"{where} must be a number, got {excerpt(value)}")
+            if isinstance(value, float) and value.is_integer() and abs(value) < EXACT_INTEGER:
                 value = int(value)  # 3, 3.0 and "3" are one number, stored one way
+            elif isinstance(value, int) and not -EXACT_INTEGER < value < EXACT_INTEGER:
+                value = _as_float(value, where)  # ... and so are 1e20 and 100000000000000000000
             return bounds(value)
 
         return check_number
@@ -429,7 +446,14 @@ def _value_check(event_type: str, name: str, spec: Attribute):
         if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
             return value.strip().lower() in ("true", "1")
         if not isinstance(value, bool):
-            raise EventError(f"{where} must be true or false, got {value!r}")
+            raise EventError(f"{where} must be true or false, got {excerpt(value)}")
         return value
 
     return check_boolean
+
+
+def _as_float(value: int, where: str) -> float:
+    try:
+        return float(value)
+    except OverflowError:
+        raise EventError(f"{where} must be a finite number, got {excerpt(value)}") from None

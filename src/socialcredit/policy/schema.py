@@ -700,4 +700,6 @@ def _check_unique(what: str, ids: list[str]) -> None:
         seen.add(ident)
 
 
-SERVICE_PATTERN = re.compile(_SERVICE)
+# A service asked about (`check`): as a policy names one, at most 120 characters (what a decision's
+# row holds), and to its very end: `$` would let a trailing line break through.
+SERVICE_PATTERN = re.compile(r"(?=.{1,120}\Z)" + _SERVICE[1:-1] + r"\Z")

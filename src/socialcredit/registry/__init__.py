@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import Conflict, InvalidInput, NotFound
-from ..instants import format_instant, now_us, parse_instant
+from ..instants import accepted_instant, format_instant, now_us, parse_instant
 from ..intake.identity import KeyFileError, Pseudonymizer, create_key_file, load_key
 from ..policy.compiled import Policy
 from ..policy.load import load_policy
@@ -404,7 +404,7 @@ def instant(at: When) -> int:
     if at is None:
         return now_us()
     if isinstance(at, int) and not isinstance(at, bool):
-        return at
+        return accepted_instant(at)
     return parse_instant(at, allow_date=True)
 
 

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from ..errors import InvalidInput, NotFound
+from ..errors import InvalidInput, NotFound, excerpt
 from ..instants import format_instant, now_us
 from ..policy.compiled import Policy
 from ..policy.schema import SERVICE_PATTERN
@@ -174,4 +174,4 @@ class Decisions:
 
 def check_service_name(service: str) -> None:
     if not isinstance(service, str) or not SERVICE_PATTERN.match(service):
-        raise InvalidInput(f"{service!r} is not a service name (dotted lower-case words, e.g. transport.air)")
+        raise InvalidInput(f"{excerpt(service)} is not a service name (dotted lower-case words, e.g. transport.air)")
