@@ -17,7 +17,7 @@ def main() -> None:
     try:
         from .cli import app
 
-        app()
+        sys.exit(_run(app))
     except SystemExit as exc:
         if exc.code == EXIT_INTERRUPTED:  # the CLI caught the interrupt and said so
             _exit_interrupted()
@@ -31,6 +31,32 @@ def main() -> None:
         # The work is done (or undone): an interrupt now would only cut the exit short and
         # kill the process by the signal, hiding the status it was about to report.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _run(app) -> int:
+    """Run the CLI; a usage mistake (a missing argument, a bad option value) is one line too,
+    not Click's usage block."""
+    import typer
+
+    try:  # Typer 0.29 carries its own copy of Click; earlier versions use Click itself
+        from typer._click.exceptions import ClickException, NoArgsIsHelpError
+    except ImportError:
+        from click.exceptions import ClickException, NoArgsIsHelpError
+
+    try:
+        result = app(standalone_mode=False)
+    except NoArgsIsHelpError as exc:
+        exc.show()  # no arguments at all: the help is what was asked for
+        return 0
+    except typer.Abort:
+        raise KeyboardInterrupt from None  # Click turns Ctrl-C into Abort outside a command
+    except ClickException as exc:
+        context = getattr(exc, "ctx", None)
+        command = context.command_path if context is not None else "socialcredit"
+        message = " ".join(exc.format_message().split())
+        sys.stderr.write(f"error: {command}: {message} (see {command} --help)\n")
+        return exc.exit_code
+    return result if isinstance(result, int) else 0
 
 
 def _from_an_interrupt(exc: BaseException | None) -> bool:

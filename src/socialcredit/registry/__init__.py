@@ -115,7 +115,7 @@ class Registry:
         """
         chosen = policy if isinstance(policy, Policy) else load_policy(policy)
         lint_counts = _lint_gate(chosen, force, reason)
-        key_file = key_file or key_path_for(url)
+        key_file = Path(key_file) if key_file else key_path_for(url)
         from_env = bool(os.environ.get("SOCIALCREDIT_KEY"))
         db = Database.open(url, create=True)
         try:
@@ -144,7 +144,7 @@ class Registry:
         store = Store.open(url, on_wait=on_wait)
         try:
             try:
-                pseudonymizer, problem = load_key(key_file or key_path_for(url)), None
+                pseudonymizer, problem = load_key(Path(key_file) if key_file else key_path_for(url)), None
             except KeyFileError as exc:
                 # An auditor with a copy of the ledger but not the secret key can still
                 # verify it, prove entries and replay decisions; naming a subject needs the key.

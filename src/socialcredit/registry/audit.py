@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, excerpt
 from ..instants import format_instant, now_us
 from ..ledger.entries import canonical_json
 from ..results import AuditLog, AuditRecord
 from ..store import AuditRow, Store, Tx
 from .caller import Caller
+
+
+MAX_LIMIT = 100_000  # records per query: a page, not the whole log at once
 
 
 def audit_row(caller: Caller, action: str, subject: str | None, detail: dict, at_us: int | None = None,
@@ -44,8 +47,11 @@ class AuditTrail:
               action: str | None = None, since_us: int | None = None, until_us: int | None = None,
               limit: int = 100) -> AuditLog:
         """The newest records first; this read is recorded too."""
-        if limit < 1:
-            raise InvalidInput(f"limit must be at least 1, got {limit}")
+        if not 1 <= limit <= MAX_LIMIT:
+            raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT:,}, got {excerpt(limit)}")
+        for name, value in (("principal", principal), ("action", action)):
+            if value is not None and (len(value) > 200 or not value.isprintable()):
+                raise InvalidInput(f"{name} {excerpt(value)} is not a name the audit log can hold")
         rows = self._store.audit.query(subject=subject, principal=principal, action=action, since_us=since_us,
                                        until_us=until_us, limit=limit)
         filters = {"limit": limit, "principal": principal, "action": action}

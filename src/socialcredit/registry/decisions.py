@@ -10,6 +10,7 @@ commits it once.
 from __future__ import annotations
 
 import itertools
+import re
 import secrets
 import threading
 from collections.abc import Sequence
@@ -29,6 +30,9 @@ from .caller import Caller
 from .policies import PolicyBook
 from .standings import Standings
 from .view import LedgerView
+
+
+_DECISION_ID = re.compile(r"d-[0-9a-f]{10}-[0-9a-f]{8,16}")  # as `_decide` makes them
 
 
 class CheckRequest(NamedTuple):
@@ -153,9 +157,9 @@ class Decisions:
 
     def replay(self, decision_id: str, caller: Caller) -> Replay:
         """Recompute a logged decision from the ledger as it was; it must come out the same."""
-        row = self._store.decisions.get(decision_id)
+        row = self._store.decisions.get(decision_id) if _DECISION_ID.fullmatch(decision_id) else None
         if row is None:
-            raise NotFound(f"no decision {decision_id!r} in this registry")
+            raise NotFound(f"no decision {excerpt(decision_id)} in this registry")
         policy = self._policies.by_digest(row.policy_digest)
         if policy is None:
             self._view.sync()  # activated by another process since this one last looked?

@@ -33,7 +33,8 @@ from .policies import PolicyBook
 from .standings import Standings
 from .view import LedgerView
 
-_READ_CHUNK = 2_000  # subjects whose histories are read per query
+_READ_CHUNK = 2_000
+MAX_SEQ = 2**63  # entry numbers are 64-bit: a larger one names no entry (and would not fit a query)  # subjects whose histories are read per query
 
 RawEvents = Iterable[tuple[int | None, dict | InputError] | dict]
 
@@ -152,7 +153,7 @@ class Appender:
         """Cancel an event with a new entry that names it and says why (nothing is deleted)."""
         if not reason or not reason.strip():
             raise InvalidInput("a correction needs a reason")
-        target = self._store.ledger.entry(seq)
+        target = self._store.ledger.entry(seq) if 0 <= seq < MAX_SEQ else None
         if target is None or target.kind != EVENT:
             raise NotFound(f"entry #{seq} is not an event in this ledger")
         policy = self._policies.current
