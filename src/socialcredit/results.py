@@ -418,9 +418,22 @@ class ConsistencyProof(Result):
 
 @dataclass(slots=True, frozen=True)
 class VerifyProblem(Result):
-    kind: str  # modified | deleted | inserted | reordered | checkpoint | subtree
-    entry: int | None
+    """One thing `verify` found wrong, and where: a ledger entry, a checkpoint, a row of a log, a standing.
+
+    kind, for the ledger: modified | deleted | inserted | reordered | checkpoint | subtree |
+    frontier | key; for the decision log: decision-modified | decision-deleted |
+    decision-inserted | decision-reordered | decision-rewritten | decision-ledger-size |
+    decision-policy; for the audit log the same with `audit-` (no size or policy).
+    """
+
+    _omit_if_none: ClassVar[tuple[str, ...]] = ("decision", "position", "checkpoint")
+
+    kind: str
+    entry: int | None  # the ledger entry concerned
     message: str
+    decision: str | None = None  # the decision's id
+    position: int | None = None  # the row's position in its log (decisions, audit)
+    checkpoint: int | None = None  # the ledger size of the checkpoint concerned
 
 
 @dataclass(slots=True, frozen=True)
@@ -431,6 +444,8 @@ class VerifyReport(Result):
     entries: int
     checkpoints: int
     problems: list[VerifyProblem]
+    decisions: int = 0  # rows of the decision log read
+    audit: int = 0  # rows of the audit log read
 
 
 # -- ratings -----------------------------------------------------------------------------------

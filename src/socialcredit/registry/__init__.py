@@ -308,7 +308,9 @@ class Registry:
         return self.proofs.consistency(old_size, new_size)
 
     def verify(self, progress: Callable[[int], None] | None = None) -> VerifyReport:
-        return self.proofs.verify(progress)
+        """Recompute the ledger's tree, the key anchor and both logs' hash chains."""
+        fingerprint = self._pseudonymizer.fingerprint if self._pseudonymizer is not None else None
+        return self.proofs.verify(progress, key_fingerprint=fingerprint)
 
     # -- audit ---------------------------------------------------------------------------------
 

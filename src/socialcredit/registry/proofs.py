@@ -1,7 +1,7 @@
-"""Tamper evidence: the tree head, inclusion and consistency proofs, and `verify`.
+"""Tamper evidence: the tree head, inclusion and consistency proofs, `verify`.
 
 None of these needs the pseudonym key: an outside auditor with a copy of the database can
-run them all.
+run them all (with the key, `verify` also checks that it is the registry's own).
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..errors import InvalidInput
-from ..ledger import merkle, subtrees
-from ..ledger.verify import verify_ledger
+from ..ledger import chains, merkle, subtrees
+from ..ledger.verify import Anchor, DecisionChecks, Problems, check_key, verify_ledger, verify_log
 from ..results import ConsistencyProof, InclusionProof, TreeHead, VerifyReport
 from ..store import Store
 
@@ -47,10 +47,50 @@ class Proofs:
             return ConsistencyProof(old_size, new_size, _root_at(reader, tree, old_size).hex(),
                                     _root_at(reader, tree, new_size).hex(), [h.hex() for h in proof])
 
-    def verify(self, progress: Callable[[int], None] | None = None) -> VerifyReport:
-        """Recompute every leaf and every checkpoint root from the stored entries."""
-        checkpoints = {c.size: c.root for c in self._store.ledger.checkpoints()}
-        return verify_ledger(self._store.ledger.iter_rows(), checkpoints, self._stored_nodes, progress)
+    # -- verify ----------------------------------------------------------------------------
+
+    def verify(self, progress: Callable[[int], None] | None = None, *,
+               key_fingerprint: str | None = None) -> VerifyReport:
+        """Recompute every leaf, checkpoint root and frontier, the key anchor and both logs' chains."""
+        problems = Problems()
+        checkpoints = {c.size: c for c in self._store.ledger.checkpoints()}
+        facts = verify_ledger(self._store.ledger.iter_rows(), checkpoints, self._stored_nodes, problems, progress)
+        check_key(facts, self._store.meta.all().get("key_fingerprint"), key_fingerprint, problems)
+        anchors = self._anchors()
+        logs = {chains.DECISIONS: self._store.decisions, chains.AUDIT: self._store.audit}
+        counts = {}
+        for log, table in logs.items():
+            counts[log] = verify_log(log, table.chained(), anchors[log], problems, head=self._head(log),
+                                     head_later=lambda log=log: self._head(log),
+                                     checks=DecisionChecks(facts, self._later) if log == chains.DECISIONS else None,
+                                     progress=progress)
+        return VerifyReport(
+            ok=not problems.found,
+            size=facts.size,
+            root=facts.root.hex(),
+            entries=facts.entries,
+            checkpoints=facts.checkpoints,
+            problems=problems.found,
+            decisions=counts[chains.DECISIONS],
+            audit=counts[chains.AUDIT],
+        )
+
+    def _head(self, log: str) -> Anchor | None:
+        head = self._store.log_heads.all().get(log)
+        return None if head is None else Anchor(*head, "in log_heads")
+
+    def _anchors(self) -> dict[str, list[Anchor]]:
+        """The heads the checkpoints recorded for each log."""
+        anchors: dict[str, list[Anchor]] = {log: [] for log in chains.LOGS}
+        for at in self._store.ledger.log_heads_at_checkpoints():
+            for log, head in ((chains.DECISIONS, at.decisions), (chains.AUDIT, at.audit)):
+                if head is not None:
+                    anchors[log].append(Anchor(*head, f"in the checkpoint of ledger size {at.size}", at.size))
+        return anchors
+
+    def _later(self) -> tuple[int, set[str]]:
+        """The ledger's size now and every policy it activated: for decisions made while verify ran."""
+        return self._store.ledger.size(), {a.digest for a in self._store.ledger.policy_activations()}
 
     def _stored_nodes(self, level: int, start: int, end: int) -> list[tuple[int, bytes]]:
         with self._store.ledger.tree_reader() as reader:

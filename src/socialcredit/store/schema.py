@@ -22,12 +22,13 @@ from .urls import SQLITE
 
 FORMAT = "socialcredit-registry"
 FORMAT_VERSION = "1"
-SCHEMA_HEAD = "0004"
+SCHEMA_HEAD = "0005"
 
 
 EMPTY = "empty"
 SCHEMA_ONLY = "schema only"  # migrated (by a DBA, or a test's template) but holding no registry yet
-_TABLES = {"alembic_version", "entries", "checkpoints", "merkle_nodes", "standings", "decisions", "audit", "meta"}
+_TABLES = {"alembic_version", "entries", "checkpoints", "merkle_nodes", "standings", "decisions", "audit", "meta",
+           "log_heads"}
 
 
 def create(db: Database, meta: dict[str, str]) -> None:
