@@ -2,9 +2,9 @@
 
 Each test plays an attacker with direct database access (`behind_its_back`) and asserts that
 `verify` names what was done: the decision and audit logs (hash chains whose heads the
-checkpoints record), the pseudonym key (anchored in the ledger), the checkpoints' frontiers,
-the columns of policy entries, and decisions that hold at a ledger size the ledger no longer
-reaches.
+checkpoints record), the materialized standings (`deep`), the pseudonym key (anchored in
+the ledger), the checkpoints' frontiers, the columns of policy entries, and decisions that
+hold at a ledger size the ledger no longer reaches.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from sqlalchemy import text
 from socialcredit.errors import Tampered
 from socialcredit.intake.identity import create_key_file
 from socialcredit.ledger import chains
+from socialcredit.ledger.entries import canonical_json
 from socialcredit.registry import Registry
 
 from conftest import allow_rewriting, behind_its_back, event
@@ -268,6 +269,36 @@ def test_verify_reports_a_deleted_audit_record(make_registry):
 
 
 # -- what else a decision depends on -----------------------------------------------------------
+
+
+def test_verify_deep_reports_an_edited_standing_that_turned_a_check_from_denied_to_allowed(
+        make_registry, database_url, tmp_path):
+    registry = make_registry(CHINA)
+    registry.ingest([_listed()])
+    assert registry.check(PERSON, "transport.air", at="2026-04-01").allowed is False
+    subject = registry.pseudonym(PERSON)
+    body = json.loads(registry.store.standings.get(subject).body)
+    body["measures"] = []
+    _sql(registry, "UPDATE standings SET body = :b WHERE subject = :s", b=canonical_json(body), s=subject)
+    with Registry.open(database_url, key_file=tmp_path / "registry.key") as live:  # reads the stored standing
+        allowed = live.check(PERSON, "transport.air", at="2026-04-01")
+        assert allowed.allowed is True
+        assert live.replay(allowed.decision_id).same is False
+        assert live.verify().ok  # the standing is derived: only a deep verify recomputes it
+        report = live.verify(deep=True)
+    assert [(p.kind, p.subject) for p in report.problems] == [("standing", subject)]
+    assert report.problems[0].message == f"the materialized standing of {subject} differs from the fold of its " \
+                                         "entries (measures)"
+    assert report.standings == 1
+
+
+def test_verify_deep_passes_on_standings_the_registry_wrote(make_registry):
+    registry = make_registry(CHINA)
+    registry.ingest([_listed(), _listed("bob", 2, "2025-002"), _listed("carol", 3, "2025-003")])
+    registry.rebuild_standings()
+    registry.ingest([_listed("dave", 4, "2025-004")])
+    report = registry.verify(deep=True)
+    assert (report.ok, report.standings) == (True, 4)
 
 
 def test_verify_reports_a_swapped_key_file_with_its_fingerprint(make_registry, database_url, tmp_path):

@@ -423,21 +423,25 @@ class VerifyProblem(Result):
     kind, for the ledger: modified | deleted | inserted | reordered | checkpoint | subtree |
     frontier | key; for the decision log: decision-modified | decision-deleted |
     decision-inserted | decision-reordered | decision-rewritten | decision-ledger-size |
-    decision-policy; for the audit log the same with `audit-` (no size or policy).
+    decision-policy; for the audit log the same with `audit-` (no size or policy); standing
+    (`verify --deep`).
     """
 
-    _omit_if_none: ClassVar[tuple[str, ...]] = ("decision", "position", "checkpoint")
+    _omit_if_none: ClassVar[tuple[str, ...]] = ("decision", "position", "subject", "checkpoint")
 
     kind: str
     entry: int | None  # the ledger entry concerned
     message: str
     decision: str | None = None  # the decision's id
     position: int | None = None  # the row's position in its log (decisions, audit)
+    subject: str | None = None  # the pseudonym whose materialized standing differs
     checkpoint: int | None = None  # the ledger size of the checkpoint concerned
 
 
 @dataclass(slots=True, frozen=True)
 class VerifyReport(Result):
+    _omit_if_none: ClassVar[tuple[str, ...]] = ("standings",)
+
     ok: bool
     size: int
     root: str | None
@@ -446,6 +450,7 @@ class VerifyReport(Result):
     problems: list[VerifyProblem]
     decisions: int = 0  # rows of the decision log read
     audit: int = 0  # rows of the audit log read
+    standings: int | None = None  # materialized standings recomputed (`--deep`)
 
 
 # -- ratings -----------------------------------------------------------------------------------

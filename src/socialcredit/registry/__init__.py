@@ -78,7 +78,7 @@ class Registry:
         self.decisions = Decisions(store, self.policies, self.view, self.standings, self.audit_trail)
         self.ratings = Ratings(store, self.policies, self.view, self.appender, self.standings, self.audit_trail,
                                self.pseudonym)
-        self.proofs = Proofs(store)
+        self.proofs = Proofs(store, self.policies, self.standings)
 
     # -- opening and closing -------------------------------------------------------------------
 
@@ -307,10 +307,16 @@ class Registry:
     def consistency_proof(self, old_size: int, new_size: int | None = None) -> ConsistencyProof:
         return self.proofs.consistency(old_size, new_size)
 
-    def verify(self, progress: Callable[[int], None] | None = None) -> VerifyReport:
-        """Recompute the ledger's tree, the key anchor and both logs' hash chains."""
+    def verify(self, progress: Callable[[int], None] | None = None, *, deep: bool = False) -> VerifyReport:
+        """Recompute the ledger's tree, the key anchor and both logs' hash chains; with `deep`,
+        every materialized standing too."""
         fingerprint = self._pseudonymizer.fingerprint if self._pseudonymizer is not None else None
-        return self.proofs.verify(progress, key_fingerprint=fingerprint)
+        return self.proofs.verify(progress, key_fingerprint=fingerprint, deep=deep)
+
+    def count_to_verify(self, *, deep: bool = False) -> int:
+        """How many rows `verify` reads (entries, decisions, audit records; standings with `deep`)."""
+        total = self.store.ledger.count() + self.store.decisions.count() + self.store.audit.count()
+        return total + (self.store.standings.count() if deep else 0)
 
     # -- audit ---------------------------------------------------------------------------------
 
