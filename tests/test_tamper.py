@@ -4,7 +4,8 @@ Each test plays an attacker with direct database access (`behind_its_back`) and 
 `verify` names what was done: the decision and audit logs (hash chains whose heads the
 checkpoints record), the materialized standings (`deep`), the pseudonym key (anchored in
 the ledger), the checkpoints' frontiers, the columns of policy entries, and decisions that
-hold at a ledger size the ledger no longer reaches.
+hold at a ledger size the ledger no longer reaches. Where verify alone cannot see an attack
+(a consistent rewrite or cut), a tree head published earlier does (`against`).
 """
 
 from __future__ import annotations
@@ -338,6 +339,59 @@ def test_verify_reports_a_subject_written_into_a_policy_entry(make_registry):
     problems = registry.verify().problems
     assert [(p.kind, p.entry) for p in problems] == [("modified", 0)]
     assert problems[0].message == "entry #0: column subject is set but its body has none (modified)"
+
+
+# -- what only a published tree head shows -----------------------------------------------------
+
+
+def test_a_consistent_rewrite_of_the_log_after_the_last_checkpoint_needs_a_published_head(make_registry):
+    registry, ids = _decided(make_registry)
+    published = registry.publish()
+    assert (published.size, published.decisions.count) == (3, 6)
+    allow_rewriting(registry, "decisions")
+    _sql(registry, "UPDATE decisions SET allowed = :a, effect = 'deny' WHERE id = :i", a=False, i=ids[4])
+    _rechain(registry, 4)
+    assert registry.verify().ok  # no checkpoint recorded a head after decision #3: verify cannot see it
+    problems = registry.verify(against=published).problems
+    assert [(p.kind, p.position) for p in problems] == [("decision-rewritten", 5)]
+    assert "the head recorded in the published tree head" in problems[0].message
+
+
+def test_a_consistent_cut_of_the_ledger_needs_a_published_head(make_registry):
+    registry = make_registry(CHINA)
+    registry.ingest([_listed()])
+    published = registry.publish()
+    registry.ingest([_listed("bob", 2, "2025-002")])
+    assert registry.verify(against=published).ok  # the ledger extends what was published
+    allow_rewriting(registry)
+    _sql(registry, "DELETE FROM entries WHERE seq >= 1")
+    _sql(registry, "DELETE FROM checkpoints WHERE size >= 2")
+    assert registry.verify().ok  # a cut with its checkpoints looks like a smaller ledger
+    problems = registry.verify(against=published).problems
+    assert [(p.kind, p.entry) for p in problems] == [("published", None)]
+    assert problems[0].message == ("a tree head of size 2 was published, but the ledger's last checkpoint is at "
+                                   "size 1 (entries were cut from the end)")
+
+
+def test_a_rewritten_ledger_does_not_extend_the_published_head(make_registry):
+    registry = make_registry(CHINA)
+    registry.ingest([_listed()])
+    published = registry.publish()
+    # Rewrite entry #1 consistently: a new body, its leaf, the checkpoint's root and frontier.
+    from socialcredit.ledger import merkle
+
+    allow_rewriting(registry)
+    body = registry.store.ledger.iter_rows().__next__()  # entry #0 stays
+    forged = next(r for r in registry.store.ledger.iter_rows() if r.seq == 1).body.replace("2025-001", "2025-999")
+    leaf = merkle.leaf_hash(forged.encode())
+    frontier = merkle.Frontier.from_leaves([body.leaf_hash, leaf])
+    _sql(registry, "UPDATE entries SET body = :b, leaf_hash = :h WHERE seq = 1", b=forged, h=leaf)
+    _sql(registry, "UPDATE checkpoints SET root = :r, frontier = :f WHERE size = 2", r=frontier.root(),
+         f=json.dumps(frontier.to_json()))
+    assert registry.verify().ok
+    problems = registry.verify(against=f"{published.size}:{published.root}").problems
+    assert [p.kind for p in problems] == ["published"]
+    assert "does not extend the tree head published at size 2" in problems[0].message
 
 
 # -- upgrading a registry from before the chains -----------------------------------------------

@@ -25,7 +25,8 @@ name a ledger size the ledger has reached and a policy the ledger activated.
 
 What this cannot see: a consistent rewrite (every hash, head and checkpoint recomputed) or a
 cut from the end of the ledger with its checkpoints; rows appended to a log after its last
-recorded head by someone who also moves the head.
+recorded head by someone who also moves the head. A tree head published earlier catches the
+first two (`check_published`: a consistency proof); see README, "What verify can and cannot see".
 
 It reads rows handed to it (any iterables of stored rows), so it knows no database; the
 registry streams them from the store.
@@ -80,7 +81,7 @@ class Anchor(NamedTuple):
 
     count: int
     head: bytes
-    where: str  # "in log_heads", "in the checkpoint of ledger size 12"
+    where: str  # "in log_heads", "in the checkpoint of ledger size 12", "in the published tree head"
     checkpoint: int | None = None
 
 
@@ -161,6 +162,20 @@ def check_key(facts: LedgerFacts, meta_fingerprint: str | None, key_fingerprint:
                                f"anchored {anchored} at entry #{first}: it is not this registry's key")
 
 
+def check_published(size: int, root: bytes, facts: LedgerFacts, proof: Sequence[bytes] | str,
+                    problems: Problems) -> None:
+    """Does the ledger extend a tree head published earlier? `proof` is the consistency proof
+    from `size` to the last checkpoint's size, read from the stored tree (or why it could not be)."""
+    if size > facts.size:
+        problems("published", None, f"a tree head of size {size} was published, but the ledger's last checkpoint "
+                                    f"is at size {facts.size} (entries were cut from the end)")
+    elif isinstance(proof, str):
+        problems("published", None, f"no consistency proof from the published size {size}: {proof}")
+    elif not merkle.verify_consistency(size, facts.size, root, facts.root, proof):
+        problems("published", None, f"the ledger does not extend the tree head published at size {size} "
+                                    "(history before it was rewritten)")
+
+
 class DecisionChecks:
     """A decision must hold at a ledger size the ledger reached, under a policy the ledger activated.
 
@@ -207,7 +222,7 @@ def verify_log(log: str, rows: Iterable[LogRow], anchors: Sequence[Anchor], prob
                progress: Progress = None) -> int:
     """Recompute a log's hash chain from its rows (in position order; unnumbered ones first).
 
-    `anchors` are the heads recorded elsewhere (the checkpoints); `head` is the
+    `anchors` are the heads recorded elsewhere (checkpoints, a published tree head); `head` is the
     one in log_heads, read before the rows. Rows may be appended while they are read, so the
     rows beyond the head are judged against the head as `head_later` reads it afterwards: a row
     beyond that one the registry did not write. Returns how many rows were read.
