@@ -173,27 +173,28 @@ def test_verify_reports_a_decision_slipped_into_the_middle_of_the_log(make_regis
     assert not {kind for kind, _ in found} & {"decision-modified", "decision-reordered"}
 
 
+def _swap(registry, first: int, second: int):
+    """Swap two decisions' positions in the log (their rows, hashes and all, stay as they were)."""
+    allow_rewriting(registry, "decisions")
+    _sql(registry, "UPDATE decisions SET seq = -1 WHERE seq = :a", a=first)
+    _sql(registry, "UPDATE decisions SET seq = :a WHERE seq = :b", a=first, b=second)
+    _sql(registry, "UPDATE decisions SET seq = :b WHERE seq = -1", b=second)
+    return registry.verify()
+
+
 def test_verify_reports_reordered_decisions(make_registry):
     registry, ids = _decided(make_registry)
-    allow_rewriting(registry, "decisions")
-    _sql(registry, "UPDATE decisions SET seq = -1 WHERE seq = 1")
-    _sql(registry, "UPDATE decisions SET seq = 1 WHERE seq = 2")
-    _sql(registry, "UPDATE decisions SET seq = 2 WHERE seq = -1")
-    problems = registry.verify().problems
-    assert _found(registry.verify()) == {("decision-reordered", ids[1]), ("decision-reordered", ids[2])}
-    assert problems[0].message == f"decision {ids[2]} (#1) was logged at #2, after decision {ids[1]} (#2) in the " \
-                                  "hash chain (reordered)"
+    report = _swap(registry, 1, 2)
+    assert _found(report) == {("decision-reordered", ids[1]), ("decision-reordered", ids[2])}
+    assert report.problems[0].message == (f"decision {ids[2]} (#1) was logged at #2, after decision {ids[1]} (#2) "
+                                          "in the hash chain (reordered)")
 
 
 def test_verify_names_only_the_two_decisions_swapped_far_apart(make_registry):
     registry, ids = _decided(make_registry)
-    allow_rewriting(registry, "decisions")
-    _sql(registry, "UPDATE decisions SET seq = -1 WHERE seq = 0")
-    _sql(registry, "UPDATE decisions SET seq = 0 WHERE seq = 4")
-    _sql(registry, "UPDATE decisions SET seq = 4 WHERE seq = -1")
-    problems = registry.verify().problems
-    assert _found(registry.verify()) == {("decision-reordered", ids[0]), ("decision-reordered", ids[4])}
-    assert sorted(p.message for p in problems) == [
+    report = _swap(registry, 0, 4)
+    assert _found(report) == {("decision-reordered", ids[0]), ("decision-reordered", ids[4])}
+    assert sorted(p.message for p in report.problems) == [
         f"decision {ids[0]} (#4) was logged at #0, after the log's start in the hash chain (reordered)",
         f"decision {ids[4]} (#0) was logged at #4, after decision {ids[3]} (#3) in the hash chain (reordered)"]
 
