@@ -471,6 +471,69 @@ def test_verify_fails_after_an_entry_is_altered_in_the_database(reg):
     assert {"kind": "modified", "entry": 1} in [{k: p[k] for k in ("kind", "entry")} for p in result["problems"]]
 
 
+def test_verify_deep_recomputes_the_standings_and_names_an_edited_one(china):
+    assert china.check("transport.rail.high_speed", "2026-03-01")[0] == 3  # denied
+    deep = china.json("verify", "--deep")
+    assert (deep["ok"], deep["standings"], deep["decisions"]) == (True, 1, 1)
+    with sqlite3.connect(china.db) as conn:
+        (subject, body), = conn.execute("SELECT subject, body FROM standings").fetchall()
+        edited = json.loads(body)
+        edited["measures"] = []
+        conn.execute("UPDATE standings SET body = ? WHERE subject = ?", (json.dumps(edited), subject))
+    conn.close()
+    assert china.check("transport.rail.high_speed", "2026-03-01")[0] == 0  # the edit allows it now
+    assert china.json("verify")["ok"] is True  # a standing is derived: only --deep recomputes it
+    result = china.json("verify", "--deep", code=1)
+    assert [(p["kind"], p["subject"]) for p in result["problems"]] == [("standing", subject)]
+    text = china.run("verify", "--deep")
+    assert text.exit_code == 1
+    assert text.stdout.splitlines() == [
+        "NOT OK: 1 problem(s) in 2 entries, 2 decisions and 1 audit records",
+        f"  the materialized standing of {subject} differs from the fold of its entries (measures)"]
+
+
+def test_root_publish_writes_a_tree_head_that_verify_against_checks(reg):
+    reg.ingest(ticket("t1"))
+    published = reg.folder / "head.json"
+    reg.ok("root", "--publish", str(published))
+    head = json.loads(published.read_text())
+    assert set(head) == {"format", "size", "root", "decisions", "audit", "published_at", "published_by"}
+    assert (head["format"], head["size"], head["root"]) == ("socialcredit-tree-head/1", 2, reg.json("root")["root"])
+    assert head["audit"]["count"] == 1 and len(head["audit"]["head"]) == 64
+    assert head["decisions"]["count"] == 0 and head["published_by"].startswith("cli:")
+    assert json.loads(reg.ok("root", "--publish").stdout)["root"] == head["root"]  # to standard output
+    reg.ingest(ticket("t2"))
+    result = reg.json("verify", "--against", str(published))
+    assert (result["ok"], result["against"], result["size"]) == (True, 2, 3)
+    assert reg.ok("verify", "--against", f"2:{head['root']}").stdout.strip().endswith(
+        "extends the published tree head of size 2")
+    with sqlite3.connect(reg.db) as conn:  # cut the ledger back to entry #0, checkpoints and all
+        conn.execute("DROP TRIGGER entries_no_delete")
+        conn.execute("DELETE FROM entries WHERE seq >= 1")
+        conn.execute("DELETE FROM checkpoints WHERE size >= 2")
+    conn.close()
+    assert reg.json("verify")["ok"] is True  # consistent: verify alone cannot see a cut
+    cut = reg.json("verify", "--against", str(published), code=1)
+    assert [p["kind"] for p in cut["problems"]] == ["published"]
+    assert "was published, but the ledger's last checkpoint is at size 1" in cut["problems"][0]["message"]
+
+
+@pytest.mark.parametrize("against, message", [
+    ("nowhere.json", "error: nowhere.json: no such file (--against takes a file from `root --publish`, or SIZE:ROOT)"),
+    ("2:abc", "error: --against takes a file written by `socialcredit root --publish` (or `root --json`), or "
+              "SIZE:ROOT (a size, a colon and 64 hex digits); got '2:abc'"),
+])
+def test_verify_against_something_that_is_no_tree_head_fails_in_one_line_with_status_2(reg, against, message):
+    result = reg.run("verify", "--against", against)
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [message]
+
+
+def test_root_with_a_file_but_no_publish_fails_in_one_line(reg):
+    result = reg.run("root", "head.json")
+    assert (result.exit_code, result.stderr.strip()) == (2, "error: head.json: a file is written only with --publish")
+
+
 def test_prove_on_a_ledger_that_lost_an_entry_fails_in_one_line_with_status_1(reg):
     reg.ingest(ticket("t1"), ticket("t2"), ticket("t3"))
     assert reg.json("prove", "2")["size"] == 4

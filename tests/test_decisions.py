@@ -7,7 +7,7 @@ from sqlalchemy import text
 
 from socialcredit.policy.load import load_policy
 
-from conftest import at, behind_its_back, event
+from conftest import allow_tampering, at, behind_its_back, event
 from socialcredit.results import Verdict
 
 
@@ -62,7 +62,8 @@ def test_replay_detects_a_decision_that_the_ledger_does_not_support(make_registr
     registry = make_registry("china-judgment-defaulters")
     registry.ingest([_listed()])
     decision = registry.check("11010519491231002X", "transport.air", at="2026-06-01")
-    with behind_its_back(registry) as conn:  # someone edits the decision log
+    with behind_its_back(registry) as conn:  # someone edits the decision log (switching its guard off first)
+        allow_tampering(conn, registry.store.db.backend, "decisions")
         conn.execute(text("UPDATE decisions SET allowed = :a, effect = 'allow' WHERE id = :i"),
                      {"a": True, "i": decision.decision_id})
     assert registry.replay(decision.decision_id).same is False

@@ -439,19 +439,68 @@ class ConsistencyProof(Result):
 
 @dataclass(slots=True, frozen=True)
 class VerifyProblem(Result):
-    kind: str  # modified | deleted | inserted | reordered | checkpoint | subtree
-    entry: int | None
+    """One thing `verify` found wrong, and where: a ledger entry, a checkpoint, a row of a log, a standing.
+
+    kind, for the ledger: modified | deleted | inserted | reordered | checkpoint | subtree |
+    frontier | key; for the decision log: decision-modified | decision-deleted |
+    decision-inserted | decision-reordered | decision-rewritten | decision-ledger-size |
+    decision-policy; for the audit log the same with `audit-` (no size or policy); standing
+    (`verify --deep`); published (`verify --against`).
+    """
+
+    _omit_if_none: ClassVar[tuple[str, ...]] = ("decision", "position", "subject", "checkpoint")
+
+    kind: str
+    entry: int | None  # the ledger entry concerned
     message: str
+    decision: str | None = None  # the decision's id
+    position: int | None = None  # the row's position in its log (decisions, audit)
+    subject: str | None = None  # the pseudonym whose materialized standing differs
+    checkpoint: int | None = None  # the ledger size of the checkpoint concerned
 
 
 @dataclass(slots=True, frozen=True)
 class VerifyReport(Result):
+    _omit_if_none: ClassVar[tuple[str, ...]] = ("standings", "against")
+
     ok: bool
     size: int
     root: str | None
     entries: int
     checkpoints: int
     problems: list[VerifyProblem]
+    decisions: int = 0  # rows of the decision log read
+    audit: int = 0  # rows of the audit log read
+    standings: int | None = None  # materialized standings recomputed (`--deep`)
+    against: int | None = None  # the size of the published tree head checked (`--against`)
+
+
+@dataclass(slots=True, frozen=True)
+class LogHead(Result):
+    """A log's head: how many rows it holds and the chain hash of the last (ledger/chains.py)."""
+
+    count: int
+    head: str
+
+
+@dataclass(slots=True, frozen=True)
+class PublishedHead(Result):
+    """A tree head to publish (`root --publish`): the ledger's size and root and the logs' heads.
+
+    Not signed with a key: it is the operator's statement, worth what the place it is
+    published in is worth (somewhere the registry's operator cannot change it later).
+    `verify --against` checks that the registry still extends it.
+    """
+
+    _omit_if_none: ClassVar[tuple[str, ...]] = ("decisions", "audit", "published_at", "published_by")
+
+    format: str
+    size: int
+    root: str
+    decisions: LogHead | None = None
+    audit: LogHead | None = None
+    published_at: str | None = None
+    published_by: str | None = None
 
 
 # -- ratings -----------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -123,31 +124,69 @@ def rebuild(as_json: JsonFlag = False):
 
 @app.command()
 @handles_errors
-def verify(as_json: JsonFlag = False):
-    """Recompute the Merkle tree from every stored entry; exit 1 if anything was altered."""
+def verify(
+    deep: Annotated[bool, typer.Option("--deep", help="Also recompute every materialized standing from the ledger and compare.")] = False,
+    against: Annotated[Optional[str], typer.Option("--against", metavar="FILE_OR_ROOT", help="A tree head published earlier (a file from `root --publish`, or SIZE:ROOT): prove the ledger still extends it.")] = None,
+    as_json: JsonFlag = False,
+):
+    """Recompute the Merkle tree, the key anchor and the decision and audit logs' hash chains; exit 1 if anything was altered."""
+    published = _published_text(against) if against is not None else None
     with open_registry() as registry, progress(not as_json) as bar:
-        task = bar.add_task("Verifying", total=registry.count_entries())
-        report = registry.verify(progress=lambda n: bar.advance(task, n))
+        task = bar.add_task("Verifying", total=registry.count_to_verify(deep=deep))
+        report = registry.verify(progress=lambda n: bar.advance(task, n), deep=deep, against=published)
     if as_json:
         print_json(report)
     elif report.ok:
-        out.print(f"[green]OK[/]: {report.entries} entries, {report.checkpoints} checkpoints, size {report.size}, "
-                  f"root {report.root}")
+        extra = "" if report.standings is None else f", {report.standings} standings recomputed"
+        extends = "" if report.against is None else f"; extends the published tree head of size {report.against}"
+        out.print(f"[green]OK[/]: {report.entries} entries, {report.checkpoints} checkpoints, {report.decisions} "
+                  f"decisions, {report.audit} audit records{extra}, size {report.size}, root {report.root}{extends}")
     else:
-        out.print(f"[red]NOT OK[/]: {len(report.problems)} problem(s) in {report.entries} entries")
+        out.print(f"[red]NOT OK[/]: {len(report.problems)} problem(s) in {report.entries} entries, "
+                  f"{report.decisions} decisions and {report.audit} audit records")
         for problem in report.problems:
             out.print(f"  {escape(problem.message)}", highlight=False)
     if not report.ok:
         raise typer.Exit(EXIT_CHECK_FAILED)
 
 
+def _published_text(against: str) -> str:
+    """The text of a published tree head: the file's if `against` names one, else `against` (SIZE:ROOT)."""
+    path = Path(against)
+    if path.is_file():
+        try:
+            return path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidInput(f"{against}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
+    if ":" not in against:
+        raise NotFound(f"{against}: no such file (--against takes a file from `root --publish`, or SIZE:ROOT)")
+    return against
+
+
 @app.command()
 @handles_errors
-def root(as_json: JsonFlag = False):
-    """The ledger's size and Merkle root (publish it; `consistency` proves later roots extend it)."""
+def root(
+    file: Annotated[Optional[Path], typer.Argument(help="With --publish: where to write the tree head (default: standard output).")] = None,
+    publish: Annotated[bool, typer.Option("--publish", help="Write a tree head to publish: size, root, time and the logs' heads, as JSON.")] = False,
+    as_json: JsonFlag = False,
+):
+    """The ledger's size and Merkle root; with --publish, a tree head to publish (`verify --against` checks it later)."""
+    if file is not None and not publish:
+        raise InvalidInput(f"{file}: a file is written only with --publish")
     with open_registry() as registry:
-        result = registry.root()
-    show(result, as_json, f"size {result.size} root {result.root}")
+        result = registry.publish(caller=caller()) if publish else registry.root()
+    if not publish:
+        show(result, as_json, f"size {result.size} root {result.root}")
+    elif file is None:
+        print_json(result)
+    else:
+        try:
+            file.write_text(json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise InvalidInput(f"{file}: cannot write it ({exc.strerror or exc})") from None
+        show(result, as_json, f"Wrote the tree head of size {result.size} to {escape(str(file))}: publish it where "
+                              "it cannot be changed later; `socialcredit verify --against` checks the registry "
+                              "still extends it.")
 
 
 @app.command()

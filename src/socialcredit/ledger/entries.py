@@ -16,7 +16,8 @@ from ..instants import format_instant, parse_stored_instant
 EVENT = "event"
 VOID = "void"
 POLICY = "policy"
-KINDS = (EVENT, VOID, POLICY)
+KEY = "key"  # anchors the pseudonym key's fingerprint (a registry from before entry #0 carried it)
+KINDS = (EVENT, VOID, POLICY, KEY)
 
 
 _EVENT_TEMPLATE = (
@@ -84,6 +85,8 @@ class Entry(NamedTuple):
     attributes_json: str | None = None
     # what the registry itself fixed at ingest (a rating's weight and why), hashed with the rest
     derived: dict | None = None
+    # the pseudonym key's fingerprint, anchored in the ledger: in entry #0 (a policy) or a key entry
+    key_fingerprint: str | None = None
 
     def body(self) -> dict:
         """The canonical dict: exactly the fields that are hashed."""
@@ -106,8 +109,10 @@ class Entry(NamedTuple):
                 body["derived"] = self.derived
         elif self.kind == VOID:
             body.update(subject=self.subject, target=self.target, reason=self.reason)
-        else:
+        elif self.kind == POLICY:
             body.update(policy=self.policy)
+        if self.key_fingerprint is not None:
+            body["key_fingerprint"] = self.key_fingerprint
         return body
 
     def canonical(self, recorded_at: str | None = None) -> str:
@@ -149,7 +154,7 @@ class Entry(NamedTuple):
             )
         if kind == VOID:
             return cls(**common, subject=body["subject"], target=body["target"], reason=body["reason"])
-        return cls(**common, policy=body["policy"])
+        return cls(**common, policy=body.get("policy"), key_fingerprint=body.get("key_fingerprint"))
 
 
 def event_content(subject: str, subject_kind: str, event_type: str, occurred_us: int, attributes_json: str) -> tuple:

@@ -11,7 +11,7 @@
     standings     standings.py   materialize, rebuild, read and explain standings
     decisions     decisions.py   decide, log durably (group commit), replay
     ratings       ratings.py     rate, enrol, respond, reviews, global trust
-    proofs        proofs.py      tree head, inclusion and consistency proofs, verify
+    proofs        proofs.py      tree head, inclusion and consistency proofs, verify, published heads
     audit         audit.py       who read what, when and why
     view          view.py        what this process knows of the ledger, and its caches
 
@@ -34,8 +34,8 @@ from ..intake.identity import KeyFileError, Pseudonymizer, create_key_file, load
 from ..policy.compiled import Policy
 from ..policy.load import load_policy
 from ..results import (Activation, AuditLog, ConsistencyProof, Created, Decision, EntryWritten, Explanation,
-                       InclusionProof, InForce, IngestResult, LintCounts, RatingWritten, Rebuilt, Replay, Reviews,
-                       StandingReport, TreeHead, TrustReport, VerifyReport, Voided)
+                       InclusionProof, InForce, IngestResult, LintCounts, PublishedHead, RatingWritten, Rebuilt,
+                       Replay, Reviews, StandingReport, TreeHead, TrustReport, VerifyReport, Voided)
 from ..scoring.compact import CompactStanding
 from ..scoring.engine import Engine, FoldEngine
 from ..scoring.explain import policy_ref
@@ -47,7 +47,7 @@ from .caller import LIBRARY, Caller
 from .decisions import CheckRequest, Decisions
 from .ingest import Appender, RawEvents
 from .policies import PolicyBook
-from .proofs import Proofs
+from .proofs import Proofs, parse_published
 from .ratings import Ratings
 from .standings import Standings
 from .view import LedgerView
@@ -100,7 +100,7 @@ class Registry:
         self.decisions = Decisions(store, self.policies, self.view, self.standings, self.audit_trail)
         self.ratings = Ratings(store, self.policies, self.view, self.appender, self.standings, self.audit_trail,
                                self.pseudonym)
-        self.proofs = Proofs(store)
+        self.proofs = Proofs(store, self.policies, self.standings)
 
     # -- opening and closing -------------------------------------------------------------------
 
@@ -378,8 +378,25 @@ class Registry:
     def consistency_proof(self, old_size: int, new_size: int | None = None) -> ConsistencyProof:
         return self.proofs.consistency(old_size, new_size)
 
-    def verify(self, progress: Callable[[int], None] | None = None) -> VerifyReport:
-        return self.proofs.verify(progress)
+    def verify(self, progress: Callable[[int], None] | None = None, *, deep: bool = False,
+               against: PublishedHead | str | None = None) -> VerifyReport:
+        """Recompute the ledger's tree, the key anchor and both logs' hash chains; with `deep`,
+        every materialized standing too; with `against` (a published tree head, or its text:
+        see `publish`), prove that the ledger still extends it."""
+        if isinstance(against, str):
+            against = parse_published(against)
+        fingerprint = self._pseudonymizer.fingerprint if self._pseudonymizer is not None else None
+        return self.proofs.verify(progress, key_fingerprint=fingerprint, deep=deep, against=against)
+
+    def count_to_verify(self, *, deep: bool = False) -> int:
+        """How many rows `verify` reads (entries, decisions, audit records; standings with `deep`)."""
+        total = self.store.ledger.count() + self.store.decisions.count() + self.store.audit.count()
+        return total + (self.store.standings.count() if deep else 0)
+
+    def publish(self, *, caller: Caller = LIBRARY) -> PublishedHead:
+        """The tree head and the logs' heads, to publish: `verify(against=...)` later proves the
+        registry extends it (catching a rewrite or a cut that verify alone cannot see)."""
+        return self.proofs.publish(caller.principal)
 
     # -- audit ---------------------------------------------------------------------------------
 

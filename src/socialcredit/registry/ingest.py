@@ -15,7 +15,7 @@ import gc
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 
-from ..errors import Conflict, InvalidInput, NotFound
+from ..errors import Conflict, InvalidInput, NotFound, Tampered
 from ..instants import format_instant, now_us
 from ..intake.dedupe import sort_out
 from ..intake.identity import Pseudonymizer
@@ -184,7 +184,10 @@ class Appender:
             checkpoint = self._store.ledger.last_checkpoint(tx)
             size = checkpoint.size if checkpoint else 0
             self._view.catch_up(size)
-            entry = Entry(size, POLICY, now_us(), policy=body)
+            # Entry #0 anchors the pseudonym key's fingerprint in the ledger, so that a key
+            # swapped together with the meta table's fingerprint shows in `verify`.
+            entry = Entry(size, POLICY, now_us(), policy=body,
+                          key_fingerprint=None if size else self._pseudonymizer().fingerprint)
             rows, nodes, new_checkpoint = self.hash_entries(policy, checkpoint, [entry])
             self._store.ledger.append(tx, rows, new_checkpoint, nodes)
             self._store.audit.insert(tx, [audit_row(caller, "activate", None, detail)])
@@ -204,7 +207,7 @@ class Appender:
                      actors: dict[int, str] | None = None):
         """Canonical bodies, leaf hashes, the subtree nodes they complete and the checkpoint that
         will cover them."""
-        frontier = merkle.Frontier.from_json(checkpoint.size, checkpoint.frontier) if checkpoint else merkle.Frontier()
+        frontier = _frontier(checkpoint)
         recorded_at = format_instant(entries[0].recorded_us)
         raters = {t: r[0][0] for t, r in policy.reference_attributes.items() if r}
         actors = actors or {}
@@ -249,6 +252,24 @@ class Appender:
         else:
             found.update((subject, []) for subject in missing)
         return found
+
+
+def _frontier(checkpoint: Checkpoint | None) -> merkle.Frontier:
+    """The last checkpoint's frontier, to extend; refused if it does not give the checkpoint's root.
+
+    An edited frontier would make this append's checkpoint wrong, and `verify` would then
+    blame this honest append; a root from the frontier costs a few hashes.
+    """
+    if checkpoint is None:
+        return merkle.Frontier()
+    try:
+        frontier = merkle.Frontier.from_json(checkpoint.size, checkpoint.frontier)
+    except ValueError:
+        frontier = None
+    if frontier is None or frontier.root() != checkpoint.root:
+        raise Tampered(f"the checkpoint of size {checkpoint.size} stores a frontier that does not give its root "
+                       "(edited behind the registry's back): nothing was written; run `socialcredit verify`")
+    return frontier
 
 
 def _event_entry(seq: int, recorded_us: int, event: ValidEvent, derived: dict | None) -> Entry:

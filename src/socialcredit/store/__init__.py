@@ -6,6 +6,7 @@
     store.standings   materialized standings (derived, rebuildable)
     store.decisions   the decision log
     store.audit       the audit log
+    store.log_heads   each log's head (its hash chain's last link)
     store.meta        what this database is (format, key fingerprint)
 
 Nothing in this package knows a rule, a rating or a policy; it stores and finds rows.
@@ -15,7 +16,8 @@ from __future__ import annotations
 
 from . import schema
 from .database import Database, ReadOnly, StoreError, Tx, Waiter
-from .derived import AuditRow, AuditTable, DecisionRow, DecisionsTable, MetaTable, StandingRow, StandingsTable
+from .derived import (AuditRow, AuditTable, DecisionRow, DecisionsTable, LogHeads, MetaTable, StandingRow,
+                      StandingsTable)
 from .ledger import Checkpoint, EntryRow, LedgerTables, PolicyActivation, TreeReader, entry_row
 from .urls import DatabaseURL, parse_url
 
@@ -27,6 +29,7 @@ class Store:
         self.standings = StandingsTable(db)
         self.decisions = DecisionsTable(db)
         self.audit = AuditTable(db)
+        self.log_heads = LogHeads(db)
         self.meta = MetaTable(db)
 
     @classmethod

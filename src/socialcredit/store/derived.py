@@ -1,7 +1,9 @@
 """Derived and log tables: materialized standings, the decision log, the audit log, meta.
 
 Standings can be thrown away and rebuilt from the ledger and the policy; the two logs are
-append-only records of what the registry answered and who read what.
+append-only records of what the registry answered and who read what, each a hash chain
+(ledger/chains.py): an insert numbers its rows after the log's head, hashes each onto the
+one before, and moves the head in `log_heads`, all in the caller's transaction.
 """
 
 from __future__ import annotations
@@ -9,7 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
+from ..errors import Tampered
+from ..ledger import chains
+from ..ledger.chains import LogRow
 from .database import Database, Tx
+from .urls import POSTGRESQL
 
 
 class StandingRow(NamedTuple):
@@ -52,9 +58,9 @@ class AuditRow(NamedTuple):
 
 _STANDING_COLUMNS = ("subject, policy_digest, known_size, valid_from_us, valid_until_us, cacheable, score, tier, "
                      "body")
-_DECISION_COLUMNS = ("id, subject, service, at_us, policy_digest, ledger_size, allowed, effect, measures, "
-                     "recorded_us, principal, role, purpose")
-_AUDIT_COLUMNS = "at_us, principal, role, action, subject, purpose, detail"
+_DECISION_COLUMNS = ", ".join(chains.DECISION_FIELDS)  # DecisionRow's fields, in the order they are hashed
+_AUDIT_COLUMNS = ", ".join(chains.AUDIT_FIELDS)  # AuditRow's
+_LOG_BATCH = 10_000
 
 
 class StandingsTable:
@@ -106,12 +112,23 @@ class DecisionsTable:
         self.db = db
 
     def insert(self, tx: Tx, rows: Sequence[DecisionRow]) -> None:
-        tx.executemany(f"INSERT INTO decisions ({_DECISION_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        """Append decisions to the log's hash chain (one SHA-256 each)."""
+        _append_chained(self.db, tx, chains.DECISIONS, "decisions", _DECISION_COLUMNS, rows)
 
     def get(self, decision_id: str) -> DecisionRow | None:
         with self.db.read() as t:
             row = t.one(f"SELECT {_DECISION_COLUMNS} FROM decisions WHERE id = ?", (decision_id,))
-        return None if row is None else DecisionRow(*row[:6], bool(row[6]), *row[7:])
+        return None if row is None else _decision(row)
+
+    def chained(self) -> Iterator[LogRow]:
+        """Every row, for `verify`: those with no position first, then in chain order."""
+        for seq, values, chain in _chained_rows(self.db, "decisions", _DECISION_COLUMNS):
+            row = _decision(values)
+            yield LogRow(seq, row.id, row, chain)
+
+    def count(self) -> int:
+        with self.db.read() as t:
+            return t.scalar("SELECT count(*) FROM decisions")
 
 
 class AuditTable:
@@ -122,7 +139,17 @@ class AuditTable:
         self.db = db
 
     def insert(self, tx: Tx, rows: Sequence[AuditRow]) -> None:
-        tx.executemany(f"INSERT INTO audit ({_AUDIT_COLUMNS}) VALUES (?,?,?,?,?,?,?)", rows)
+        """Append records to the audit log's hash chain."""
+        _append_chained(self.db, tx, chains.AUDIT, "audit", _AUDIT_COLUMNS, rows)
+
+    def chained(self) -> Iterator[LogRow]:
+        """Every record, for `verify`: those with no position first, then in chain order."""
+        for seq, values, chain in _chained_rows(self.db, "audit", _AUDIT_COLUMNS):
+            yield LogRow(seq, None, AuditRow(*values), chain)
+
+    def count(self) -> int:
+        with self.db.read() as t:
+            return t.scalar("SELECT count(*) FROM audit")
 
     def query(self, *, subject: str | None = None, principal: str | None = None, action: str | None = None,
               since_us: int | None = None, until_us: int | None = None, limit: int = 100) -> list[AuditRow]:
@@ -147,6 +174,57 @@ class AuditTable:
         return rows[:limit]
 
 
+def _decision(row) -> DecisionRow:
+    return DecisionRow(*row[:6], bool(row[6]), *row[7:])  # SQLite stores booleans as 0 and 1
+
+
+def _append_chained(db: Database, tx: Tx, log: str, table: str, columns: str, rows: Sequence[tuple]) -> None:
+    """Insert `rows` (tuples of `columns`) after the log's head, each with its position and
+    chain hash, and move the head: the caller's transaction holds the log until it commits."""
+    if not rows:
+        return
+    # SQLite's writer already holds the database's write lock; on PostgreSQL the head's row
+    # lock makes a second process wait for this one's commit and then read its new head.
+    lock = " FOR UPDATE" if db.backend == POSTGRESQL else ""
+    found = tx.one(f"SELECT size, head FROM log_heads WHERE log = ?{lock}", (log,))
+    if found is None:
+        raise Tampered(f"the {table} log has no head in log_heads (deleted behind the registry's back); "
+                       "run `socialcredit verify`")
+    size, head = found[0], bytes(found[1])
+    link = chains.link
+    chained = []
+    for row in rows:
+        head = link(head, row)
+        chained.append((*row, size, head))
+        size += 1
+    marks = ",".join(["?"] * (len(rows[0]) + 2))
+    tx.executemany(f"INSERT INTO {table} ({columns}, seq, chain) VALUES ({marks})", chained)
+    tx.execute("UPDATE log_heads SET size = ?, head = ? WHERE log = ?", (size, head, log))
+
+
+def _chained_rows(db: Database, table: str, columns: str) -> Iterator[tuple[int | None, tuple, bytes | None]]:
+    """(seq, the hashed columns, chain) of every row: unnumbered ones (which the registry never
+    writes) first, then by seq, a batch at a time."""
+    with db.read() as t:
+        for row in t.all(f"SELECT {columns}, chain FROM {table} WHERE seq IS NULL"):
+            yield None, row[:-1], _bytes(row[-1])
+    last = None  # no lower bound at first: a negative seq (never the registry's) is read too
+    while True:
+        with db.read() as t:
+            after = "seq IS NOT NULL" if last is None else "seq > ?"
+            rows = t.all(f"SELECT seq, {columns}, chain FROM {table} WHERE {after} ORDER BY seq LIMIT ?",
+                         (_LOG_BATCH,) if last is None else (last, _LOG_BATCH))
+        if not rows:
+            return
+        for row in rows:
+            yield row[0], row[1:-1], _bytes(row[-1])
+        last = rows[-1][0]
+
+
+def _bytes(value) -> bytes | None:
+    return None if value is None else bytes(value)  # psycopg gives memoryview
+
+
 def _filters(*, time: str, subject=None, principal=None, action=None, since_us=None, until_us=None):
     where, params = [], []
     for column, value in (("subject", subject), ("principal", principal), ("action", action)):
@@ -160,6 +238,17 @@ def _filters(*, time: str, subject=None, principal=None, action=None, since_us=N
         where.append(f"{time} < ?")
         params.append(until_us)
     return (f" WHERE {' AND '.join(where)}" if where else ""), params
+
+
+class LogHeads:
+    """Each log's head: (rows, the chain hash of the last), moved by every insert into the log."""
+
+    def __init__(self, db: Database):
+        self.db = db
+
+    def all(self, tx: Tx | None = None) -> dict[str, tuple[int, bytes]]:
+        with self.db.reading(tx) as t:
+            return {log: (size, bytes(head)) for log, size, head in t.all("SELECT log, size, head FROM log_heads")}
 
 
 class MetaTable:

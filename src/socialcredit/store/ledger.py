@@ -1,4 +1,5 @@
-"""The ledger's tables: entries (append-only) and checkpoints (each append's tree head).
+"""The ledger's tables: entries (append-only) and checkpoints (each append's tree head, and the
+logs' heads at that moment).
 
 Plain SQL over a `Database`; rows come back as `Entry` values or named row types. Nothing
 here knows what a rule, a rating or a void means: it stores and finds entries.
@@ -11,6 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import NamedTuple
 
+from ..ledger.chains import AUDIT, DECISIONS
 from ..ledger.entries import EVENT, POLICY, VOID, Entry
 from .database import Database, Tx
 
@@ -23,6 +25,14 @@ class Checkpoint(NamedTuple):
     root: bytes
     frontier: list[str]  # the hex roots of the complete subtrees the size decomposes into
     recorded_us: int
+
+
+class LogHeadsAt(NamedTuple):
+    """The logs' heads a checkpoint recorded (None in checkpoints from before migration 0005)."""
+
+    size: int  # the checkpoint's
+    decisions: tuple[int, bytes] | None
+    audit: tuple[int, bytes] | None
 
 
 class EntryRow(NamedTuple):
@@ -84,12 +94,27 @@ class LedgerTables:
                nodes: Sequence[tuple[int, int, bytes]]) -> None:
         """Insert entry rows, the subtree nodes (level, index, hash) they complete
         (`ledger.subtrees.append_leaves`) and the checkpoint that covers them, in the caller's
-        transaction. `nodes` is required, so no append can leave the stored tree behind."""
+        transaction. `nodes` is required, so no append can leave the stored tree behind.
+
+        The checkpoint also records the logs' heads as they are now, so that rewriting a log
+        means rewriting every checkpoint written since as well."""
         tx.executemany("INSERT INTO entries (seq, kind, recorded_us, provider, key, subject, type, occurred_us, "
                        "body, leaf_hash, actor) VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
         tx.executemany("INSERT INTO merkle_nodes (level, idx, hash) VALUES (?,?,?)", nodes)
-        tx.execute("INSERT INTO checkpoints (size, root, frontier, recorded_us) VALUES (?,?,?,?)",
-                   (checkpoint.size, checkpoint.root, json.dumps(checkpoint.frontier), checkpoint.recorded_us))
+        heads = {log: (size, bytes(head)) for log, size, head in tx.all("SELECT log, size, head FROM log_heads")}
+        decisions, audit = heads.get(DECISIONS, (None, None)), heads.get(AUDIT, (None, None))
+        tx.execute("INSERT INTO checkpoints (size, root, frontier, recorded_us, decisions_size, decisions_head, "
+                   "audit_size, audit_head) VALUES (?,?,?,?,?,?,?,?)",
+                   (checkpoint.size, checkpoint.root, json.dumps(checkpoint.frontier), checkpoint.recorded_us,
+                    *decisions, *audit))
+
+    def log_heads_at_checkpoints(self) -> list[LogHeadsAt]:
+        """The logs' heads each checkpoint recorded, by size (checkpoints from before 0005 recorded none)."""
+        with self.db.read() as t:
+            rows = t.all("SELECT size, decisions_size, decisions_head, audit_size, audit_head FROM checkpoints "
+                         "WHERE decisions_size IS NOT NULL OR audit_size IS NOT NULL ORDER BY size")
+        return [LogHeadsAt(size, _head(d_size, d_head), _head(a_size, a_head))
+                for size, d_size, d_head, a_size, a_head in rows]
 
     def existing_events(self, tx: Tx, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, str]]:
         """(provider, key) → (seq, body) for the keys already in the ledger."""
@@ -237,12 +262,20 @@ def row_entry(row) -> Entry:
                      provider, key, data["attributes"], derived=data.get("derived"))
     if kind == VOID:
         return Entry(seq, kind, recorded_us, subject, target=data["target"], reason=data["reason"])
-    return Entry(seq, kind, recorded_us, policy=data["policy"])
+    return Entry(seq, kind, recorded_us, policy=data.get("policy"), key_fingerprint=data.get("key_fingerprint"))
 
 
 def _checkpoint(row) -> Checkpoint:
     size, root, frontier, recorded_us = row
-    return Checkpoint(size, bytes(root), json.loads(frontier), recorded_us)
+    try:
+        hashes = json.loads(frontier)
+    except ValueError:
+        hashes = []  # edited into something that is not JSON: verify reports it, an append refuses it
+    return Checkpoint(size, bytes(root), hashes, recorded_us)
+
+
+def _head(size: int | None, head) -> tuple[int, bytes] | None:
+    return None if size is None or head is None else (size, bytes(head))
 
 
 def _chunks(values: list) -> Iterator[list]:

@@ -28,7 +28,8 @@ SCHEMA_HEAD = "0006"
 EMPTY = "empty"
 SCHEMA_ONLY = "schema only"  # migrated (by a DBA, or a test's template) but holding no registry yet
 _TABLES = {"alembic_version", "entries", "checkpoints", "merkle_nodes", "standings", "decisions", "audit", "meta",
-           "principals", "idempotency", "submissions"}
+           "principals", "idempotency", "submissions",
+           "log_heads"}
 
 
 def create(db: Database, meta: dict[str, str]) -> None:

@@ -2,7 +2,8 @@
 
 The ledger (`entries`) is the only source of truth; `merkle_nodes` is derived from it as it
 grows and never changes; `standings` is derived and can be rebuilt at any time; `decisions`
-and `audit` are logs.
+and `audit` are append-only logs, each a hash chain (ledger/chains.py) whose head is in
+`log_heads` and in every checkpoint.
 """
 
 from __future__ import annotations
@@ -54,6 +55,11 @@ checkpoints = Table(
     Column("root", LargeBinary(32), nullable=False),
     Column("frontier", Text, nullable=False),
     Column("recorded_us", BigInteger, nullable=False),
+    # migration 0005: the logs' heads when this checkpoint was written (none before 0005)
+    Column("decisions_size", BigInteger),
+    Column("decisions_head", LargeBinary(32)),
+    Column("audit_size", BigInteger),
+    Column("audit_head", LargeBinary(32)),
 )
 
 # The roots of the complete subtrees at the ledger's stored levels (see ledger/subtrees.py),
@@ -97,7 +103,10 @@ decisions = Table(
     Column("principal", String(200), nullable=False),
     Column("role", String(40)),  # migration 0003
     Column("purpose", Text),  # migration 0003: the caller's purpose, if it gave one
+    Column("seq", BigInteger),  # migration 0005: the position in the hash chain
+    Column("chain", LargeBinary(32)),  # migration 0005: the chain hash up to this row
     Index("ix_decisions_subject", "subject"),  # migration 0003
+    Index("ux_decisions_seq", "seq", unique=True),  # migration 0005
     sqlite_with_rowid=False,
 )
 
@@ -112,7 +121,21 @@ audit = Table(
     Column("detail", Text, nullable=False),
     Column("role", String(40)),  # migration 0003
     Column("purpose", Text),  # migration 0003
+    Column("seq", BigInteger),  # migration 0005: the position in the hash chain (ids may have gaps)
+    Column("chain", LargeBinary(32)),  # migration 0005
     Index("ix_audit_subject", "subject"),
+    Index("ux_audit_seq", "seq", unique=True),  # migration 0005
+)
+
+# Migration 0005: each log's head (rows, chain hash of the last), moved in the transaction
+# that appends to the log; on PostgreSQL its row is locked first, so two processes cannot
+# fork a chain.
+log_heads = Table(
+    "log_heads",
+    metadata,
+    Column("log", String(16), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("head", LargeBinary(32), nullable=False),
 )
 
 meta = Table(

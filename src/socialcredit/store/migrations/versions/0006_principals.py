@@ -14,14 +14,14 @@ the owner is gone.
 a provider can read the results of its own submissions later.
 
 Revision ID: 0006
-Revises: 0004 (re-chained onto 0005 when merged)
+Revises: 0005
 """
 
 from alembic import op
 import sqlalchemy as sa
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
