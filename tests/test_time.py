@@ -6,7 +6,7 @@ import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from socialcredit.instants import (EARLIEST_US, END_US, LATEST_US, Duration, TimeFormatError, TimeOutOfRange,
@@ -154,3 +154,41 @@ HOUR_US = 3_600_000_000
 ])
 def test_a_stored_time_is_read_to_the_instant_it_names(text, instant):
     assert parse_stored_instant(text) == instant
+
+
+ZONES = ["Asia/Shanghai", "Europe/Berlin", "America/Santiago", "Australia/Lord_Howe", "America/St_Johns", "UTC"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(parse_instant("1900-01-02T00:00:00Z"), parse_instant("2199-12-30T00:00:00Z")),
+       st.sampled_from(ZONES))
+def test_the_cached_offset_is_the_zones_offset_at_every_instant(instant, name):
+    from datetime import datetime
+
+    from socialcredit.instants import _utc_offset_us, zone_named
+
+    zone = zone_named(name)
+    if name == "UTC":
+        return
+    exact = datetime.fromtimestamp(instant // 1_000_000, zone).utcoffset() // timedelta(microseconds=1)
+    assert _utc_offset_us(instant, zone) == exact
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(parse_instant("1901-01-02T00:00:00Z"), parse_instant("2199-12-30T00:00:00Z")),
+       st.sampled_from(["P1D", "P1W", "P1M", "P1Y"]), st.sampled_from(ZONES[:5]))
+def test_a_local_period_starts_at_the_local_midnight_that_opens_it(instant, period, name):
+    from datetime import datetime
+
+    from socialcredit.instants import to_us, zone_named
+
+    zone = zone_named(name)
+    local = datetime.fromtimestamp(instant / 1_000_000, zone)
+    day = local.date()
+    first = {"P1D": day, "P1W": day - timedelta(days=day.weekday()), "P1M": day.replace(day=1),
+             "P1Y": day.replace(month=1, day=1)}[period]
+    start = period_start(instant, period, zone)
+    assert datetime.fromtimestamp(start / 1_000_000, zone).date() == first
+    assert start <= instant
+    # The period's first instant: a moment earlier is in the period before it.
+    assert datetime.fromtimestamp((start - 1) / 1_000_000, zone).date() < first

@@ -315,45 +315,45 @@ def period_start(instant: int, period: str, zone: tzinfo | None = None) -> int:
     """
     if zone is None or zone is timezone.utc:
         return _period_start_of_day(instant // _US_PER_DAY, period)
-    # Every real zone's offset is a whole number of quarter hours, so local period
-    # boundaries fall on quarter hours in UTC too: cache by quarter hour.
-    return _local_period_start(instant // _US_PER_QUARTER_HOUR, period, zone)
-
-
-_US_PER_QUARTER_HOUR = 900 * US_PER_SECOND
+    # The period on the local calendar: its first local midnight, named back in UTC.
+    local_day = (instant + _utc_offset_us(instant, zone)) // _US_PER_DAY
+    return _local_to_utc(_period_start_of_day(local_day, period), zone)
 
 
 def _utc_offset_us(instant: int, zone: tzinfo) -> int:
-    """The zone's offset from UTC at an instant. Every real zone's offsets change on quarter
-    hours, so the offset is cached by quarter hour."""
-    return _offset_of_quarter(instant // _US_PER_QUARTER_HOUR, zone)
+    """The zone's offset from UTC at an instant (hot: every lifetime, cap and date in a
+    non-UTC policy asks). A zone's offset changes at most once in a UTC day, so what a day
+    holds is looked up once and cached."""
+    before, change_at, after = _offsets_of_day(instant // _US_PER_DAY, zone)
+    return before if change_at is None or instant < change_at else after
 
 
-@lru_cache(maxsize=65_536)
-def _offset_of_quarter(quarter: int, zone: tzinfo) -> int:
-    return to_us(datetime.fromtimestamp(quarter * 900, zone).replace(tzinfo=timezone.utc)) - quarter * 900 * US_PER_SECOND
+@lru_cache(maxsize=262_144)
+def _offsets_of_day(day: int, zone: tzinfo) -> tuple[int, int | None, int]:
+    """(offset at the day's start, the instant it changes or None, offset after the change)."""
+    start = day * _US_PER_DAY
+    first, last = _offset_at(start, zone), _offset_at(start + _US_PER_DAY - US_PER_SECOND, zone)
+    if first == last:
+        return first, None, first
+    low, high = 0, 86_399  # seconds into the day: the offset is `first` at low, `last` at high
+    while high - low > 1:
+        middle = (low + high) // 2
+        if _offset_at(start + middle * US_PER_SECOND, zone) == first:
+            low = middle
+        else:
+            high = middle
+    return first, start + high * US_PER_SECOND, last
+
+
+def _offset_at(instant: int, zone: tzinfo) -> int:
+    offset = datetime.fromtimestamp(instant // US_PER_SECOND, zone).utcoffset()
+    return offset // _ONE_US
 
 
 def _local_to_utc(local_us: int, zone: tzinfo) -> int:
     """The instant a local wall time names: the offset in force then (in a gap or an overlap
     at a clock change, the offset of the instant one offset-length earlier decides)."""
     return local_us - _utc_offset_us(local_us - _utc_offset_us(local_us, zone), zone)
-
-
-@lru_cache(maxsize=65_536)
-def _local_period_start(quarter: int, period: str, zone: tzinfo) -> int:
-    local = datetime.fromtimestamp(quarter * 900, zone)
-    if period == "P1D":
-        start = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    elif period == "P1W":
-        start = datetime.combine(local.date() - timedelta(days=local.weekday()), datetime.min.time(), zone)
-    elif period == "P1M":
-        start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    elif period == "P1Y":
-        start = local.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
-    else:
-        raise TimeFormatError(f"{period!r} is not a calendar period (P1D, P1W, P1M or P1Y)")
-    return to_us(start)
 
 
 @lru_cache(maxsize=65_536)

@@ -115,7 +115,9 @@ class Validator:
             if default_provider.__class__ is not str or not default_provider:
                 raise InputError(None, f"--provider must name a provider, got {excerpt(default_provider)}")
             refuse_unstorable_name("provider", default_provider, None)
+            self._refuse_the_registrys_name(default_provider, None)
         self.default_provider = default_provider
+        self._providers_seen: set[str] = set()  # named by events of this batch and found acceptable
         self.clock = clock or now_us
         self.max_clock_skew_us = configured_clock_skew_us() if max_clock_skew_us is None else max_clock_skew_us
         # Every time up to here is known to be acceptable; the clock is read again only for a
@@ -155,13 +157,18 @@ class Validator:
             provider = self.default_provider
             if provider is None:
                 raise InputError(line, "missing 'provider' (give it in the event or with --provider)")
-        elif provider != self.default_provider:  # the default was looked at once, in __init__
+        elif provider != self.default_provider and (provider.__class__ is not str
+                                                     or provider not in self._providers_seen):
+            # The default was looked at once, in __init__; a file names few providers, so each
+            # is looked at once too.
             if provider.__class__ is not str:
                 raise InputError(line, f"provider must be text, got {excerpt(provider)}")
             refuse_unstorable_name("provider", provider, line)
             if self.default_provider is not None:
                 raise InputError(line, f"provider {excerpt(provider)} differs from --provider "
                                        f"{excerpt(self.default_provider)}")
+            self._refuse_the_registrys_name(provider, line)
+            self._providers_seen.add(provider)
         try:
             occurred = parse_instant(occurred_text)
             if occurred > self._accepted_until_us:
@@ -170,11 +177,6 @@ class Validator:
                 refuse_future(occurred, now, self.max_clock_skew_us)
         except TimeFormatError as exc:
             raise InputError(line, f"occurred_at: {exc}") from None
-        # The registry's own events never pass through here (registry/ingest.py makes them), so
-        # no submitted event may use its name or its event types.
-        if provider.strip().casefold() == REGISTRY_PROVIDER:
-            raise InputError(line, f"provider {REGISTRY_PROVIDER!r} is the registry itself: a submitted event "
-                                   "names the provider that reports it")
         if event_type in REGISTRY_EVENTS:
             raise InputError(line, f"{event_type} is recorded by the registry itself (`socialcredit trust "
                                    "--record`), not by a provider")
@@ -199,6 +201,15 @@ class Validator:
             attributes,
             attributes_json,
         )
+
+
+    @staticmethod
+    def _refuse_the_registrys_name(provider: str, line: int | None) -> None:
+        # The registry's own events never pass through here (registry/ingest.py makes them), so
+        # no submitted event may use its name or its event types.
+        if provider.strip().casefold() == REGISTRY_PROVIDER:
+            raise InputError(line, f"provider {REGISTRY_PROVIDER!r} is the registry itself: a submitted event "
+                                   "names the provider that reports it")
 
 
 def _text_field_problem(raw: dict) -> str:
