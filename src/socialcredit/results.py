@@ -63,7 +63,7 @@ def _adapter(cls):
 # -- the pieces of a standing ------------------------------------------------------------------
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class PolicyRef(Result):
     id: str
     version: str
@@ -71,7 +71,7 @@ class PolicyRef(Result):
     timezone: str = "UTC"  # the policy's calendar: its dates in words are in this zone
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class RuleReason(Result):
     """Points a record adds to (or takes from) the score or a dimension."""
 
@@ -85,7 +85,7 @@ class RuleReason(Result):
     effect: float | None = None  # on the score, bounds counted: a standing's effects add up to its change
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class CapReason(Result):
     """A record that holds the score at or below a cap."""
 
@@ -97,7 +97,7 @@ class CapReason(Result):
     text: str
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class ListReason(Result):
     """A stay on a list."""
 
@@ -110,7 +110,7 @@ class ListReason(Result):
     case: str | None
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class RatingReason(Result):
     """A rating that pulls a rating dimension down or up."""
 
@@ -127,7 +127,7 @@ class RatingReason(Result):
 Reason = Union[RuleReason, CapReason, ListReason, RatingReason]
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class ListStay(Result):
     list: str
     case: str | None
@@ -136,7 +136,7 @@ class ListStay(Result):
     until: str | None
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class AppliedMeasure(Result):
     """A measure that governed a decision (its reasons are the decision's)."""
 
@@ -149,20 +149,20 @@ class AppliedMeasure(Result):
     legal_basis: str
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class MeasureInForce(AppliedMeasure):
     """A measure that applies to the subject, with what it means and why it applies."""
 
     reasons: list[Reason]
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Reply(Result):
     entry: int
     text: str
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class RatingView(Result):
     """One rating a subject received, as they see it."""
 
@@ -186,7 +186,7 @@ class RatingView(Result):
 # -- standings and explanations ----------------------------------------------------------------
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class StandingParts(Result):
     """What a standing report and an explanation share."""
 
@@ -204,7 +204,7 @@ class StandingParts(Result):
     known_at: int
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class StandingReport(StandingParts):
     """A subject's standing: score, tier, dimensions, lists, measures and ranked reasons."""
 
@@ -214,7 +214,7 @@ class StandingReport(StandingParts):
     ratings: list[RatingView] | None = None  # policies with ratings only
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Effect(Result):
     """What one record does to the standing, in words."""
 
@@ -229,7 +229,7 @@ class Effect(Result):
     weight: float | None = None
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class ExplainedEntry(Result):
     entry: int
     type: str
@@ -240,14 +240,14 @@ class ExplainedEntry(Result):
     effects: list[Effect]
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Explanation(StandingParts):
     """Every record about a subject and what it does, with the standing it adds up to."""
 
     entries: list[ExplainedEntry] = field(default_factory=list)
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Reviews(Result):
     subject: str
     at: str
@@ -259,7 +259,7 @@ class Reviews(Result):
 # -- decisions ---------------------------------------------------------------------------------
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Decision(Result):
     """May this subject use this service? Logged before it is returned, and replayable."""
 
@@ -280,14 +280,14 @@ class Decision(Result):
     subject: str = ""  # the pseudonym; not part of the answer a service sees
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Verdict(Result):
     allowed: bool
     effect: str
     measures: list[str]
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Replay(Result):
     """A logged decision recomputed from the ledger as it was: `same` says whether it matches."""
 
@@ -305,7 +305,7 @@ class Replay(Result):
 # -- writing -----------------------------------------------------------------------------------
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class IngestProblem(Result):
     line: int | None
     error: str
@@ -324,7 +324,7 @@ class IngestResult(Result):
     written: bool = False
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class EntryWritten(Result):
     """One event the registry wrote for a command (enrol, respond)."""
 
@@ -335,7 +335,7 @@ class EntryWritten(Result):
     root: str | None
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class RatingWritten(Result):
     """A rating, with the weight fixed for it at ingest and why."""
 
@@ -350,7 +350,7 @@ class RatingWritten(Result):
     why_this_weight: str | None = None
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Voided(Result):
     void_entry: int
     cancels: int
@@ -358,14 +358,14 @@ class Voided(Result):
     root: str
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class LintCounts(Result):
     error: int
     warning: int
     info: int
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Activation(Result):
     """A policy put in force: its ledger entry, the tree head after it, what lint said."""
 
@@ -380,7 +380,7 @@ class Activation(Result):
     forced: str | None = None  # the reason given for activating despite lint errors
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class InForce(Result):
     """How the policy now in force got there: its activation entry, and whether it was forced
     past lint errors (by whom, why). Kept visible wherever the policy is shown."""
@@ -394,7 +394,7 @@ class InForce(Result):
     lint_errors: int | None = None
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Created(Result):
     db: str
     policy: PolicyRef
@@ -404,7 +404,7 @@ class Created(Result):
     key_beside_database: bool = False  # whoever copies the folder can re-identify every subject
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Rebuilt(Result):
     subjects: int
     engine: str = "fold"
@@ -413,13 +413,13 @@ class Rebuilt(Result):
 # -- tamper evidence ---------------------------------------------------------------------------
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class TreeHead(Result):
     size: int
     root: str
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class InclusionProof(Result):
     seq: int
     size: int
@@ -428,7 +428,7 @@ class InclusionProof(Result):
     proof: list[str]
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class ConsistencyProof(Result):
     old_size: int
     new_size: int
@@ -437,7 +437,7 @@ class ConsistencyProof(Result):
     proof: list[str]
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class VerifyProblem(Result):
     """One thing `verify` found wrong, and where: a ledger entry, a checkpoint, a row of a log, a standing.
 
@@ -459,7 +459,7 @@ class VerifyProblem(Result):
     checkpoint: int | None = None  # the ledger size of the checkpoint concerned
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class VerifyReport(Result):
     _omit_if_none: ClassVar[tuple[str, ...]] = ("standings", "against")
 
@@ -475,7 +475,7 @@ class VerifyReport(Result):
     against: int | None = None  # the size of the published tree head checked (`--against`)
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class LogHead(Result):
     """A log's head: how many rows it holds and the chain hash of the last (ledger/chains.py)."""
 
@@ -483,7 +483,7 @@ class LogHead(Result):
     head: str
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class PublishedHead(Result):
     """A tree head to publish (`root --publish`): the ledger's size and root and the logs' heads.
 
@@ -506,13 +506,13 @@ class PublishedHead(Result):
 # -- ratings -----------------------------------------------------------------------------------
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class TrustedSubject(Result):
     subject: str
     relative_trust: float
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Ring(Result):
     members: list[str]
     density: float
@@ -522,7 +522,7 @@ class Ring(Result):
     evidence: str
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class TrustReport(Result):
     subjects: int
     ratings: int
@@ -537,7 +537,7 @@ class TrustReport(Result):
 # -- audit -------------------------------------------------------------------------------------
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class AuditRecord(Result):
     at: str
     principal: str
@@ -548,7 +548,7 @@ class AuditRecord(Result):
     purpose: str | None = None
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class AuditLog(Result):
     subject: str | None
     entries: list[AuditRecord]

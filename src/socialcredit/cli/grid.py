@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from rich.markup import escape as _escape
-from rich.table import Table
 from rich.text import Text
 
 from .app import out
@@ -25,6 +24,8 @@ class Grid:
         self.rows.append(cells)
 
     def print(self, *whole: str) -> None:
+        from rich.table import Table  # only commands that print a table pay for it
+
         table = Table(title=_escape(self.title), title_justify="left", expand=False,
                       caption=_escape(self.caption) if self.caption else None, caption_justify="left")
         widths = self._widths(whole)

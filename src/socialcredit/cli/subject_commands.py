@@ -8,7 +8,6 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
-from ..policy.describe import scalar_words
 from ..results import StandingReport
 from .app import (EXIT_CHECK_FAILED, EXIT_DENIED, ApiKeyOption, AtOption, JsonFlag, KindOption, ServerOption,
                   SubjectArgument, app, caller, day, handles_errors, kind_option, open_registry, out, print_json,
@@ -185,6 +184,8 @@ def audit(
     table = Grid("Audit log, newest first", "time", "principal", "action", "subject", "detail")
     for item in result.entries:
         subject = item.subject or "—"
+        from ..policy.describe import scalar_words
+
         detail = ", ".join(f"{k} {_to_the_second(scalar_words(v))}" for k, v in item.detail.items() if v is not None)
         if item.purpose:
             detail = f"purpose {item.purpose}" + (f", {detail}" if detail else "")
