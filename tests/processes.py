@@ -5,6 +5,7 @@ leader of its own session, so anything it left behind is found by the session id
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -33,6 +34,14 @@ def session_members(session: int) -> list[int]:
 
 
 def start(command: list[str], env: dict) -> subprocess.Popen:
-    """A command in a session of its own, its output captured."""
+    """A command in a session of its own, its output captured, with Ctrl-C's default meaning.
+
+    A shell without job control starts its background commands with SIGINT ignored, and an
+    ignored signal stays ignored across exec: a suite started with `&` would otherwise send
+    its commands an interrupt they never see."""
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_default_interrupt)
+
+
+def _default_interrupt() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

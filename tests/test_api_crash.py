@@ -2,7 +2,9 @@
 
 Each trial starts a server process, sends a batch of 500 events under an Idempotency-Key,
 and kills the server (SIGKILL: no cleanup, no flush) at a random moment: while the body is
-read, while the events are checked, during the transaction or after the answer. Then a new
+read, while the events are checked, during the transaction or after the answer. Every fifth
+trial is killed just after its answer, and times the submission; the others' moments are
+drawn within that time, so both kinds of trial happen however loaded the machine is. Then a new
 server starts and the same submission is sent again with the same key, until it completes.
 
 Afterwards: every event of every submission that got a 2xx is in the ledger, none is in
@@ -115,8 +117,15 @@ def test_kill_9_during_submissions_loses_nothing_and_doubles_nothing(make_regist
                     first["error"] = exc
 
             sender = threading.Thread(target=submit)
+            started = time.monotonic()
             sender.start()
-            time.sleep(rng.uniform(0.0, 0.15))
+            if trial % 5 == 0:
+                # Killed right after its answer: how long a submission takes on this machine
+                # now, which the next trials' random moments are drawn within.
+                sender.join(30)
+                typical = time.monotonic() - started
+            else:
+                time.sleep(rng.uniform(0.0, 1.2 * typical))
             zygote.kill(pid)
             sender.join(30)
             pid, base = zygote.start()

@@ -157,3 +157,16 @@ def test_a_reference_can_come_from_standard_input_or_a_file_not_the_command_line
     empty = cli.runner.invoke(__import__("socialcredit.cli", fromlist=["app"]).app,
                               ["--db", cli.url, "standing", "-"], input="", env=__import__("test_cli").ENV)
     assert empty.exit_code == 2 and "no reference given" in empty.stderr
+
+
+def test_a_sqlite_url_with_two_slashes_is_refused_not_taken_for_an_in_memory_database(tmp_path):
+    from socialcredit.cli import app
+    from test_cli import ENV
+
+    cli = Registry(tmp_path)
+    result = cli.runner.invoke(app, ["--db", "sqlite://relative.db", "init"], env=ENV)
+    assert result.exit_code == 2
+    assert "sqlite://relative.db: a SQLite URL has three slashes before a relative path (sqlite:///relative.db)" \
+        in result.output
+    assert "in-memory" not in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "relative.db").exists() and not Path("relative.db").exists()
