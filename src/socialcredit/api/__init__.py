@@ -93,10 +93,12 @@ class ServiceApp(FastAPI):
     """The FastAPI app, with POST /v1/decisions taken first by the lean path (lean.py), which
     hands anything but a plain request back to the app itself."""
 
+    lean_decisions = True  # False: every request takes the full path (the tests compare the two)
     _lean: LeanDecisions | None = None
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http" and scope["path"] == LEAN_PATH and scope["method"] == "POST" and not self.root_path:
+        if (scope["type"] == "http" and scope["path"] == LEAN_PATH and scope["method"] == "POST" and not self.root_path
+                and self.lean_decisions):
             lean = self._lean
             if lean is None:
                 lean = self._lean = LeanDecisions(self, super().__call__)
