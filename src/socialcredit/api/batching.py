@@ -2,10 +2,12 @@
 
 A decision is committed before it is answered, and a commit is an fsync. Requests that arrive
 while a commit is under way wait for the next one together: the event loop queues each
-request and awaits its future; one thread per process takes everything queued, checks each
-request on its own (a bad one fails alone), decides the good ones caller by caller (one
-commit for each caller's share) and hands the answers back to the loop in one go. The loop
-never waits for the disk, and no request costs a thread of its own.
+request and awaits its future; a thread takes everything queued, checks each request on its
+own (a bad one fails alone), decides the good ones caller by caller (one commit for each
+caller's share) and hands the answers back to the loop in one go. Two such threads: while one
+waits for its commit (the fsync), the other decides what arrived meanwhile and queues it for
+the next commit (the log keeps the order in which they were decided). The loop never waits
+for the disk, and no request costs a thread of its own.
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ from ..registry.gateway import Gateway, ServiceDecision
 from ..registry.principals import Principal
 
 _MOST = 2_000  # requests decided in one go
+THREADS = 2  # one decides what has arrived while the other's commit is on the disk
 
 
 class DecisionBatcher:
     def __init__(self, gateway: Gateway):
         self._gateway = gateway
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
 
     async def decide(self, principal: Principal, ref: str, service: str, kind: str, at,
@@ -34,21 +37,24 @@ class DecisionBatcher:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._queue.put((loop, future, principal, ref, service, kind, at, purpose))
-        if self._thread is None:
+        if not self._threads:
             self._start()
         return await future
 
     def _start(self) -> None:
         with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="socialcredit-decisions", daemon=True)
-                self._thread.start()
+            if not self._threads:
+                self._threads = [threading.Thread(target=self._run, name=f"socialcredit-decisions-{n}", daemon=True)
+                                 for n in range(THREADS)]
+                for thread in self._threads:
+                    thread.start()
 
     def close(self) -> None:
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join(timeout=30)
-            self._thread = None
+        threads, self._threads = self._threads, []
+        for _thread in threads:
+            self._queue.put(None)  # each ends one thread
+        for thread in threads:
+            thread.join(timeout=30)
 
     def _run(self) -> None:
         while True:

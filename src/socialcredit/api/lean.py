@@ -24,7 +24,9 @@ from __future__ import annotations
 import json
 import logging
 import time
+from json.encoder import encode_basestring
 
+from ..results import _plain
 from .context import call, encode
 from .problems import from_error
 
@@ -55,6 +57,31 @@ def plain_body(data: bytes) -> tuple[str, str, str, str | None] | None:
             or (at is not None and (type(at) is not str or len(at) > 40))):
         return None
     return subject, service, kind, at
+
+
+_POLICIES: dict = {}  # a PolicyRef's JSON by its values (a process meets few policies)
+
+
+def decision_json(d) -> str:
+    """`encode(d.to_dict())` of a ServiceDecision, the same text, made directly: its fields in
+    their order, the policy's JSON made once. Anything of an unexpected type takes the general way."""
+    if (type(d.decision_id) is not str or type(d.allowed) is not bool or type(d.effect) is not str
+            or type(d.service) is not str or type(d.at) is not str or type(d.ledger_size) is not int
+            or type(d.service_known) is not bool):
+        return encode(d.to_dict())
+    ref = d.policy
+    key = (type(ref), ref.id, ref.version, ref.digest, ref.timezone)
+    policy = _POLICIES.get(key)
+    if policy is None:
+        policy = encode(_plain(ref))
+        if len(_POLICIES) < 64:
+            _POLICIES[key] = policy
+    measures = encode(_plain(d.measures)) if d.measures else "[]"
+    reasons = encode(_plain(d.reasons)) if d.reasons else "[]"
+    return (f'{{"decision_id": {encode_basestring(d.decision_id)}, "allowed": {"true" if d.allowed else "false"}, '
+            f'"effect": {encode_basestring(d.effect)}, "service": {encode_basestring(d.service)}, '
+            f'"at": {encode_basestring(d.at)}, "measures": {measures}, "reasons": {reasons}, "policy": {policy}, '
+            f'"ledger_size": {d.ledger_size}, "service_known": {"true" if d.service_known else "false"}}}')
 
 
 class LeanDecisions:
@@ -123,7 +150,7 @@ class LeanDecisions:
             scope.setdefault("state", {})["principal"] = principal_name
             await context.limiter.take(principal_name, principal.role)
             decision = await context.decisions.decide(principal, subject, service, kind, at, purpose_text)
-            data = encode(decision.to_dict()).encode("utf-8")
+            data = decision_json(decision).encode("utf-8")
             status = 201
             await send({"type": "http.response.start", "status": 201, "headers": [
                 (b"location", f"/v1/decisions/{decision.decision_id}".encode("latin-1")),
@@ -173,4 +200,4 @@ def _replay(messages: list, receive):
     return replay
 
 
-__all__ = ["LeanDecisions", "PATH", "plain_body"]
+__all__ = ["LeanDecisions", "PATH", "decision_json", "plain_body"]

@@ -47,9 +47,10 @@ def _log_config() -> dict:
 
     config = {**LOGGING_CONFIG, "loggers": dict(LOGGING_CONFIG["loggers"]), "formatters": dict(LOGGING_CONFIG["formatters"]),
               "handlers": dict(LOGGING_CONFIG["handlers"])}
-    # The service's own lines (the access log: one a request) with a formatter that does not copy each record.
+    # The service's own lines (the access log: one a request): a formatter that does not copy each
+    # record, and one write per turn of the event loop (logs.py).
     config["formatters"]["socialcredit"] = {"()": "socialcredit.api.logs.LineFormatter"}
-    config["handlers"]["socialcredit"] = {"formatter": "socialcredit", "class": "logging.StreamHandler",
+    config["handlers"]["socialcredit"] = {"formatter": "socialcredit", "class": "socialcredit.api.logs.TurnHandler",
                                           "stream": "ext://sys.stderr"}
     config["loggers"]["socialcredit.api"] = {"handlers": ["socialcredit"], "level": "INFO", "propagate": False}
     return config
