@@ -96,6 +96,7 @@ def _cases(cast) -> list[tuple[str, bytes, dict[str, str]]]:
         ("a bad service name", json.dumps({**GOOD, "service": "NOT A SERVICE"}).encode(), {**key, **JSON_TYPE}),
         ("a service outside the grants", json.dumps({**GOOD, "service": "housing.rent"}).encode(),
          {**key, **JSON_TYPE}),
+        ("a purpose the audit log cannot hold", good, {**key, **JSON_TYPE, "Audit-Purpose": b"door\x853"}),
         ("a purpose too long", good, {**key, **JSON_TYPE, "Audit-Purpose": "p" * 201}),
         ("text/plain", good, {**key, "Content-Type": "text/plain"}),
         ("no content type", good, key),
@@ -159,6 +160,19 @@ def test_a_lean_decision_is_logged_with_its_audit_fields_before_it_is_answered(s
     lines = [r.getMessage() for r in caplog.records if r.name == "socialcredit.api.access"]
     assert len(lines) == 1 and lines[0].startswith("POST /v1/decisions 201 ") and lines[0].endswith("ms venue")
     assert LACIE not in caplog.text  # the access log names the route and the principal, never the body
+
+
+def test_a_purpose_the_audit_log_cannot_hold_fails_alone(service):
+    """A control character in Audit-Purpose once ended the deciding thread (every later decision
+    then waited for ever); now it is that request's 422, and the next decision is answered."""
+    client, registry, cast = service
+    for lean in (True, False):
+        client.app.lean_decisions = lean
+        bad = client.post("/v1/decisions", json=GOOD, headers={**bearer(cast.keys["service"]),
+                                                              "Audit-Purpose": b"door\x853"})
+        assert bad.status_code == 422 and bad.json()["detail"] == "purpose has a control character at position 6 " \
+                                                                  "(U+0085)"
+        assert client.post("/v1/decisions", json=GOOD, headers=bearer(cast.keys["service"])).status_code == 201
 
 
 def test_an_idempotent_decision_takes_the_full_path_and_is_replayed(service):

@@ -71,7 +71,10 @@ class DecisionBatcher:
                     batch.append(item)
             except queue.Empty:
                 pass
-            outcomes = self._decide(batch)
+            try:
+                outcomes = self._decide(batch)
+            except BaseException as exc:  # noqa: BLE001 - whatever it is, every request in the batch hears
+                outcomes = [exc] * len(batch)  # of it, and the thread lives on for the next batch
             by_loop: dict = {}
             for item, outcome in zip(batch, outcomes):
                 by_loop.setdefault(item[0], []).append((item[1], outcome))
@@ -87,10 +90,11 @@ class DecisionBatcher:
         for index, (_loop, _future, principal, ref, service, kind, at, purpose) in enumerate(batch):
             try:
                 request = self._gateway.decision_request(principal, ref, service, kind=kind, at=at)
+                caller = principal.caller(purpose)  # refuses a purpose the audit log cannot hold
             except BaseException as exc:  # this request's own mistake: it fails alone
                 outcomes[index] = exc
                 continue
-            by_caller.setdefault(principal.caller(purpose), []).append((index, request))
+            by_caller.setdefault(caller, []).append((index, request))
         for caller, items in by_caller.items():
             try:
                 decisions = self._gateway.decide_requests(caller, [request for _index, request in items])
