@@ -30,6 +30,7 @@ class DecisionBatcher:
         self._gateway = gateway
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
+        self._callers: dict[tuple[str, str, str | None], Caller] = {}
         self._lock = threading.Lock()
 
     async def decide(self, principal: Principal, ref: str, service: str, kind: str, at,
@@ -84,13 +85,25 @@ class DecisionBatcher:
                 except RuntimeError:  # that loop is closed: nobody is waiting any more
                     pass
 
+    def _caller(self, principal: Principal, purpose: str | None) -> Caller:
+        """`principal.caller(purpose)` (which refuses a purpose the audit log cannot hold), made
+        once for each principal and purpose that keep coming (a gate sends the same one)."""
+        key = (principal.name, principal.role, purpose)
+        caller = self._callers.get(key)
+        if caller is None:
+            caller = principal.caller(purpose)
+            if len(self._callers) >= 4096:
+                self._callers.clear()
+            self._callers[key] = caller
+        return caller
+
     def _decide(self, batch: list) -> list:
         outcomes: list = [None] * len(batch)
         by_caller: dict[Caller, list[tuple[int, object]]] = {}
         for index, (_loop, _future, principal, ref, service, kind, at, purpose) in enumerate(batch):
             try:
                 request = self._gateway.decision_request(principal, ref, service, kind=kind, at=at)
-                caller = principal.caller(purpose)  # refuses a purpose the audit log cannot hold
+                caller = self._caller(principal, purpose)
             except BaseException as exc:  # this request's own mistake: it fails alone
                 outcomes[index] = exc
                 continue

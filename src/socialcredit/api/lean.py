@@ -36,14 +36,11 @@ _KINDS = ("person", "organization")
 access_log = logging.getLogger("socialcredit.api.access")
 
 
-class Fallback(Exception):
-    """Not a plain request: the full path answers it."""
-
-
 def plain_body(data: bytes) -> tuple[str, str, str, str | None] | None:
     """(subject, service, kind, at) when `data` is a body DecisionRequest would take unchanged, else None."""
     try:
-        value = json.loads(data)
+        # As UTF-8 text (the full path takes UTF-16 and a BOM too: those go there).
+        value = json.loads(data.decode("utf-8"))
     except Exception:  # noqa: BLE001 - the full path names the fault
         return None
     if type(value) is not dict or not value.keys() <= _FIELDS:
