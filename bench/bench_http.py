@@ -111,7 +111,53 @@ class Server:
             self.process.wait(timeout=30)
 
 
-def wrk(base: str, connections: int, seconds: int, script: Path, environment: dict[str, str]) -> dict:
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and every process under it (uvicorn's workers)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            text = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2:].split()  # after "pid (comm) "
+        parents[int(entry)] = int(fields[1])
+        times[int(entry)] = (int(fields[11]) + int(fields[12])) / ticks
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += times.get(current, 0.0)
+        todo.extend(child for child, parent in parents.items() if parent == current)
+    return total
+
+
+def commit_latency(folder: Path, commits: int = 200) -> dict:
+    """What one durable SQLite commit (WAL, synchronous=FULL, as the registry writes) takes on this
+    disk: a floor under any decision's latency, since each is committed before it is answered."""
+    import sqlite3
+
+    connection = sqlite3.connect(folder / "fsync.db", isolation_level=None)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=FULL")
+    connection.execute("CREATE TABLE t (x)")
+    took = []
+    for n in range(commits):
+        started = time.perf_counter()
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute("INSERT INTO t VALUES (?)", (n,))
+        connection.execute("COMMIT")
+        took.append((time.perf_counter() - started) * 1000)
+    connection.close()
+    took.sort()
+    return {"p50_ms": round(took[len(took) // 2], 3), "p99_ms": round(took[int(len(took) * 0.99)], 3)}
+
+
+def wrk(base: str, connections: int, seconds: int, script: Path, environment: dict[str, str],
+        server: "Server | None" = None) -> dict:
+    cpu_before = tree_cpu_seconds(server.process.pid) if server is not None else None
     done = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), base],
                           capture_output=True, text=True, env=environment, timeout=seconds + 120)
     if done.returncode != 0:
@@ -119,6 +165,10 @@ def wrk(base: str, connections: int, seconds: int, script: Path, environment: di
     line = [text for text in done.stdout.splitlines() if text.startswith('{"requests"')][-1]
     result = json.loads(line)
     result["per_second"] = round(result["requests"] / result["seconds"], 1)
+    if server is not None:
+        cpu = tree_cpu_seconds(server.process.pid) - cpu_before
+        result["server_cpu_s"] = round(cpu, 3)
+        result["cpu_us_per_request"] = round(cpu / max(1, result["requests"]) * 1e6, 1)
     return result
 
 
@@ -179,7 +229,7 @@ def main(argv: list[str] | None = None) -> dict:
             note("warming up the project's server")
             wrk(project.base, args.connections, 1 if args.quick else 2, script, wrk_env)
             note(f"wrk: {args.connections} connections for {seconds} s against POST /v1/decisions")
-            decisions = wrk(project.base, args.connections, seconds, script, wrk_env)
+            decisions = wrk(project.base, args.connections, seconds, script, wrk_env, project)
         finally:
             project.stop()
         body_size = len(sample.content)
@@ -190,10 +240,11 @@ def main(argv: list[str] | None = None) -> dict:
             bare_env = {**wrk_env, "BENCH_BARE": "1"}
             wrk(bare.base, args.connections, 1 if args.quick else 2, script, bare_env)
             note(f"wrk: the same against the bare endpoint ({body_size} bytes)")
-            anchor = wrk(bare.base, args.connections, seconds, script, bare_env)
+            anchor = wrk(bare.base, args.connections, seconds, script, bare_env, bare)
         finally:
             bare.stop()
 
+        commit = commit_latency(folder)
         events = _events(folder, events_n, args.seed)
         http_seconds = _ingest_over_http(folder, events, python)
         cli_seconds = _ingest_by_cli(folder, events, python)
@@ -214,6 +265,12 @@ def main(argv: list[str] | None = None) -> dict:
         "ratio": round(ratio, 4),
         "p50_ms": decisions["p50_ms"],
         "p99_ms": decisions["p99_ms"],
+        "cpu_us_per_decision": decisions["cpu_us_per_request"],
+        "cpu_us_per_bare_request": anchor["cpu_us_per_request"],
+        "cpu_ratio": round(anchor["cpu_us_per_request"] / decisions["cpu_us_per_request"], 4)
+        if decisions["cpu_us_per_request"] else None,
+        "commit_p50_ms": commit["p50_ms"],
+        "commit_p99_ms": commit["p99_ms"],
         "server_errors": decisions["non2xx"] + decisions["errors"],
         "events": events_n,
         "batch": BATCH,

@@ -97,3 +97,6 @@ def test_http_bench_reports_decisions_and_events_against_their_anchors():
     assert result["ratio"] == round(result["decisions_per_second"] / result["bare_per_second"], 4)
     assert result["events_per_second_http"] > 0 and result["events_per_second_cli"] > 0
     assert result["meets_goal_p99"] == (result["p99_ms"] <= result["goal_p99_ms"])
+    assert result["cpu_us_per_decision"] > 0 and result["cpu_us_per_bare_request"] > 0
+    assert result["cpu_ratio"] == round(result["cpu_us_per_bare_request"] / result["cpu_us_per_decision"], 4)
+    assert 0 < result["commit_p50_ms"] <= result["commit_p99_ms"]

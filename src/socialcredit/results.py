@@ -34,23 +34,37 @@ class Result:
 
 def _plain(value: Any) -> Any:
     if isinstance(value, Result):
-        omit, internal = value._omit_if_none, value._internal
         out = {}
-        for f in dataclasses.fields(value):
-            if f.name in internal:
-                continue
-            item = getattr(value, f.name)
-            if item is None and f.name in omit:
-                continue
-            out[f.name] = _plain(item)
+        for name, omit in _plan(type(value)):
+            item = getattr(value, name)
+            if item is None:
+                if not omit:
+                    out[name] = None
+            elif type(item) in _SCALARS:
+                out[name] = item
+            else:
+                out[name] = _plain(item)
         return out
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [v if type(v) in _SCALARS else _plain(v) for v in value]
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: v if type(v) in _SCALARS else _plain(v) for k, v in value.items()}
     if isinstance(value, Enum):
         return value.value
     return value
+
+
+_SCALARS = frozenset((str, int, bool, float))  # exactly these types (not an Enum that is also a str) stay as they are
+_PLANS: dict[type, tuple[tuple[str, bool], ...]] = {}
+
+
+def _plan(cls: type) -> tuple[tuple[str, bool], ...]:
+    """A result class's fields in order, each with whether a None leaves it out (once per class)."""
+    plan = _PLANS.get(cls)
+    if plan is None:
+        plan = _PLANS[cls] = tuple((f.name, f.name in cls._omit_if_none) for f in dataclasses.fields(cls)
+                                   if f.name not in cls._internal)
+    return plan
 
 
 @lru_cache(maxsize=None)

@@ -31,6 +31,7 @@ import socialcredit
 from ..errors import SocialCreditError
 from ..registry import Registry
 from .context import Context, Malformed, UnsupportedMedia, instance
+from .lean import PATH as LEAN_PATH, LeanDecisions
 from .limits import BodyLimit, Limiter
 from .problems import Problem, RateLimited, TITLES, from_error, problem, validation_detail
 from .settings import ApiSettings
@@ -54,6 +55,10 @@ def create_app(settings: ApiSettings | None = None, registry: Registry | None = 
             # A server's process: what it holds from now on (policies, caches, the registry)
             # lives as long as it does; out of the cyclic collector's way, its passes stay short.
             gc.freeze()
+            # Its log records (the access log: one a request) skip what no line of it shows: the
+            # caller's file and line, thread, process (the logging HOWTO's "Optimization").
+            logging._srcfile = None
+            logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
         try:
             yield
         finally:
@@ -62,7 +67,7 @@ def create_app(settings: ApiSettings | None = None, registry: Registry | None = 
             if own:
                 opened.close()
 
-    app = FastAPI(
+    app = ServiceApp(
         title="socialcredit",
         version=socialcredit.__version__,
         description="An open, auditable social credit engine as a service: providers report events, services "
@@ -82,6 +87,24 @@ def create_app(settings: ApiSettings | None = None, registry: Registry | None = 
     app.add_middleware(BodyLimit, limit=settings.api_max_body)
     app.add_middleware(AccessLog)
     return app
+
+
+class ServiceApp(FastAPI):
+    """The FastAPI app, with POST /v1/decisions taken first by the lean path (lean.py), which
+    hands anything but a plain request back to the app itself."""
+
+    lean_decisions = True  # False: every request takes the full path (the tests compare the two)
+    _lean: LeanDecisions | None = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        if (scope["type"] == "http" and scope["path"] == LEAN_PATH and scope["method"] == "POST" and not self.root_path
+                and self.lean_decisions):
+            lean = self._lean
+            if lean is None:
+                lean = self._lean = LeanDecisions(self, super().__call__)
+            await lean(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def _errors(app: FastAPI) -> None:

@@ -2,10 +2,12 @@
 
 A decision is committed before it is answered, and a commit is an fsync. Requests that arrive
 while a commit is under way wait for the next one together: the event loop queues each
-request and awaits its future; one thread per process takes everything queued, checks each
-request on its own (a bad one fails alone), decides the good ones caller by caller (one
-commit for each caller's share) and hands the answers back to the loop in one go. The loop
-never waits for the disk, and no request costs a thread of its own.
+request and awaits its future; a thread takes everything queued, checks each request on its
+own (a bad one fails alone), decides the good ones caller by caller (one commit for each
+caller's share) and hands the answers back to the loop in one go. Two such threads: while one
+waits for its commit (the fsync), the other decides what arrived meanwhile and queues it for
+the next commit (the log keeps the order in which they were decided). The loop never waits
+for the disk, and no request costs a thread of its own.
 """
 
 from __future__ import annotations
@@ -20,13 +22,15 @@ from ..registry.gateway import Gateway, ServiceDecision
 from ..registry.principals import Principal
 
 _MOST = 2_000  # requests decided in one go
+THREADS = 2  # one decides what has arrived while the other's commit is on the disk
 
 
 class DecisionBatcher:
     def __init__(self, gateway: Gateway):
         self._gateway = gateway
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self._callers: dict[tuple[str, str, str | None], Caller] = {}
         self._lock = threading.Lock()
 
     async def decide(self, principal: Principal, ref: str, service: str, kind: str, at,
@@ -34,21 +38,24 @@ class DecisionBatcher:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._queue.put((loop, future, principal, ref, service, kind, at, purpose))
-        if self._thread is None:
+        if not self._threads:
             self._start()
         return await future
 
     def _start(self) -> None:
         with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="socialcredit-decisions", daemon=True)
-                self._thread.start()
+            if not self._threads:
+                self._threads = [threading.Thread(target=self._run, name=f"socialcredit-decisions-{n}", daemon=True)
+                                 for n in range(THREADS)]
+                for thread in self._threads:
+                    thread.start()
 
     def close(self) -> None:
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join(timeout=30)
-            self._thread = None
+        threads, self._threads = self._threads, []
+        for _thread in threads:
+            self._queue.put(None)  # each ends one thread
+        for thread in threads:
+            thread.join(timeout=30)
 
     def _run(self) -> None:
         while True:
@@ -65,7 +72,10 @@ class DecisionBatcher:
                     batch.append(item)
             except queue.Empty:
                 pass
-            outcomes = self._decide(batch)
+            try:
+                outcomes = self._decide(batch)
+            except BaseException as exc:  # noqa: BLE001 - whatever it is, every request in the batch hears
+                outcomes = [exc] * len(batch)  # of it, and the thread lives on for the next batch
             by_loop: dict = {}
             for item, outcome in zip(batch, outcomes):
                 by_loop.setdefault(item[0], []).append((item[1], outcome))
@@ -75,16 +85,29 @@ class DecisionBatcher:
                 except RuntimeError:  # that loop is closed: nobody is waiting any more
                     pass
 
+    def _caller(self, principal: Principal, purpose: str | None) -> Caller:
+        """`principal.caller(purpose)` (which refuses a purpose the audit log cannot hold), made
+        once for each principal and purpose that keep coming (a gate sends the same one)."""
+        key = (principal.name, principal.role, purpose)
+        caller = self._callers.get(key)
+        if caller is None:
+            caller = principal.caller(purpose)
+            if len(self._callers) >= 4096:
+                self._callers.clear()
+            self._callers[key] = caller
+        return caller
+
     def _decide(self, batch: list) -> list:
         outcomes: list = [None] * len(batch)
         by_caller: dict[Caller, list[tuple[int, object]]] = {}
         for index, (_loop, _future, principal, ref, service, kind, at, purpose) in enumerate(batch):
             try:
                 request = self._gateway.decision_request(principal, ref, service, kind=kind, at=at)
+                caller = self._caller(principal, purpose)
             except BaseException as exc:  # this request's own mistake: it fails alone
                 outcomes[index] = exc
                 continue
-            by_caller.setdefault(principal.caller(purpose), []).append((index, request))
+            by_caller.setdefault(caller, []).append((index, request))
         for caller, items in by_caller.items():
             try:
                 decisions = self._gateway.decide_requests(caller, [request for _index, request in items])

@@ -57,9 +57,12 @@ def instance(request: Request) -> str:
     return getattr(route, "path", None) or "(no route)"
 
 
+encode = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(data, ensure_ascii=False), made once
+
+
 def ok(result, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     data = result.to_dict() if hasattr(result, "to_dict") else result
-    return Response(json.dumps(data, ensure_ascii=False), status_code=status, media_type=JSON, headers=headers)
+    return Response(encode(data), status_code=status, media_type=JSON, headers=headers)
 
 
 _POOL = ThreadPoolExecutor(max_workers=32, thread_name_prefix="socialcredit-api")

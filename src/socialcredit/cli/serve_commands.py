@@ -45,6 +45,12 @@ def serve(
 def _log_config() -> dict:
     from uvicorn.config import LOGGING_CONFIG
 
-    config = {**LOGGING_CONFIG, "loggers": dict(LOGGING_CONFIG["loggers"])}
-    config["loggers"]["socialcredit.api"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    config = {**LOGGING_CONFIG, "loggers": dict(LOGGING_CONFIG["loggers"]), "formatters": dict(LOGGING_CONFIG["formatters"]),
+              "handlers": dict(LOGGING_CONFIG["handlers"])}
+    # The service's own lines (the access log: one a request): a formatter that does not copy each
+    # record, and one write per turn of the event loop (logs.py).
+    config["formatters"]["socialcredit"] = {"()": "socialcredit.api.logs.LineFormatter"}
+    config["handlers"]["socialcredit"] = {"formatter": "socialcredit", "class": "socialcredit.api.logs.TurnHandler",
+                                          "stream": "ext://sys.stderr"}
+    config["loggers"]["socialcredit.api"] = {"handlers": ["socialcredit"], "level": "INFO", "propagate": False}
     return config

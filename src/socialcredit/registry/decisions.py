@@ -65,9 +65,18 @@ class DecisionLog:
 
     def append(self, decisions: Sequence[DecisionRow]) -> None:
         """Return once these rows are committed; raise what the commit raised if it failed."""
+        self.wait(self.enqueue(decisions))
+
+    def enqueue(self, decisions: Sequence[DecisionRow]) -> int:
+        """Queue rows for the next commit (in this order, after every row queued before them);
+        returns the batch to `wait` for."""
         with self._lock:
             self._decisions.extend(decisions)
-            mine = self._next_batch
+            return self._next_batch
+
+    def wait(self, mine: int) -> None:
+        """Return once batch `mine` is committed (leading the commit if none is under way)."""
+        with self._lock:
             while self._committed < mine:
                 if self._writing:
                     self._done.wait()
@@ -114,19 +123,24 @@ class Decisions:
         # Ids are ordered within a process (the log grows at its end) and unique across them.
         self._prefix = secrets.token_hex(5)
         self._counter = itertools.count(1)
+        # Deciding and queueing happen under this lock, so the log keeps the ids' order; the wait
+        # for the commit does not, so one caller decides while another's commit is on the disk.
+        self._ordering = threading.Lock()
 
     def check(self, requests: Sequence[CheckRequest], caller: Caller) -> list[Decision]:
         """Decide each request; all of them are in the log when this returns."""
         for request in requests:
             check_service_name(request.service)
-        self._view.maybe_sync()
-        decisions, rows = [], []
-        recorded = now_us()
-        for request in requests:
-            decision, row = self._decide(request, caller, recorded)
-            decisions.append(decision)
-            rows.append(row)
-        self.log.append(rows)
+        with self._ordering:
+            self._view.maybe_sync()
+            decisions, rows = [], []
+            recorded = now_us()
+            for request in requests:
+                decision, row = self._decide(request, caller, recorded)
+                decisions.append(decision)
+                rows.append(row)
+            batch = self.log.enqueue(rows)
+        self.log.wait(batch)
         return decisions
 
     def _decide(self, request: CheckRequest, caller: Caller, recorded_us: int) -> tuple[Decision, DecisionRow]:
