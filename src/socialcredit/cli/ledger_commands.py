@@ -111,11 +111,23 @@ def void(
 
 @app.command()
 @handles_errors
-def rebuild(as_json: JsonFlag = False):
+def rebuild(
+    engine: Annotated[str, typer.Option("--engine", help="What computes the standings: fold (the reference, in this process) or spark (Apache Spark, from a Parquet export of the ledger).")] = "fold",
+    master: Annotated[Optional[str], typer.Option("--master", help="With --engine spark: the Spark master URL (default local[2]).")] = None,
+    as_json: JsonFlag = False,
+):
     """Rebuild every materialized standing from the ledger and the policy in force."""
+    from ..scoring.engine import engine_named
+
+    chosen = engine_named(engine)
+    if master is not None:
+        if not hasattr(chosen, "master"):
+            raise InvalidInput(f"--master is for --engine spark, not {excerpt(engine)}")
+        chosen.master = master
     with open_registry() as registry, progress(not as_json) as bar:
         task = bar.add_task("Rebuilding standings", total=registry.count_subjects())
-        result = registry.rebuild_standings(progress=lambda n: bar.advance(task, n), on_wait=LockWait())
+        result = registry.rebuild_standings(engine=chosen, progress=lambda n: bar.advance(task, n),
+                                            on_wait=LockWait())
     show(result, as_json, f"Rebuilt {result.subjects} standings.")
 
 

@@ -61,16 +61,40 @@ class Standings:
             subjects = sorted(self._store.ledger.subjects(tx))
             size = self._store.ledger.size(tx)
             as_of = now_us()
-            for start in range(0, len(subjects), _REBUILD_CHUNK):
-                chunk = subjects[start : start + _REBUILD_CHUNK]
-                histories = self._store.ledger.entries_for_subjects(chunk, tx)
-                rows = [standing_row(subject, standing, size) for subject, standing in
-                        engine.compact_standings(policy, ((s, histories.get(s, [])) for s in chunk), as_of)]
-                self._store.standings.put(tx, rows)
-                if progress is not None:
-                    progress(len(chunk))
+            if getattr(engine, "reads_export", False):  # Spark: the ledger goes to it as Parquet
+                self._rebuild_from_export(tx, engine, policy, size, as_of, progress)
+            else:
+                for start in range(0, len(subjects), _REBUILD_CHUNK):
+                    chunk = subjects[start : start + _REBUILD_CHUNK]
+                    histories = self._store.ledger.entries_for_subjects(chunk, tx)
+                    rows = [standing_row(subject, standing, size) for subject, standing in
+                            engine.compact_standings(policy, ((s, histories.get(s, [])) for s in chunk), as_of)]
+                    self._store.standings.put(tx, rows)
+                    if progress is not None:
+                        progress(len(chunk))
         self._view.policy_changed(size)
         return Rebuilt(len(subjects), engine.name)
+
+    def _rebuild_from_export(self, tx: Tx, engine, policy: Policy, size: int, as_of: int, progress) -> None:
+        """The ledger up to `size` exported to a scratch folder, scored there by the engine."""
+        import tempfile
+        from pathlib import Path
+
+        from .export import write_export
+
+        with tempfile.TemporaryDirectory(prefix="socialcredit-rebuild-") as scratch:
+            write_export(self._store, Path(scratch) / "export")
+            rows = []
+            for subject, standing in engine.compact_standings_of_export(policy, Path(scratch) / "export", as_of):
+                rows.append(standing_row(subject, standing, size))
+                if len(rows) >= _REBUILD_CHUNK:
+                    self._store.standings.put(tx, rows)
+                    if progress is not None:
+                        progress(len(rows))
+                    rows = []
+            self._store.standings.put(tx, rows)
+            if progress is not None:
+                progress(len(rows))
 
     def materialized(self, subject: str) -> CompactStanding | None:
         """The stored standing of a pseudonym, as written at ingest (or rebuild)."""
