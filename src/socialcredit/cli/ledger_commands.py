@@ -117,7 +117,7 @@ def rebuild(
     as_json: JsonFlag = False,
 ):
     """Rebuild every materialized standing from the ledger and the policy in force."""
-    from ..scoring.engine import engine_named
+    from ..registry import engine_named
 
     chosen = engine_named(engine)
     if master is not None:
