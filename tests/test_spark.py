@@ -88,15 +88,35 @@ def test_the_seam_call_ships_histories_to_spark(spark, tmp_path):
 
 
 def test_rebuild_on_spark_stores_the_folds_standings(spark, database_url, tmp_path):
-    """Through the CLI (`rebuild --engine spark --master local[2]`), on SQLite and PostgreSQL."""
+    """Through the CLI (`rebuild --engine spark --master local[2]`), on SQLite and PostgreSQL;
+    on PostgreSQL with the ledger read over JDBC (`--source jdbc`) too."""
     url = database_url
     registry = Registry.init(url, "rongcheng", key_file=tmp_path / "registry.key")
     _population(registry, seed=11, residents=30)
     subjects = sorted(registry.store.ledger.subjects())
     registry.close()
     env = {"SOCIALCREDIT_KEY_FILE": str(tmp_path / "registry.key")}
-    done = CliRunner().invoke(app, ["--db", url, "rebuild", "--engine", "spark", "--master", "local[2]", "--json"],
-                              env=env)
+    sources = [[]] + ([["--source", "jdbc"]] if url.startswith("postgresql") else [])
+    for source in sources:
+        _rebuild_on_spark(url, env, source, subjects, tmp_path)
+
+
+def test_jdbc_is_for_postgresql(tmp_path):
+    url = sqlite_from_template(tmp_path / "r.db")
+    Registry.init(url, "rongcheng", key_file=tmp_path / "registry.key").close()
+    done = CliRunner().invoke(app, ["--db", url, "--key-file", str(tmp_path / "registry.key"), "rebuild", "--engine",
+                                    "spark", "--source", "jdbc"])
+    assert done.exit_code == 2 and "--source jdbc reads a PostgreSQL registry" in done.output, done.output
+    for args, message in [(["--source", "x", "--engine", "spark"], "--source must be export or jdbc"),
+                          (["--source", "jdbc"], "--source is for --engine spark"),
+                          (["--engine", "nope"], "unknown engine 'nope'")]:
+        done = CliRunner().invoke(app, ["--db", url, "--key-file", str(tmp_path / "registry.key"), "rebuild", *args])
+        assert done.exit_code == 2 and message in done.output, done.output
+
+
+def _rebuild_on_spark(url, env, source, subjects, tmp_path):
+    done = CliRunner().invoke(app, ["--db", url, "rebuild", "--engine", "spark", "--master", "local[2]", *source,
+                                    "--json"], env=env)
     assert done.exit_code == 0, done.output
     assert json.loads(done.stdout) == {"subjects": len(subjects), "engine": "spark"}
     reopened = Registry.open(url, key_file=tmp_path / "registry.key")

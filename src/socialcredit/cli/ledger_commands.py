@@ -114,16 +114,20 @@ def void(
 def rebuild(
     engine: Annotated[str, typer.Option("--engine", help="What computes the standings: fold (the reference, in this process) or spark (Apache Spark, from a Parquet export of the ledger).")] = "fold",
     master: Annotated[Optional[str], typer.Option("--master", help="With --engine spark: the Spark master URL (default local[2]).")] = None,
+    source: Annotated[Optional[str], typer.Option("--source", help="With --engine spark: where Spark reads the ledger: export (a Parquet export, written for it; the default) or jdbc (PostgreSQL itself, over JDBC).")] = None,
     as_json: JsonFlag = False,
 ):
     """Rebuild every materialized standing from the ledger and the policy in force."""
     from ..registry import engine_named
 
     chosen = engine_named(engine)
-    if master is not None:
-        if not hasattr(chosen, "master"):
-            raise InvalidInput(f"--master is for --engine spark, not {excerpt(engine)}")
-        chosen.master = master
+    for option, value, name in (("--master", master, "master"), ("--source", source, "source")):
+        if value is not None:
+            if not hasattr(chosen, name):
+                raise InvalidInput(f"{option} is for --engine spark, not {excerpt(engine)}")
+            if name == "source" and value not in ("export", "jdbc"):
+                raise InvalidInput(f"--source must be export or jdbc, got {excerpt(value)}")
+            setattr(chosen, name, value)
     with open_registry() as registry, progress(not as_json) as bar:
         task = bar.add_task("Rebuilding standings", total=registry.count_subjects())
         result = registry.rebuild_standings(engine=chosen, progress=lambda n: bar.advance(task, n),

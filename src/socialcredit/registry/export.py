@@ -312,6 +312,33 @@ def _write_decisions(store: Store, writer: _Writer, progress, rows_per_file: int
     return total
 
 
+def jdbc_url(url) -> tuple[str, dict[str, str]]:
+    """The JDBC URL and connection properties of a PostgreSQL registry's URL (for Spark's reads)."""
+    from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+
+    if url.backend != "postgresql" or not url.conninfo:
+        raise InvalidInput("--source jdbc reads a PostgreSQL registry; this one is "
+                           f"{url.backend} (use the Parquet export: the default)")
+    parts = urlsplit(url.conninfo)
+    if not parts.hostname:
+        raise InvalidInput("--source jdbc needs a PostgreSQL URL with a host name (a socket path has no JDBC form)")
+    properties = {}
+    if parts.username:
+        properties["user"] = unquote(parts.username)
+    if parts.password:
+        properties["password"] = unquote(parts.password)
+    params = []
+    for name, value in parse_qsl(parts.query):
+        if name == "options" and value.startswith("-csearch_path="):
+            params.append(("currentSchema", value.split("=", 1)[1]))
+        elif name in ("sslmode", "application_name", "connect_timeout"):
+            params.append(({"application_name": "ApplicationName", "connect_timeout": "connectTimeout"}.get(name, name),
+                           value))
+    query = f"?{urlencode(params)}" if params else ""
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"jdbc:postgresql://{host}:{parts.port or 5432}{parts.path or '/'}{query}", properties
+
+
 # -- reading and verifying ----------------------------------------------------------------------
 
 

@@ -76,16 +76,21 @@ class Standings:
         return Rebuilt(len(subjects), engine.name)
 
     def _rebuild_from_export(self, tx: Tx, engine, policy: Policy, size: int, as_of: int, progress) -> None:
-        """The ledger up to `size` exported to a scratch folder, scored there by the engine."""
+        """The ledger up to `size` exported to a scratch folder (or read over JDBC), scored by the engine."""
         import tempfile
         from pathlib import Path
 
-        from .export import write_export
+        from .export import jdbc_url, write_export
 
         with tempfile.TemporaryDirectory(prefix="socialcredit-rebuild-") as scratch:
-            write_export(self._store, Path(scratch) / "export")
+            if getattr(engine, "source", "export") == "jdbc":  # read by Spark from PostgreSQL itself
+                url, properties = jdbc_url(self._store.db.url)
+                standings = engine.compact_standings_of_database(policy, url, properties, size, as_of)
+            else:
+                write_export(self._store, Path(scratch) / "export")
+                standings = engine.compact_standings_of_export(policy, Path(scratch) / "export", as_of)
             rows = []
-            for subject, standing in engine.compact_standings_of_export(policy, Path(scratch) / "export", as_of):
+            for subject, standing in standings:
                 rows.append(standing_row(subject, standing, size))
                 if len(rows) >= _REBUILD_CHUNK:
                     self._store.standings.put(tx, rows)

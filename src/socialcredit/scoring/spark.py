@@ -42,6 +42,8 @@ from .engine import ENGINES, History, engine_named
 from .fold import Standing, fold
 
 DEFAULT_MASTER = "local[2]"
+POSTGRESQL_JAR = Path("/usr/share/java/postgresql.jar")  # Debian's libpostgresql-jdbc-java (.ci/run installs it)
+SOURCES = ("export", "jdbc")
 LEDGER_SCHEMA = "subject string, seq long, body string"
 STANDINGS_SCHEMA = ("subject string, policy_digest string, valid_from_us long, valid_until_us long, "
                     "cacheable boolean, score double, tier string, body string")
@@ -87,8 +89,9 @@ def spark_session(master: str = DEFAULT_MASTER, app_name: str = "socialcredit"):
     os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
     log4j = Path(__file__).with_name("spark-log4j2.properties")
     # The driver's JVM starts before any builder option is read: its logging is set on its command line.
+    jars = f"--jars {POSTGRESQL_JAR} " if POSTGRESQL_JAR.is_file() else ""  # JDBC reads of PostgreSQL
     os.environ.setdefault("PYSPARK_SUBMIT_ARGS",
-                          f"--driver-java-options -Dlog4j.configurationFile=file:{log4j} pyspark-shell")
+                          f"{jars}--driver-java-options -Dlog4j.configurationFile=file:{log4j} pyspark-shell")
     builder = (SparkSession.builder.master(master).appName(app_name)
                .config("spark.ui.enabled", "false")
                .config("spark.sql.execution.arrow.pyspark.enabled", "true")
@@ -179,6 +182,14 @@ def read_export(spark, folder: str | Path):
             .option("pathGlobFilter", "*.parquet").parquet(str(ledger)))
 
 
+def read_jdbc(spark, url: str, properties: dict[str, str], size: int, partitions: int = 2):
+    """The ledger rows (subject, seq, body) below `size` straight from PostgreSQL over JDBC, read
+    by `partitions` connections at once, each a range of seq."""
+    query = f"(SELECT subject, seq, body FROM entries WHERE subject IS NOT NULL AND seq < {int(size)}) AS ledger"
+    return spark.read.jdbc(url, query, column="seq", lowerBound=0, upperBound=max(int(size), 1),
+                           numPartitions=partitions, properties={"driver": "org.postgresql.Driver", **properties})
+
+
 def score_export(spark, policy: Policy, folder: str | Path, at_us: int, out: str | Path, *,
                  inner: str | None = None, partitions: int | None = None) -> None:
     """Score every subject of a Parquet export (registry/export.py) and write the compact
@@ -203,10 +214,14 @@ class SparkEngine:
     name = "spark"
     reads_export = True
 
-    def __init__(self, master: str = DEFAULT_MASTER, inner: str | None = None, partitions: int | None = None):
+    def __init__(self, master: str = DEFAULT_MASTER, inner: str | None = None, partitions: int | None = None,
+                 source: str = "export"):
+        if source not in SOURCES:
+            raise InvalidInput(f"the Spark engine reads the ledger from {' or '.join(SOURCES)}, not {excerpt(source)}")
         self.master = master
         self.inner = inner
         self.partitions = partitions
+        self.source = source  # where rebuild lets Spark read the ledger: a Parquet export, or PostgreSQL (JDBC)
 
     def standing(self, policy: Policy, entries: Sequence[Entry], at_us: int, known_at: int | None = None,
                  subject: str | None = None) -> Standing:
@@ -220,6 +235,27 @@ class SparkEngine:
             with tempfile.TemporaryDirectory(prefix="socialcredit-spark-") as scratch:
                 out = Path(scratch) / "standings"
                 score_export(spark, policy, folder, at_us, out, inner=inner, partitions=self.partitions)
+                yield from read_standings(out)
+        finally:
+            if created:
+                spark.stop()
+
+    def compact_standings_of_database(self, policy: Policy, url: str, properties: dict[str, str], size: int,
+                                      at_us: int) -> Iterator[tuple[str, CompactStanding]]:
+        """The same job with the ledger read from PostgreSQL over JDBC (no export written)."""
+        inner = inner_engine(self.inner)
+        spark, created = spark_session(self.master)
+        try:
+            with tempfile.TemporaryDirectory(prefix="socialcredit-spark-") as scratch:
+                out = Path(scratch) / "standings"
+                frame = read_jdbc(spark, url, properties, size)
+                try:
+                    score_frame(spark, policy, frame, at_us, inner, self.partitions).write.parquet(str(out))
+                except Exception as exc:  # the driver jar missing, the server refusing: py4j wraps them all
+                    if "Py4J" not in type(exc).__name__ and "Analysis" not in type(exc).__name__:
+                        raise
+                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                    raise Unavailable(f"Spark could not read the ledger over JDBC: {excerpt(first)}") from None
                 yield from read_standings(out)
         finally:
             if created:
