@@ -27,6 +27,8 @@ Every ledger row has the shared columns `seq` (the recorded position), `kind`, `
 `body` (the canonical JSON the leaf hash covers: `ledger.entries`) and `leaf_hash` (hex), so
 `verify_export` rebuilds each leaf from `body`, checks that the typed columns say what the body
 says, and recomputes the Merkle root of entries 0..size-1 to compare with the manifest's.
+(`actor`, the rater of a rating, is the registry's index column beside the entry, not part of
+the body: it is exported as stored and not covered by the check.)
 Subjects are the registry's pseudonyms, as in the ledger: no raw reference is in a ledger at
 all. The decision log is exported without the caller's principal and purpose (the purpose is
 free text a caller wrote, which can name a person); the audit log is not exported.

@@ -4,7 +4,8 @@ ledger as a Parquet export (registry/export.py), with the engine seam's semantic
 The job, `score_export`:
 
     read      ledger/**.parquet, only the shared columns subject, seq, body (events and voids:
-              the rows with a subject; policy and key entries have none)
+              the rows with a subject; policy and key entries have none), or the same columns
+              of PostgreSQL's `entries` over JDBC (`read_jdbc`, seq ranges read in parallel)
     group     repartition by subject (hash), sort each partition by (subject, seq): every
               subject's whole history is in one partition, in ledger order
     score     mapInArrow: each partition arrives as Arrow record batches; the runs of one subject
