@@ -12,7 +12,8 @@ A Rongcheng town (sim/town.py) is ingested into a scratch SQLite registry and ex
   twice: the first (reported apart) also starts the executors' Python workers, the second is
   the one timed.
 
-Both sides' standings are compared subject by subject (`equal`). Per-core throughput is
+The export itself (registry to Parquet, one process) is timed too (`export_seconds`). Both
+sides' standings are compared subject by subject (`equal`). Per-core throughput is
 events (ledger rows with a subject) per second divided by the cores used: it is the figure
 docs/scale.md scales from.
 
@@ -76,7 +77,9 @@ def main() -> None:
         note(f"building a town of {residents} residents")
         registry, events = build(folder, residents, residents // 30, args.seed)
         policy = registry.policy
+        started = time.perf_counter()
         registry.export(folder / "export")
+        export_s = time.perf_counter() - started
         subjects = registry.count_subjects()
         rows = registry.size()
         registry.close()
@@ -107,6 +110,8 @@ def main() -> None:
         "ledger_entries": rows,
         "master": args.master,
         "inner_engine": engine_name,
+        "export_seconds": round(export_s, 2),
+        "export_rows_per_second": round(rows / export_s),
         "spark_start_seconds": round(start_s, 2),
         "spark_first_job_seconds": round(first_s, 2),
         "spark_seconds": round(spark_s, 2),

@@ -97,3 +97,12 @@ def test_http_bench_reports_decisions_and_events_against_their_anchors():
     assert result["ratio"] == round(result["decisions_per_second"] / result["bare_per_second"], 4)
     assert result["events_per_second_http"] > 0 and result["events_per_second_cli"] > 0
     assert result["meets_goal_p99"] == (result["p99_ms"] <= result["goal_p99_ms"])
+
+
+def test_spark_bench_reports_both_sides_and_equal_standings():
+    result = _run("bench_spark.py")
+    assert result["bench"] == "spark" and result["master"] == "local[2]"
+    assert result["equal"] is True
+    assert result["events"] > 0 and result["subjects"] > 0
+    assert result["spark_events_per_core_second"] > 0 and result["in_process_events_per_core_second"] > 0
+    assert result["inner_engine"] == result["in_process_engine"]
