@@ -100,3 +100,12 @@ def test_http_bench_reports_decisions_and_events_against_their_anchors():
     assert result["cpu_us_per_decision"] > 0 and result["cpu_us_per_bare_request"] > 0
     assert result["cpu_ratio"] == round(result["cpu_us_per_bare_request"] / result["cpu_us_per_decision"], 4)
     assert 0 < result["commit_p50_ms"] <= result["commit_p99_ms"]
+
+
+def test_spark_bench_reports_both_sides_and_equal_standings():
+    result = _run("bench_spark.py")
+    assert result["bench"] == "spark" and result["master"] == "local[2]"
+    assert result["equal"] is True
+    assert result["events"] > 0 and result["subjects"] > 0
+    assert result["spark_events_per_core_second"] > 0 and result["in_process_events_per_core_second"] > 0
+    assert result["inner_engine"] == result["in_process_engine"]

@@ -428,6 +428,46 @@ class Rebuilt(Result):
 
 
 @dataclass(slots=True)
+class Exported(Result):
+    """A Parquet export written (registry/export.py): where, the checkpoint it was taken at, what it holds."""
+
+    _omit_if_none: ClassVar[tuple[str, ...]] = ("standings", "decisions")
+
+    folder: str
+    size: int  # the checkpoint's: entries 0..size-1 are exported
+    root: str
+    entries: dict[str, int]  # entries exported, by kind
+    standings: int | None
+    decisions: int | None
+    files: int
+
+
+@dataclass(slots=True)
+class ExportProblem(Result):
+    """One thing `verify --export` found wrong, and where: an entry, a file, the manifest.
+
+    kind: modified | deleted | inserted | checkpoint | manifest.
+    """
+
+    kind: str
+    entry: int | None  # the ledger entry concerned
+    file: str | None  # the file concerned, relative to the export folder
+    message: str
+
+
+@dataclass(slots=True)
+class ExportVerifyReport(Result):
+    ok: bool
+    folder: str
+    size: int  # the manifest's checkpoint size
+    root: str | None  # the manifest's root
+    computed_root: str | None  # the root of the exported entries (None when some are missing)
+    entries: int  # ledger rows read
+    files: int  # ledger files read
+    problems: list[ExportProblem]
+
+
+@dataclass(slots=True)
 class TreeHead(Result):
     size: int
     root: str

@@ -111,11 +111,27 @@ def void(
 
 @app.command()
 @handles_errors
-def rebuild(as_json: JsonFlag = False):
+def rebuild(
+    engine: Annotated[str, typer.Option("--engine", help="What computes the standings: fold (the reference, in this process) or spark (Apache Spark, from a Parquet export of the ledger).")] = "fold",
+    master: Annotated[Optional[str], typer.Option("--master", help="With --engine spark: the Spark master URL (default local[2]).")] = None,
+    source: Annotated[Optional[str], typer.Option("--source", help="With --engine spark: where Spark reads the ledger: export (a Parquet export, written for it; the default) or jdbc (PostgreSQL itself, over JDBC).")] = None,
+    as_json: JsonFlag = False,
+):
     """Rebuild every materialized standing from the ledger and the policy in force."""
+    from ..registry import engine_named
+
+    chosen = engine_named(engine)
+    for option, value, name in (("--master", master, "master"), ("--source", source, "source")):
+        if value is not None:
+            if not hasattr(chosen, name):
+                raise InvalidInput(f"{option} is for --engine spark, not {excerpt(engine)}")
+            if name == "source" and value not in ("export", "jdbc"):
+                raise InvalidInput(f"--source must be export or jdbc, got {excerpt(value)}")
+            setattr(chosen, name, value)
     with open_registry() as registry, progress(not as_json) as bar:
         task = bar.add_task("Rebuilding standings", total=registry.count_subjects())
-        result = registry.rebuild_standings(progress=lambda n: bar.advance(task, n), on_wait=LockWait())
+        result = registry.rebuild_standings(engine=chosen, progress=lambda n: bar.advance(task, n),
+                                            on_wait=LockWait())
     show(result, as_json, f"Rebuilt {result.subjects} standings.")
 
 
@@ -127,9 +143,15 @@ def rebuild(as_json: JsonFlag = False):
 def verify(
     deep: Annotated[bool, typer.Option("--deep", help="Also recompute every materialized standing from the ledger and compare.")] = False,
     against: Annotated[Optional[str], typer.Option("--against", metavar="FILE_OR_ROOT", help="A tree head published earlier (a file from `root --publish`, or SIZE:ROOT): prove the ledger still extends it.")] = None,
+    export_dir: Annotated[Optional[Path], typer.Option("--export", metavar="DIR", help="Verify a Parquet export (from `export`) instead of the registry: rebuild every entry's leaf from its body, check its typed columns, recompute the Merkle root and compare it with the manifest's.")] = None,
     as_json: JsonFlag = False,
 ):
     """Recompute the Merkle tree, the key anchor and the decision and audit logs' hash chains; exit 1 if anything was altered."""
+    if export_dir is not None:
+        if deep or against is not None:
+            raise InvalidInput("--export verifies an export folder alone: it takes neither --deep nor --against")
+        _verify_export(export_dir, as_json)
+        return
     published = _published_text(against) if against is not None else None
     with open_registry() as registry, progress(not as_json) as bar:
         task = bar.add_task("Verifying", total=registry.count_to_verify(deep=deep))
@@ -148,6 +170,50 @@ def verify(
             out.print(f"  {escape(problem.message)}", highlight=False)
     if not report.ok:
         raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+def _verify_export(folder: Path, as_json: bool) -> None:
+    from ..registry.export import count_export_rows, verify_export
+
+    total = count_export_rows(folder)
+    with progress(not as_json) as bar:
+        task = bar.add_task("Verifying the export", total=total)
+        report = verify_export(folder, progress=lambda n: bar.advance(task, n))
+    if as_json:
+        print_json(report)
+    elif report.ok:
+        out.print(f"[green]OK[/]: {report.entries} entries in {report.files} files, size {report.size}, "
+                  f"root {report.root} (recomputed)", highlight=False)
+    else:
+        out.print(f"[red]NOT OK[/]: {len(report.problems)} problem(s) in the export {escape(str(folder))} "
+                  f"({report.entries} entries in {report.files} files)", highlight=False)
+        for problem in report.problems:
+            out.print(f"  {escape(problem.message)}", highlight=False)
+    if not report.ok:
+        raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+@app.command()
+@handles_errors
+def export(
+    out_dir: Annotated[Path, typer.Option("--out", metavar="DIR", help="A new (or empty) folder to write the export to.")],
+    fmt: Annotated[str, typer.Option("--format", help="The file format: parquet.")] = "parquet",
+    standings: Annotated[bool, typer.Option("--standings", help="Also export the materialized standings.")] = False,
+    decisions: Annotated[bool, typer.Option("--decisions", help="Also export the decision log (without the callers' principals and purposes).")] = False,
+    as_json: JsonFlag = False,
+):
+    """Export the ledger (pseudonyms only, attributes as typed columns per event type) as Parquet, with a manifest of its checkpoint; `verify --export` checks it."""
+    if fmt != "parquet":
+        raise InvalidInput(f"--format must be parquet, got {excerpt(fmt)}")
+    with open_registry() as registry, progress(not as_json) as bar:
+        task = bar.add_task(f"Exporting to {out_dir}", total=registry.count_to_export(standings=standings,
+                                                                                      decisions=decisions))
+        result = registry.export(out_dir, standings=standings, decisions=decisions,
+                                 progress=lambda n: bar.advance(task, n), caller=caller())
+    extra = "".join(f", {n} {what}" for n, what in ((result.standings, "standings"), (result.decisions, "decisions"))
+                    if n is not None)
+    show(result, as_json, f"Exported {result.size} entries{extra} in {result.files} files to "
+                          f"{escape(result.folder)} (size {result.size}, root {result.root}).")
 
 
 def _published_text(against: str) -> str:

@@ -33,11 +33,11 @@ from ..instants import accepted_instant, format_instant, now_us, parse_instant
 from ..intake.identity import KeyFileError, Pseudonymizer, create_key_file, load_key
 from ..policy.compiled import Policy
 from ..policy.load import load_policy
-from ..results import (Activation, AuditLog, ConsistencyProof, Created, Decision, EntryWritten, Explanation,
+from ..results import (Activation, AuditLog, ConsistencyProof, Created, Decision, EntryWritten, Exported, Explanation,
                        InclusionProof, InForce, IngestResult, LintCounts, PublishedHead, RatingWritten, Rebuilt,
                        Replay, Reviews, StandingReport, TreeHead, TrustReport, VerifyReport, Voided)
 from ..scoring.compact import CompactStanding
-from ..scoring.engine import Engine, FoldEngine
+from ..scoring.engine import Engine, FoldEngine, engine_named  # noqa: F401  (engine_named: for the front doors)
 from ..scoring.explain import policy_ref
 from ..scoring.fold import Standing
 from ..store import Database, Store, parse_url, schema
@@ -271,6 +271,27 @@ class Registry:
                           on_wait: Waiter | None = None) -> Rebuilt:
         """Throw away every materialized standing and compute them again from the ledger."""
         return self.standings.rebuild(engine=engine, progress=progress, on_wait=on_wait)
+
+    # -- export ------------------------------------------------------------------------------
+
+    def export(self, out: str | Path, *, standings: bool = False, decisions: bool = False,
+               progress: Callable[[int], None] | None = None, caller: Caller = LIBRARY) -> Exported:
+        """The ledger (and optionally the standings and the decision log) as Parquet files under
+        `out`, with a manifest of the checkpoint they were taken at (registry/export.py)."""
+        from .export import write_export
+
+        policy = self.policy
+        result = write_export(self.store, Path(out), standings=standings, decisions=decisions,
+                              policy={"id": policy.id, "version": policy.version, "digest": policy.digest},
+                              progress=progress)
+        self.audit_trail.record(caller, "export", None, {"size": result.size, "standings": standings,
+                                                         "decisions": decisions})
+        return result
+
+    def count_to_export(self, *, standings: bool = False, decisions: bool = False) -> int:
+        """How many rows `export` writes (for a progress bar)."""
+        return (self.size() + (self.store.standings.count() if standings else 0)
+                + (self.store.decisions.count() if decisions else 0))
 
     # -- reading -------------------------------------------------------------------------------
 

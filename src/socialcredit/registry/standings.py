@@ -61,16 +61,45 @@ class Standings:
             subjects = sorted(self._store.ledger.subjects(tx))
             size = self._store.ledger.size(tx)
             as_of = now_us()
-            for start in range(0, len(subjects), _REBUILD_CHUNK):
-                chunk = subjects[start : start + _REBUILD_CHUNK]
-                histories = self._store.ledger.entries_for_subjects(chunk, tx)
-                rows = [standing_row(subject, standing, size) for subject, standing in
-                        engine.compact_standings(policy, ((s, histories.get(s, [])) for s in chunk), as_of)]
-                self._store.standings.put(tx, rows)
-                if progress is not None:
-                    progress(len(chunk))
+            if getattr(engine, "reads_export", False):  # Spark: the ledger goes to it as Parquet
+                self._rebuild_from_export(tx, engine, policy, size, as_of, progress)
+            else:
+                for start in range(0, len(subjects), _REBUILD_CHUNK):
+                    chunk = subjects[start : start + _REBUILD_CHUNK]
+                    histories = self._store.ledger.entries_for_subjects(chunk, tx)
+                    rows = [standing_row(subject, standing, size) for subject, standing in
+                            engine.compact_standings(policy, ((s, histories.get(s, [])) for s in chunk), as_of)]
+                    self._store.standings.put(tx, rows)
+                    if progress is not None:
+                        progress(len(chunk))
         self._view.policy_changed(size)
         return Rebuilt(len(subjects), engine.name)
+
+    def _rebuild_from_export(self, tx: Tx, engine, policy: Policy, size: int, as_of: int, progress) -> None:
+        """The ledger up to `size` exported to a scratch folder (or read over JDBC), scored by the engine."""
+        import tempfile
+        from pathlib import Path
+
+        from .export import jdbc_url, write_export
+
+        with tempfile.TemporaryDirectory(prefix="socialcredit-rebuild-") as scratch:
+            if getattr(engine, "source", "export") == "jdbc":  # read by Spark from PostgreSQL itself
+                url, properties = jdbc_url(self._store.db.url)
+                standings = engine.compact_standings_of_database(policy, url, properties, size, as_of)
+            else:
+                write_export(self._store, Path(scratch) / "export")
+                standings = engine.compact_standings_of_export(policy, Path(scratch) / "export", as_of)
+            rows = []
+            for subject, standing in standings:
+                rows.append(standing_row(subject, standing, size))
+                if len(rows) >= _REBUILD_CHUNK:
+                    self._store.standings.put(tx, rows)
+                    if progress is not None:
+                        progress(len(rows))
+                    rows = []
+            self._store.standings.put(tx, rows)
+            if progress is not None:
+                progress(len(rows))
 
     def materialized(self, subject: str) -> CompactStanding | None:
         """The stored standing of a pseudonym, as written at ingest (or rebuild)."""

@@ -53,12 +53,17 @@ class FoldEngine:
 
 
 ENGINES: dict[str, type] = {"fold": FoldEngine}
+_REGISTERED_BY = {"spark": ".spark"}  # engines whose module registers them when first named (lazily: heavy)
 
 
 def engine_named(name: str) -> Engine:
     from ..errors import InvalidInput
 
+    if name not in ENGINES and name in _REGISTERED_BY:
+        import importlib
+
+        importlib.import_module(_REGISTERED_BY[name], __package__)
     try:
         return ENGINES[name]()
     except KeyError:
-        raise InvalidInput(f"unknown engine {name!r} (engines: {', '.join(sorted(ENGINES))})") from None
+        raise InvalidInput(f"unknown engine {name!r} (engines: {', '.join(sorted({*ENGINES, *_REGISTERED_BY}))})") from None
