@@ -208,3 +208,30 @@ def test_nosedive_materialized_standing_equals_the_fold(make_registry, history, 
         assert all("themself" in e.error or "already rated" in e.error for e in result.errors), result.errors
         _assert_materialized_equals_fold(registry, subjects)
         start = cut
+
+
+def test_a_stored_standing_keeps_the_reasons_a_decision_names_not_every_record(make_registry):
+    """Lean: 60 counting records, of which the stored standing keeps the top four (and every
+    measure's reasons); the standing report and the explanation, folded afresh, list them all."""
+    from socialcredit.scoring.compact import TOP_RULE_REASONS
+
+    registry = make_registry()
+    now = now_us()
+    events = [{"subject": "many", "type": t, "occurred_at": format_instant(now - (i + 1) * DAY), "provider": "gen",
+               "key": f"many-{i}", "attributes": {}}
+              for i, t in enumerate(["civic.volunteering", "traffic.violation", "finance.bank_arrears"] * 20)]
+    registry.ingest(events)
+    subject = registry.pseudonym("many")
+    full = fold(registry.policy, registry.store.ledger.entries_for_subject(subject), now, None, subject)
+    counting = [r for r in full.reasons if r.kind in ("rule", "cap")]
+    assert len(counting) > 2 * TOP_RULE_REASONS
+    stored = registry.materialized(subject)
+    assert stored.reasons == tuple(counting[:TOP_RULE_REASONS])
+    assert stored.measures == compact(full).measures
+    for state in stored.measures.values():
+        assert 0 < len(state.reasons) <= 4
+    report = registry.standing("many")
+    assert [r.entry for r in report.reasons] == [r.seq for r in full.reasons]
+    explanation = registry.explain("many")
+    assert [r.entry for r in explanation.reasons] == [r.seq for r in full.reasons]
+    _assert_materialized_equals_fold(registry, [subject])

@@ -121,11 +121,11 @@ class Standings:
         self._audit.record(caller, "standing", subject, {"at": format_instant(at_us), "known_at": known_at})
         policy = standing.policy
         ratings = [rating_view(policy, r) for r in standing.ratings] if policy.ratings is not None else None
-        return StandingReport(**standing_parts(policy, compact(standing)), subject=subject,
+        return StandingReport(**standing_parts(policy, compact(standing), standing.reasons), subject=subject,
                               at=format_instant(at_us), known_at=size, entries=len(standing.events), ratings=ratings)
 
     def explanation(self, subject: str, at_us: int, caller: Caller) -> Explanation:
         standing, size = self.fold(subject, at_us)
         self._audit.record(caller, "explain", subject, {"at": format_instant(at_us)})
-        return Explanation(**standing_parts(standing.policy, compact(standing)), subject=subject,
+        return Explanation(**standing_parts(standing.policy, compact(standing), standing.reasons), subject=subject,
                            at=format_instant(at_us), known_at=size, entries=explain_entries(standing))
