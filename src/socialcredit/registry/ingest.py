@@ -1,6 +1,8 @@
 """Appending to the ledger: provider events (ingest), corrections (void), registry events.
 
     validate every event (policy catalogue, pseudonyms)      nothing written yet
+        (a batch longer than STREAM_CHUNK streams: each chunk is validated and appended
+        in turn, in the one transaction below, and memory holds one chunk)
     one write transaction holding the append lock:
         catch up with other processes; refuse if the policy changed meanwhile
         deduplicate by (provider, key); assess ratings (limits, the rater's weight)
@@ -12,8 +14,10 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterable
+from array import array
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from itertools import chain, islice
 
 from ..errors import Conflict, InvalidInput, NotFound, Tampered
 from ..instants import format_instant, now_us
@@ -33,8 +37,9 @@ from .policies import PolicyBook
 from .standings import Standings
 from .view import LedgerView
 
-_READ_CHUNK = 2_000
-MAX_SEQ = 2**63  # entry numbers are 64-bit: a larger one names no entry (and would not fit a query)  # subjects whose histories are read per query
+_READ_CHUNK = 2_000  # subjects whose histories are read per query
+MAX_SEQ = 2**63  # entry numbers are 64-bit: a larger one names no entry (and would not fit a query)
+STREAM_CHUNK = 20_000  # events a longer batch is read, validated and appended in at a time
 
 RawEvents = Iterable[tuple[int | None, dict | InputError] | dict]
 
@@ -66,29 +71,95 @@ class Appender:
         """
         with _no_cyclic_gc():
             policy = self._policies.current
-            valid, errors = self._validate(policy, events, provider, progress, clock)
+            validator = Validator(policy, self._pseudonymizer(), provider, clock=clock)
+            items = enumerate(events, start=1)
+            # A batch of one chunk (or under a policy with ratings, whose intake limits look at
+            # the whole batch) is validated whole before the write lock is taken; a longer
+            # one streams, chunk by chunk, in one transaction.
+            head = list(islice(items, None if policy.ratings is not None else STREAM_CHUNK))
+            valid, errors = _validate(validator, head, progress)
+            following = next(items, None)
+            if following is not None:
+                return self._stream(policy, validator, valid, errors, chain((following,), items), skip_invalid,
+                                    progress, on_wait)
             result = IngestResult(rejected=len(errors), errors=errors)
             if errors and not skip_invalid:
                 return self._unwritten(result, self._store.ledger.last_checkpoint())
             return self.append_events(policy, valid, result, skip_invalid, on_wait)
 
-    def _validate(self, policy: Policy, events: RawEvents, provider: str | None, progress: Callable[[int], None] | None,
-                  clock: Callable[[], int] | None) -> tuple[list[ValidEvent], list[IngestProblem]]:
-        validator = Validator(policy, self._pseudonymizer(), provider, clock=clock)
-        valid: list[ValidEvent] = []
-        errors: list[IngestProblem] = []
-        for number, item in enumerate(events, start=1):
-            line, raw = item if isinstance(item, tuple) else (number, item)
-            if isinstance(raw, InputError):
-                errors.append(IngestProblem(line, raw.message))
-            else:
-                try:
-                    valid.append(validator.validate(raw, line))
-                except InputError as exc:
-                    errors.append(IngestProblem(line, exc.message))
-            if progress is not None:
-                progress(1)
-        return valid, errors
+    def _stream(self, policy: Policy, validator: Validator, valid: list[ValidEvent], invalid: list[IngestProblem],
+                rest: Iterator, skip_invalid: bool, progress: Callable[[int], None] | None,
+                on_wait: Waiter | None) -> IngestResult:
+        """A long batch in chunks of `STREAM_CHUNK`, all in one transaction: read, validate,
+        deduplicate, append and materialize a chunk, then the next; one checkpoint at the end.
+
+        The outcome is the one-piece batch's: without `skip_invalid`, one bad line (the rest
+        are still read, so that every bad line is listed) or one conflicting key rolls all of
+        it back; a key reused within the batch is reported with the line that used it first.
+        Memory holds one chunk, the batch's line numbers (8 bytes an event) and the caches.
+        """
+        result = IngestResult()
+        conflicts: list[IngestProblem] = []
+        lines = array("q")  # the input line of each entry this batch wrote, by seq - first
+        try:
+            with self._store.db.write(append=True, on_wait=on_wait) as tx:
+                before = self._store.ledger.last_checkpoint(tx)
+                first = size = before.size if before else 0
+                if self._view.catch_up(size) and self._policies.current.digest != policy.digest:
+                    raise Conflict(f"another process put policy {self._policies.current.label} in force while this "
+                                   "batch was being checked; nothing was written: send it again")
+                frontier = _frontier(before)
+                recorded = now_us()
+                writing = skip_invalid or not invalid
+                while True:
+                    if writing and valid:
+                        size = self._append_chunk(tx, policy, valid, first, size, frontier, recorded, lines,
+                                                  conflicts, result)
+                    chunk = list(islice(rest, STREAM_CHUNK))
+                    if not chunk:
+                        break
+                    valid, errors = _validate(validator, chunk, progress)
+                    invalid += errors
+                    writing = writing and (skip_invalid or not errors)
+                if invalid and not skip_invalid:
+                    raise _Unwritten(IngestResult(rejected=len(invalid), errors=invalid))
+                if conflicts and not skip_invalid:
+                    raise _Unwritten(IngestResult(rejected=len(conflicts), errors=conflicts))
+                result.errors = invalid + conflicts
+                result.rejected = len(result.errors)
+                if size == first:
+                    raise _Unwritten(result)
+                self._store.standings.hold_at(tx, first, size)
+                checkpoint = Checkpoint(frontier.size, frontier.root(), frontier.to_json(), now_us())
+                self._store.ledger.append_checkpoint(tx, checkpoint)
+        except _Unwritten as refused:
+            return self._unwritten(refused.result, self._store.ledger.last_checkpoint())
+        self._view.appended_many(checkpoint.size)
+        result.accepted = checkpoint.size - first
+        result.written = True
+        result.ledger_size = checkpoint.size
+        result.root = checkpoint.root.hex()
+        return result
+
+    def _append_chunk(self, tx: Tx, policy: Policy, valid: list[ValidEvent], first: int, size: int,
+                      frontier: merkle.Frontier, recorded: int, lines: array, conflicts: list[IngestProblem],
+                      result: IngestResult) -> int:
+        """One chunk of a streamed batch: its new events appended and their subjects materialized."""
+        existing = self._store.ledger.existing_events(tx, [(e.provider, e.key) for e in valid]) if size else {}
+        sorted_out = sort_out(valid, existing, lambda seq: lines[seq - first] if seq >= first else None)
+        result.duplicates += sorted_out.duplicates
+        conflicts += sorted_out.conflicts
+        entries = [_event_entry(size + n, recorded, event, None) for n, event in enumerate(sorted_out.fresh)]
+        if not entries:
+            return size
+        lines.extend(-1 if event.line is None else event.line for event in sorted_out.fresh)
+        rows, nodes = self._hash_rows(policy, frontier, entries)
+        self._store.ledger.append_rows(tx, rows, nodes)
+        # The history cache holds the ledger as it was before this batch: good for the first
+        # chunk only (an earlier chunk may have touched a subject since).
+        histories = self._histories(tx, entries, size, cached=size == first)
+        self._standings.materialize(tx, policy, histories.items(), size + len(entries), recorded)
+        return size + len(entries)
 
     def append_events(self, policy: Policy, valid: list[ValidEvent], result: IngestResult, skip_invalid: bool,
                       on_wait: Waiter | None = None) -> IngestResult:
@@ -208,6 +279,13 @@ class Appender:
         """Canonical bodies, leaf hashes, the subtree nodes they complete and the checkpoint that
         will cover them."""
         frontier = _frontier(checkpoint)
+        rows, nodes = self._hash_rows(policy, frontier, entries, actors)
+        return rows, nodes, Checkpoint(frontier.size, frontier.root(), frontier.to_json(), now_us())
+
+    @staticmethod
+    def _hash_rows(policy: Policy, frontier: merkle.Frontier, entries: list[Entry],
+                   actors: dict[int, str] | None = None):
+        """Canonical bodies, leaf hashes (extending `frontier`) and the subtree nodes they complete."""
         recorded_at = format_instant(entries[0].recorded_us)
         raters = {t: r[0][0] for t, r in policy.reference_attributes.items() if r}
         actors = actors or {}
@@ -222,23 +300,25 @@ class Appender:
             else:
                 actor = None
             rows.append(entry_row(entry, body, leaf, actor))
-        return rows, nodes, Checkpoint(frontier.size, frontier.root(), frontier.to_json(), now_us())
+        return rows, nodes
 
-    def _histories(self, tx: Tx, new_entries: list[Entry], first_new: int) -> dict[str, list[Entry]]:
+    def _histories(self, tx: Tx, new_entries: list[Entry], first_new: int,
+                   cached: bool = True) -> dict[str, list[Entry]]:
         """Every entry about each subject the new entries touch: what was there, then the new."""
         by_subject: dict[str, list[Entry]] = {}
         for entry in new_entries:
             if entry.subject is not None:
                 by_subject.setdefault(entry.subject, []).append(entry)
-        prior = self.prior_histories(tx, sorted(by_subject), first_new)
+        prior = self.prior_histories(tx, sorted(by_subject), first_new, cached)
         return {subject: prior.get(subject, []) + new for subject, new in by_subject.items()}
 
-    def prior_histories(self, tx: Tx, subjects: list[str], size: int) -> dict[str, list[Entry]]:
+    def prior_histories(self, tx: Tx, subjects: list[str], size: int,
+                        cached: bool = True) -> dict[str, list[Entry]]:
         """The entries (< size) about each subject, from the history cache or the store."""
         found: dict[str, list[Entry]] = {}
         missing = []
         for subject in subjects:
-            history = self._view.histories.get(subject)
+            history = self._view.histories.get(subject) if cached else None
             if history is None:
                 missing.append(subject)
             else:
@@ -270,6 +350,33 @@ def _frontier(checkpoint: Checkpoint | None) -> merkle.Frontier:
         raise Tampered(f"the checkpoint of size {checkpoint.size} stores a frontier that does not give its root "
                        "(edited behind the registry's back): nothing was written; run `socialcredit verify`")
     return frontier
+
+
+def _validate(validator: Validator, items: list[tuple[int, object]],
+              progress: Callable[[int], None] | None) -> tuple[list[ValidEvent], list[IngestProblem]]:
+    """Validate numbered items: dicts, or (line, dict | InputError) pairs from `read_events`."""
+    valid: list[ValidEvent] = []
+    errors: list[IngestProblem] = []
+    for number, item in items:
+        line, raw = item if isinstance(item, tuple) else (number, item)
+        if isinstance(raw, InputError):
+            errors.append(IngestProblem(line, raw.message))
+        else:
+            try:
+                valid.append(validator.validate(raw, line))
+            except InputError as exc:
+                errors.append(IngestProblem(line, exc.message))
+        if progress is not None:
+            progress(1)
+    return valid, errors
+
+
+class _Unwritten(Exception):
+    """Rolls a streamed batch back; carries what the caller is told."""
+
+    def __init__(self, result: IngestResult):
+        super().__init__("unwritten")
+        self.result = result
 
 
 def _event_entry(seq: int, recorded_us: int, event: ValidEvent, derived: dict | None) -> Entry:

@@ -96,6 +96,13 @@ class LedgerView:
             self.histories.put_all(histories)
             self.size = max(self.size, size)
 
+    def appended_many(self, size: int) -> None:
+        """This process appended a streamed batch up to `size`: too many subjects to name, so
+        every cached history and standing goes."""
+        with self._lock:
+            self._forget(None)
+            self.size = max(self.size, size)
+
     def policy_changed(self, size: int) -> None:
         with self._lock:
             self._forget(None)

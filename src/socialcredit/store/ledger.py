@@ -98,9 +98,18 @@ class LedgerTables:
 
         The checkpoint also records the logs' heads as they are now, so that rewriting a log
         means rewriting every checkpoint written since as well."""
+        self.append_rows(tx, rows, nodes)
+        self.append_checkpoint(tx, checkpoint)
+
+    def append_rows(self, tx: Tx, rows: Sequence[EntryRow], nodes: Sequence[tuple[int, int, bytes]]) -> None:
+        """Entry rows and the subtree nodes they complete, without a checkpoint yet: a batch
+        streamed in chunks writes its checkpoint once, at the end, in the same transaction."""
         tx.executemany("INSERT INTO entries (seq, kind, recorded_us, provider, key, subject, type, occurred_us, "
                        "body, leaf_hash, actor) VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
         tx.executemany("INSERT INTO merkle_nodes (level, idx, hash) VALUES (?,?,?)", nodes)
+
+    def append_checkpoint(self, tx: Tx, checkpoint: Checkpoint) -> None:
+        """The checkpoint covering the rows appended so far, with the logs' heads as they are now."""
         heads = {log: (size, bytes(head)) for log, size, head in tx.all("SELECT log, size, head FROM log_heads")}
         decisions, audit = heads.get(DECISIONS, (None, None)), heads.get(AUDIT, (None, None))
         tx.execute("INSERT INTO checkpoints (size, root, frontier, recorded_us, decisions_size, decisions_head, "
