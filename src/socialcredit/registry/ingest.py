@@ -91,7 +91,8 @@ class Appender:
                 rest: Iterator, skip_invalid: bool, progress: Callable[[int], None] | None,
                 on_wait: Waiter | None) -> IngestResult:
         """A long batch in chunks of `STREAM_CHUNK`, all in one transaction: read, validate,
-        deduplicate, append and materialize a chunk, then the next; one checkpoint at the end.
+        deduplicate and append a chunk, then the next; then the touched subjects' standings and
+        one checkpoint.
 
         The outcome is the one-piece batch's: without `skip_invalid`, one bad line (the rest
         are still read, so that every bad line is listed) or one conflicting key rolls all of
@@ -129,7 +130,7 @@ class Appender:
                 result.rejected = len(result.errors)
                 if size == first:
                     raise _Unwritten(result)
-                self._store.standings.hold_at(tx, first, size)
+                self._materialize_since(tx, policy, first, size, recorded)
                 checkpoint = Checkpoint(frontier.size, frontier.root(), frontier.to_json(), now_us())
                 self._store.ledger.append_checkpoint(tx, checkpoint)
         except _Unwritten as refused:
@@ -144,7 +145,7 @@ class Appender:
     def _append_chunk(self, tx: Tx, policy: Policy, valid: list[ValidEvent], first: int, size: int,
                       frontier: merkle.Frontier, recorded: int, lines: array, conflicts: list[IngestProblem],
                       result: IngestResult) -> int:
-        """One chunk of a streamed batch: its new events appended and their subjects materialized."""
+        """One chunk of a streamed batch: its new events appended (materialized at the end)."""
         existing = self._store.ledger.existing_events(tx, [(e.provider, e.key) for e in valid]) if size else {}
         sorted_out = sort_out(valid, existing, lambda seq: lines[seq - first] if seq >= first else None)
         result.duplicates += sorted_out.duplicates
@@ -155,11 +156,17 @@ class Appender:
         lines.extend(-1 if event.line is None else event.line for event in sorted_out.fresh)
         rows, nodes = self._hash_rows(policy, frontier, entries)
         self._store.ledger.append_rows(tx, rows, nodes)
-        # The history cache holds the ledger as it was before this batch: good for the first
-        # chunk only (an earlier chunk may have touched a subject since).
-        histories = self._histories(tx, entries, size, cached=size == first)
-        self._standings.materialize(tx, policy, histories.items(), size + len(entries), recorded)
         return size + len(entries)
+
+    def _materialize_since(self, tx: Tx, policy: Policy, first: int, size: int, recorded: int) -> None:
+        """The standings of every subject a streamed batch touched, each folded once, at the end
+        (a subject's events are spread over the chunks: folding it per chunk folded it again and
+        again), from its whole history read back in this transaction."""
+        subjects = sorted(self._store.ledger.subjects_since(first, tx))
+        for start in range(0, len(subjects), _READ_CHUNK):
+            chunk = subjects[start : start + _READ_CHUNK]
+            read = self._store.ledger.entries_for_subjects(chunk, tx)
+            self._standings.materialize(tx, policy, ((s, read.get(s, [])) for s in chunk), size, recorded)
 
     def append_events(self, policy: Policy, valid: list[ValidEvent], result: IngestResult, skip_invalid: bool,
                       on_wait: Waiter | None = None) -> IngestResult:
@@ -302,23 +309,21 @@ class Appender:
             rows.append(entry_row(entry, body, leaf, actor))
         return rows, nodes
 
-    def _histories(self, tx: Tx, new_entries: list[Entry], first_new: int,
-                   cached: bool = True) -> dict[str, list[Entry]]:
+    def _histories(self, tx: Tx, new_entries: list[Entry], first_new: int) -> dict[str, list[Entry]]:
         """Every entry about each subject the new entries touch: what was there, then the new."""
         by_subject: dict[str, list[Entry]] = {}
         for entry in new_entries:
             if entry.subject is not None:
                 by_subject.setdefault(entry.subject, []).append(entry)
-        prior = self.prior_histories(tx, sorted(by_subject), first_new, cached)
+        prior = self.prior_histories(tx, sorted(by_subject), first_new)
         return {subject: prior.get(subject, []) + new for subject, new in by_subject.items()}
 
-    def prior_histories(self, tx: Tx, subjects: list[str], size: int,
-                        cached: bool = True) -> dict[str, list[Entry]]:
+    def prior_histories(self, tx: Tx, subjects: list[str], size: int) -> dict[str, list[Entry]]:
         """The entries (< size) about each subject, from the history cache or the store."""
         found: dict[str, list[Entry]] = {}
         missing = []
         for subject in subjects:
-            history = self._view.histories.get(subject) if cached else None
+            history = self._view.histories.get(subject)
             if history is None:
                 missing.append(subject)
             else:

@@ -81,11 +81,6 @@ class StandingsTable:
     def clear(self, tx: Tx) -> None:
         tx.execute("DELETE FROM standings")
 
-    def hold_at(self, tx: Tx, since: int, size: int) -> None:
-        """Standings written at a ledger size in (since, size) hold at `size`: a batch streamed
-        in chunks materializes each chunk's subjects as it goes and commits at `size`."""
-        tx.execute("UPDATE standings SET known_size = ? WHERE known_size > ? AND known_size < ?", (size, since, size))
-
     def get(self, subject: str) -> StandingRow | None:
         with self.db.read() as t:
             row = t.one(f"SELECT {_STANDING_COLUMNS} FROM standings WHERE subject = ?", (subject,))

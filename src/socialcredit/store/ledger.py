@@ -227,8 +227,8 @@ class LedgerTables:
         with self.db.reading(tx) as t:
             return [row[0] for row in t.all("SELECT DISTINCT subject FROM entries WHERE subject IS NOT NULL")]
 
-    def subjects_since(self, seq: int) -> set[str]:
-        with self.db.read() as t:
+    def subjects_since(self, seq: int, tx: Tx | None = None) -> set[str]:
+        with self.db.reading(tx) as t:
             return {row[0] for row in t.all("SELECT DISTINCT subject FROM entries WHERE seq >= ? AND subject IS NOT NULL",
                                             (seq,))}
 
