@@ -4,7 +4,7 @@ Each shape is a JSONL file of events under the `rongcheng` policy, ingested into
 registry by `socialcredit ingest FILE --json` in a child process; the child's whole life is
 timed (start-up, reading, validation, pseudonyms, canonical bodies, Merkle leaves, the
 checkpoint, the materialized standings, the commit) with `time.perf_counter`, and its peak
-resident memory read from `wait4`'s rusage.
+resident memory read from `wait4`'s rusage (through a small launcher: see `LAUNCHER`).
 
     cold-2      100,000 subjects x 2 events, into a fresh registry
     cold-10      20,000 subjects x 10 events, into a fresh registry
@@ -63,7 +63,6 @@ ANCHOR_INSERT = (
     "INSERT INTO entries (seq, kind, recorded_us, provider, key, subject, type, occurred_us, body, leaf_hash) "
     "VALUES (?,?,?,?,?,?,?,?,?,?)"
 )
-CLI = [sys.executable, "-m", "socialcredit"]
 
 
 def draw(policy, subjects, per_subject: int, start_us: int, end_us: int, prefix: str,
@@ -94,20 +93,31 @@ def write_jsonl(events: list[dict], path: Path) -> None:
             out.write(json.dumps(event, separators=(",", ":")) + "\n")
 
 
+# The child's peak memory must be its own: Linux carries a process's peak resident size over
+# fork and exec (a child spawned by this process, which holds the generated events, reports
+# this process's peak). So a small launcher, started afresh, forks the CLI and reports the
+# rusage of that child alone.
+LAUNCHER = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.executable, [sys.executable, "-m", "socialcredit", *sys.argv[1:]])
+_, status, usage = os.wait4(pid, 0)
+sys.stderr.write(f"\\nmaxrss_kb={usage.ru_maxrss}\\n")
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def cli_measured(env: dict, *args: str) -> tuple[float, float, str]:
-    """Like `cli`, but reaps the child with os.wait4 to read its peak resident memory."""
+    """Run `socialcredit ARGS` in a child: (seconds, its peak resident MB, stdout)."""
     started = time.perf_counter()
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        pid = os.posix_spawn(CLI[0], CLI + list(args), env, file_actions=[
-            (os.POSIX_SPAWN_DUP2, out.fileno(), 1), (os.POSIX_SPAWN_DUP2, err.fileno(), 2)])
-        _, status, rusage = os.wait4(pid, 0)
-        seconds = time.perf_counter() - started
-        out.seek(0)
-        err.seek(0)
-        code = os.waitstatus_to_exitcode(status)
-        if code != 0:
-            raise SystemExit(f"socialcredit {' '.join(args)} failed ({code}): {err.read().decode()[-2000:]}")
-        return seconds, rusage.ru_maxrss / 1024, out.read().decode()
+    done = subprocess.run([sys.executable, "-c", LAUNCHER, *args], env=env, capture_output=True)
+    seconds = time.perf_counter() - started
+    stderr = done.stderr.decode()
+    if done.returncode != 0:
+        raise SystemExit(f"socialcredit {' '.join(args)} failed ({done.returncode}): {stderr[-2000:]}")
+    peak_kb = int(stderr.rsplit("maxrss_kb=", 1)[1].split()[0])
+    return seconds, peak_kb / 1024, done.stdout.decode()
 
 
 def anchor(rows: list[tuple], path: Path) -> float:
@@ -197,6 +207,8 @@ def run_shape(shape: str, policy, events_n: int, base_n: int, end_us: int, seed:
         "peak_rss_mb": round(peak_mb, 1),
         "base_seconds": None if base_seconds is None else round(base_seconds, 3),
         "base_peak_rss_mb": None if base_peak_mb is None else round(base_peak_mb, 1),
+        "folded_incrementally": result.get("folded_incrementally"),  # subjects (absent before issue 9's fold)
+        "folded_whole": result.get("folded_whole"),
         "standings": standings,
         "standing_bytes_per_subject": round(standing_bytes / max(standings, 1), 1),
         "goal_events_per_second": GOAL_EVENTS_PER_SECOND,
