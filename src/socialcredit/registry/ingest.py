@@ -7,7 +7,8 @@
         catch up with other processes; refuse if the policy changed meanwhile
         deduplicate by (provider, key); assess ratings (limits, the rater's weight)
         canonical bodies, Merkle leaves, the checkpoint
-        entries + checkpoint, then the touched subjects' materialized standings
+        entries + checkpoint, then the touched subjects' materialized standings (folding
+        only the new events of a subject whose fold state can take them: scoring/incremental.py)
     commit, or on any error or Ctrl-C roll back: all of the batch or none of it
 """
 
@@ -18,6 +19,7 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from itertools import chain, islice
+from typing import NamedTuple
 
 from ..errors import Conflict, InvalidInput, NotFound, Tampered
 from ..instants import format_instant, now_us
@@ -29,17 +31,20 @@ from ..ledger.entries import EVENT, VOID, Entry, attributes_json
 from ..policy.compiled import Policy
 from ..ratings import intake as ratings_intake
 from ..results import IngestProblem, IngestResult
-from ..store import Checkpoint, Store, Tx, entry_row
+from ..scoring import incremental
+from ..scoring.compact import CompactStanding, compact
+from ..store import Checkpoint, FoldStateRow, Store, Tx, entry_row
 from ..store.database import Waiter
 from .audit import AuditTrail, audit_row
 from .caller import Caller
 from .policies import PolicyBook
-from .standings import Standings
+from .standings import Standings, standing_row
 from .view import LedgerView
 
 _READ_CHUNK = 2_000  # subjects whose histories are read per query
 MAX_SEQ = 2**63  # entry numbers are 64-bit: a larger one names no entry (and would not fit a query)
 STREAM_CHUNK = 20_000  # events a longer batch is read, validated and appended in at a time
+_STREAM_SUBJECTS = 250  # subjects materialized at a time at the end of a streamed batch (bounds memory)
 
 RawEvents = Iterable[tuple[int | None, dict | InputError] | dict]
 
@@ -130,7 +135,7 @@ class Appender:
                 result.rejected = len(result.errors)
                 if size == first:
                     raise _Unwritten(result)
-                self._materialize_since(tx, policy, first, size, recorded)
+                self._materialize_since(tx, policy, first, size, recorded, result)
                 checkpoint = Checkpoint(frontier.size, frontier.root(), frontier.to_json(), now_us())
                 self._store.ledger.append_checkpoint(tx, checkpoint)
         except _Unwritten as refused:
@@ -158,15 +163,17 @@ class Appender:
         self._store.ledger.append_rows(tx, rows, nodes)
         return size + len(entries)
 
-    def _materialize_since(self, tx: Tx, policy: Policy, first: int, size: int, recorded: int) -> None:
+    def _materialize_since(self, tx: Tx, policy: Policy, first: int, size: int, recorded: int,
+                           result: IngestResult) -> None:
         """The standings of every subject a streamed batch touched, each folded once, at the end
         (a subject's events are spread over the chunks: folding it per chunk folded it again and
-        again), from its whole history read back in this transaction."""
+        again), from its new entries read back in this transaction (and its history if needed),
+        a few hundred subjects at a time."""
         subjects = sorted(self._store.ledger.subjects_since(first, tx))
-        for start in range(0, len(subjects), _READ_CHUNK):
-            chunk = subjects[start : start + _READ_CHUNK]
-            read = self._store.ledger.entries_for_subjects(chunk, tx)
-            self._standings.materialize(tx, policy, ((s, read.get(s, [])) for s in chunk), size, recorded)
+        for start in range(0, len(subjects), _STREAM_SUBJECTS):
+            chunk = subjects[start : start + _STREAM_SUBJECTS]
+            new = self._store.ledger.entries_for_subjects(chunk, tx, since=first)
+            self._materialize(tx, policy, new, first, size, recorded, result)
 
     def append_events(self, policy: Policy, valid: list[ValidEvent], result: IngestResult, skip_invalid: bool,
                       on_wait: Waiter | None = None) -> IngestResult:
@@ -195,8 +202,8 @@ class Appender:
             recorded = now_us()
             entries = [_event_entry(size + n, recorded, fresh[i], assessment.derived.get(i))
                        for n, i in enumerate(kept)]
-            new_checkpoint, histories = self._write(tx, policy, checkpoint, entries)
-        self._view.appended(new_checkpoint.size, histories)
+            new_checkpoint, touched = self._write(tx, policy, checkpoint, entries, result=result)
+        self._view.appended(new_checkpoint.size, touched.histories, touched.advanced)
         result.accepted = len(entries)
         result.written = True
         result.ledger_size = new_checkpoint.size
@@ -247,10 +254,10 @@ class Appender:
             references = policy.reference_attributes.get(target.type, ())
             actor = target.attributes.get(references[0][0]) if references else None
             entry = Entry(checkpoint.size, VOID, now_us(), subject=target.subject, target=seq, reason=reason.strip())
-            new_checkpoint, histories = self._write(tx, policy, checkpoint, [entry], {entry.seq: actor} if actor else None)
+            new_checkpoint, touched = self._write(tx, policy, checkpoint, [entry], {entry.seq: actor} if actor else None)
             self._store.audit.insert(tx, [audit_row(caller, "void", target.subject,
                                                     {"entry": entry.seq, "cancels": seq})])
-        self._view.appended(new_checkpoint.size, histories)
+        self._view.appended(new_checkpoint.size, touched.histories, touched.advanced)
         return entry
 
     def append_policy(self, policy: Policy, body: dict, caller: Caller, detail: dict,
@@ -274,12 +281,64 @@ class Appender:
     # -- writing ------------------------------------------------------------------------------
 
     def _write(self, tx: Tx, policy: Policy, checkpoint: Checkpoint | None, entries: list[Entry],
-               actors: dict[int, str] | None = None):
+               actors: dict[int, str] | None = None, result: IngestResult | None = None):
         rows, nodes, new_checkpoint = self.hash_entries(policy, checkpoint, entries, actors)
         self._store.ledger.append(tx, rows, new_checkpoint, nodes)
-        histories = self._histories(tx, entries, checkpoint.size if checkpoint else 0)
-        self._standings.materialize(tx, policy, histories.items(), new_checkpoint.size, entries[0].recorded_us)
-        return new_checkpoint, histories
+        touched = self._materialize(tx, policy, _by_subject(entries), checkpoint.size if checkpoint else 0,
+                                    new_checkpoint.size, entries[0].recorded_us, result)
+        return new_checkpoint, touched
+
+    def _materialize(self, tx: Tx, policy: Policy, new_by_subject: dict[str, list[Entry]], first_new: int,
+                     size: int, as_of: int, result: IngestResult | None = None) -> "_Touched":
+        """The standings of the subjects `new_by_subject` names, as of `as_of`, and their fold states.
+
+        A subject whose kept fold state can take its new entries (scoring/incremental.py:
+        none out of time order, no void, the same policy) folds only those; any other has its
+        whole history read and folded, and its state made again from it. Under a policy the
+        incremental fold does not cover (ratings), or another engine than the fold, every
+        subject is folded whole by the engine and no state is kept.
+        """
+        use_states = incremental.supports(policy) and self._standings.engine.name == "fold"
+        subjects = sorted(new_by_subject)
+        pairs: list[tuple[str, CompactStanding]] = []
+        states: list[FoldStateRow] = []
+        advanced: list[str] = []
+        if use_states:
+            for subject, row in self._store.fold_states.get_many(tx, subjects).items():
+                if row.policy_digest != policy.digest:
+                    continue
+                state = incremental.FoldState.from_json(row.body)
+                new = new_by_subject[subject]
+                if incremental.can_advance(policy, state, new, as_of):
+                    incremental.advance(policy, state, new)
+                    pairs.append((subject, compact(incremental.standing_at(policy, state, as_of, subject))))
+                    states.append(FoldStateRow(subject, policy.digest, size, state.to_json()))
+                    advanced.append(subject)
+        done = set(advanced)
+        rest = [s for s in subjects if s not in done]
+        prior = self.prior_histories(tx, rest, first_new)
+        histories = {s: prior.get(s, []) + new_by_subject[s] for s in rest}
+        whole: list[tuple[str, list[Entry]]] = []
+        dropped: list[str] = []
+        for subject in rest:
+            history = histories[subject]
+            state = incremental.build(policy, history) if use_states else None
+            if state is not None and (state.horizon is None or state.horizon <= as_of):
+                pairs.append((subject, compact(incremental.standing_at(policy, state, as_of, subject))))
+                states.append(FoldStateRow(subject, policy.digest, size, state.to_json()))
+            else:  # events after `as_of` (the fold leaves them out), or no incremental fold: the engine
+                whole.append((subject, history))
+                dropped.append(subject)
+        pairs.extend(self._standings.engine.compact_standings(policy, whole, as_of))
+        self._store.standings.put(tx, [standing_row(subject, standing, size) for subject, standing in pairs])
+        if states:
+            self._store.fold_states.put(tx, states)
+        if dropped:
+            self._store.fold_states.delete(tx, dropped)  # none may outlive the entries it lacks
+        if result is not None:
+            result.folded_incrementally += len(advanced)
+            result.folded_whole += len(rest)
+        return _Touched(histories, advanced)
 
     def hash_entries(self, policy: Policy, checkpoint: Checkpoint | None, entries: list[Entry],
                      actors: dict[int, str] | None = None):
@@ -308,15 +367,6 @@ class Appender:
                 actor = None
             rows.append(entry_row(entry, body, leaf, actor))
         return rows, nodes
-
-    def _histories(self, tx: Tx, new_entries: list[Entry], first_new: int) -> dict[str, list[Entry]]:
-        """Every entry about each subject the new entries touch: what was there, then the new."""
-        by_subject: dict[str, list[Entry]] = {}
-        for entry in new_entries:
-            if entry.subject is not None:
-                by_subject.setdefault(entry.subject, []).append(entry)
-        prior = self.prior_histories(tx, sorted(by_subject), first_new)
-        return {subject: prior.get(subject, []) + new for subject, new in by_subject.items()}
 
     def prior_histories(self, tx: Tx, subjects: list[str], size: int) -> dict[str, list[Entry]]:
         """The entries (< size) about each subject, from the history cache or the store."""
@@ -355,6 +405,19 @@ def _frontier(checkpoint: Checkpoint | None) -> merkle.Frontier:
         raise Tampered(f"the checkpoint of size {checkpoint.size} stores a frontier that does not give its root "
                        "(edited behind the registry's back): nothing was written; run `socialcredit verify`")
     return frontier
+
+
+class _Touched(NamedTuple):
+    histories: dict[str, list[Entry]]  # whole histories read (for the history cache)
+    advanced: list[str]  # subjects folded from their state: their cached histories are stale
+
+
+def _by_subject(entries: list[Entry]) -> dict[str, list[Entry]]:
+    by_subject: dict[str, list[Entry]] = {}
+    for entry in entries:
+        if entry.subject is not None:
+            by_subject.setdefault(entry.subject, []).append(entry)
+    return by_subject
 
 
 def _validate(validator: Validator, items: list[tuple[int, object]],

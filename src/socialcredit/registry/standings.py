@@ -58,6 +58,7 @@ class Standings:
         policy = self._policies.current
         with self._store.db.write(append=True, on_wait=on_wait) as tx:
             self._store.standings.clear(tx)
+            self._store.fold_states.clear(tx)  # derived too: the next append folds each subject whole once
             subjects = sorted(self._store.ledger.subjects(tx))
             size = self._store.ledger.size(tx)
             as_of = now_us()

@@ -144,8 +144,9 @@ class LedgerTables:
     # -- reading entries ----------------------------------------------------------------------
 
     def entries_for_subjects(self, subjects: Iterable[str], tx: Tx | None = None,
-                             before: int | None = None) -> dict[str, list[Entry]]:
-        """Every entry about each subject (events and the voids that name it), in seq order."""
+                             before: int | None = None, since: int | None = None) -> dict[str, list[Entry]]:
+        """Every entry about each subject (events and the voids that name it), in seq order;
+        with `before`/`since`, those with seq < before / seq >= since."""
         result: dict[str, list[Entry]] = {}
         with self.db.reading(tx) as t:
             for chunk in _chunks(list(subjects)):
@@ -154,6 +155,9 @@ class LedgerTables:
                 if before is not None:
                     query += " AND seq < ?"
                     params.append(before)
+                if since is not None:
+                    query += " AND seq >= ?"
+                    params.append(since)
                 for row in t.all(query + " ORDER BY seq", params):
                     entry = row_entry(row)
                     result.setdefault(entry.subject, []).append(entry)
