@@ -1,44 +1,58 @@
-"""Ingest throughput: `Registry.ingest` against a bare `sqlite3` executemany of the same rows.
+"""Ingest throughput through the CLI, shape by shape, against raw `sqlite3` executemany of the same rows.
 
-A synthetic town (20,000 residents and 500 businesses by default) gets a year of events from
-`socialcredit.sim.town.generate_events`; further years (earlier ones, with their own keys) are
-generated until there are at least 200,000 events. They go into a fresh SQLite registry under
-the `rongcheng` policy in ONE `Registry.ingest` call, timed with `time.perf_counter`: that
-call does everything (validation, pseudonyms, canonical bodies, Merkle leaves, checkpoint,
-materialized standings, commit).
+Each shape is a JSONL file of events under the `rongcheng` policy, ingested into a SQLite
+registry by `socialcredit ingest FILE --json` in a child process; the child's whole life is
+timed (start-up, reading, validation, pseudonyms, canonical bodies, Merkle leaves, the
+checkpoint, the materialized standings, the commit) with `time.perf_counter`, and its peak
+resident memory read from `wait4`'s rusage (through a small launcher: see `LAUNCHER`).
 
-Then a further batch of 10,000 new events for subjects already in the ledger is ingested and
-timed on its own (`incremental_events_per_second`): there every touched subject's history is
-read back and folded again.
+    cold-2      100,000 subjects x 2 events, into a fresh registry
+    cold-10      20,000 subjects x 10 events, into a fresh registry
+    cold-100      2,000 subjects x 100 events, into a fresh registry
+    appended    200,000 new events (2 each for 100,000 subjects already there) appended to a
+                registry that already holds 1,000,000 events (10 each), which is built first
+                from ONE 1M-event file through the same CLI: its time and peak memory are
+                reported too (`base_seconds`, `base_peak_rss_mb`: the streaming figure)
 
-The anchor: the very rows the registry wrote for the first batch (SELECTed out of its
-database after the run) inserted with the standard library's `sqlite3` `executemany` into a
-plain table of the same columns (no indexes, no constraints), WAL + synchronous=FULL, one
-transaction. Only the executemany and the commit are timed.
+(`--events N` sets the size of the timed file, `--base N` the appended shape's registry.)
+Events are drawn from the pack's catalogue with the town's rates (`socialcredit.sim.town`),
+at random instants over the last three years (the appended batch: over the last 90 days,
+after everything already in the registry), and the file is in time order.
 
-Prints exactly one JSON line on stdout; progress goes to stderr.
+The anchor, in the same run: the rows the registry wrote for the timed file (SELECTed out of
+its database afterwards) inserted by the standard library's `sqlite3` `executemany` into a
+plain table of the same ten columns (no indexes or constraints), WAL + synchronous=FULL, one
+transaction; only the executemany and the commit are timed.
 
-    python bench/bench_ingest.py            # full size (about half a minute)
-    python bench/bench_ingest.py --quick    # a few seconds, for tests and CI
+Prints one JSON line per shape on stdout; progress goes to stderr.
+
+    python bench/bench_ingest.py                    # every shape, full size (a few minutes)
+    python bench/bench_ingest.py --shapes cold-2    # one shape
+    python bench/bench_ingest.py --quick            # small sizes, for tests and CI
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import random
 import sqlite3
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _common import emit, note, profiled
-from socialcredit.instants import now_us
+from _common import emit, note
+from socialcredit.instants import US_PER_SECOND, format_instant, now_us
 from socialcredit.ledger.entries import EVENT
 from socialcredit.policy.load import load_policy
-from socialcredit.registry import Registry
-from socialcredit.sim.town import DAY_US, build_subjects, generate_events
+from socialcredit.sim.town import DAY_US, NOT_DRAWN, PERSON_RATES, _attributes, _follow_up_types, build_subjects
 
-GOAL_EVENTS_PER_SECOND = 50_000
+GOAL_EVENTS_PER_SECOND = 100_000
+SHAPES = {"cold-2": 2, "cold-10": 10, "cold-100": 100, "appended": 2}
+BASE_PER_SUBJECT = 10
 YEAR_US = 365 * DAY_US
 
 ANCHOR_SCHEMA = (
@@ -51,42 +65,59 @@ ANCHOR_INSERT = (
 )
 
 
+def draw(policy, subjects, per_subject: int, start_us: int, end_us: int, prefix: str,
+         rng: random.Random) -> list[dict]:
+    """`per_subject` events for each subject, types weighted by the town's rates, in time order."""
+    follow_ups = _follow_up_types(policy)
+    types = [t for t, spec in policy.event_types.items()
+             if t not in follow_ups and t not in NOT_DRAWN and "person" in spec.subject_kinds]
+    weights = [PERSON_RATES.get(t, 0.01) for t in types]
+    span = end_us - start_us
+    events = []
+    for subject in subjects:
+        for event_type in rng.choices(types, weights, k=per_subject):
+            occurred = start_us + int(rng.random() * span)
+            events.append({"subject": subject.ref, "subject_kind": subject.kind, "type": event_type,
+                           "occurred_at": format_instant(occurred - occurred % US_PER_SECOND),
+                           "provider": event_type.split(".", 1)[0] + "-registry", "key": "",
+                           "attributes": _attributes(policy, event_type, rng)})
+    events.sort(key=lambda e: e["occurred_at"])
+    for number, event in enumerate(events):
+        event["key"] = f"{prefix}-{number:08d}"
+    return events
 
-def town_events(policy, residents: int, businesses: int, min_events: int, end_us: int, rng: random.Random):
-    """Subjects, and years of their events (oldest year first) until there are `min_events`.
 
-    Each year is a fresh draw from `generate_events` (same subjects, new propensities), keyed
-    `y<years back>-<n>` so that no two events share a (provider, key).
-    """
-    subjects = build_subjects(rng, residents, businesses)
-    years: list[list[dict]] = []
-    total = 0
-    while total < min_events:
-        back = len(years)
-        year = generate_events(policy, subjects, end_us - (back + 1) * YEAR_US, end_us - back * YEAR_US, rng)
-        if not year:
-            raise SystemExit("the town produced no events; use more residents")
-        for event in year:
-            event["key"] = f"y{back}-{event['key']}"
-        years.append(year)
-        total += len(year)
-    events = [event for year in reversed(years) for event in year]  # oldest first, each year sorted
-    return subjects, events, len(years)
+def write_jsonl(events: list[dict], path: Path) -> None:
+    with path.open("w", encoding="utf-8") as out:
+        for event in events:
+            out.write(json.dumps(event, separators=(",", ":")) + "\n")
 
 
-def incremental_events(policy, subjects, events: list[dict], count: int, end_us: int,
-                       rng: random.Random) -> list[dict]:
-    """`count` new events (new keys) for subjects the ledger already holds, in time order."""
-    held = {(e["subject"], e["subject_kind"]) for e in events}
-    subjects = [s for s in subjects if (s.ref, s.kind) in held]
-    pool: list[dict] = []
-    while len(pool) < count:  # a small town may need more than one more year
-        pool += generate_events(policy, subjects, end_us - YEAR_US, end_us, rng)
-    chosen = rng.sample(pool, count)
-    chosen.sort(key=lambda e: e["occurred_at"])
-    for number, event in enumerate(chosen):
-        event["key"] = f"inc-{number:07d}"
-    return chosen
+# The child's peak memory must be its own: Linux carries a process's peak resident size over
+# fork and exec (a child spawned by this process, which holds the generated events, reports
+# this process's peak). So a small launcher, started afresh, forks the CLI and reports the
+# rusage of that child alone.
+LAUNCHER = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.executable, [sys.executable, "-m", "socialcredit", *sys.argv[1:]])
+_, status, usage = os.wait4(pid, 0)
+sys.stderr.write(f"\\nmaxrss_kb={usage.ru_maxrss}\\n")
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def cli_measured(env: dict, *args: str) -> tuple[float, float, str]:
+    """Run `socialcredit ARGS` in a child: (seconds, its peak resident MB, stdout)."""
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", LAUNCHER, *args], env=env, capture_output=True)
+    seconds = time.perf_counter() - started
+    stderr = done.stderr.decode()
+    if done.returncode != 0:
+        raise SystemExit(f"socialcredit {' '.join(args)} failed ({done.returncode}): {stderr[-2000:]}")
+    peak_kb = int(stderr.rsplit("maxrss_kb=", 1)[1].split()[0])
+    return seconds, peak_kb / 1024, done.stdout.decode()
 
 
 def anchor(rows: list[tuple], path: Path) -> float:
@@ -109,104 +140,108 @@ def anchor(rows: list[tuple], path: Path) -> float:
         conn.close()
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes (a few seconds)")
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--policy", default="rongcheng", help="pack name or TOML file (default rongcheng)")
-    parser.add_argument("--residents", type=int)
-    parser.add_argument("--businesses", type=int)
-    parser.add_argument("--min-events", type=int, help="generate years of events until at least this many")
-    parser.add_argument("--incremental", type=int, help="size of the second, incremental batch")
-    parser.add_argument("--profile", type=int, default=0, metavar="N",
-                        help="cProfile the timed region, print the top N functions by tottime to stderr")
-    parser.add_argument("--tmpdir", default=tempfile.gettempdir(), help="where the temporary databases go")
-    args = parser.parse_args(argv)
-    residents = args.residents or (1_000 if args.quick else 20_000)
-    businesses = args.businesses if args.businesses is not None else (25 if args.quick else 500)
-    min_events = args.min_events or (5_000 if args.quick else 200_000)
-    incremental = args.incremental or (500 if args.quick else 10_000)
-
-    policy = load_policy(args.policy)
-    rng = random.Random(args.seed)
-    end_us = now_us() - now_us() % DAY_US
-    started = time.perf_counter()
-    subjects, events, years = town_events(policy, residents, businesses, min_events, end_us, rng)
-    extra = incremental_events(policy, subjects, events, incremental, end_us, rng)
-    in_ledger = len({(e["subject"], e["subject_kind"]) for e in events})
-    note(f"{len(events):,} events ({years} years) for {in_ledger:,} of {len(subjects):,} subjects, "
-         f"+{len(extra):,} incremental; generated in {time.perf_counter() - started:.1f}s")
-
-    with tempfile.TemporaryDirectory(prefix="socialcredit-bench-ingest-", dir=args.tmpdir) as folder:
-        db = Path(folder) / "registry.db"
-        registry = Registry.init(f"sqlite:///{db}", policy, key_file=Path(folder) / "registry.db.key")
-        try:
-            first_seq = registry.size()
-            note("ingesting the town...")
-            t0 = time.perf_counter()
-            with profiled(args.profile, "the town's ingest"):
-                result = registry.ingest(events)
-            seconds = time.perf_counter() - t0
-            if result.errors or result.accepted != len(events):
-                raise SystemExit(f"ingest refused events: accepted {result.accepted}, first error "
-                                 f"{result.errors[:1]}")
-            base_size = result.ledger_size
-            note(f"{result.accepted:,} events in {seconds:.2f}s = {result.accepted / seconds:,.0f}/s")
-
-            note("ingesting the incremental batch...")
-            t0 = time.perf_counter()
-            with profiled(args.profile, "the incremental ingest"):
-                more = registry.ingest(extra)
-            incremental_seconds = time.perf_counter() - t0
-            if more.errors or more.accepted != len(extra):
-                raise SystemExit(f"incremental ingest refused events: {more.errors[:1]}")
-            touched = len({(e["subject"], e["subject_kind"]) for e in extra})
-            note(f"{more.accepted:,} events ({touched:,} subjects) in {incremental_seconds:.2f}s "
-                 f"= {more.accepted / incremental_seconds:,.0f}/s")
-            standings = registry.store.standings.tier_counts()
-        finally:
-            registry.close()
-
-        source = sqlite3.connect(db)
-        try:
-            rows = source.execute(
-                "SELECT seq, kind, recorded_us, provider, key, subject, type, occurred_us, body, leaf_hash "
-                "FROM entries WHERE seq >= ? AND seq < ? AND kind = ? ORDER BY seq",
-                (first_seq, base_size, EVENT),
-            ).fetchall()
-        finally:
-            source.close()
-        if len(rows) != len(events):
-            raise SystemExit(f"read back {len(rows)} rows, expected {len(events)}")
-        note("anchor: sqlite3 executemany of the same rows...")
-        anchor_seconds = anchor(rows, Path(folder) / "anchor.db")
-        note(f"{len(rows):,} rows in {anchor_seconds:.2f}s = {len(rows) / anchor_seconds:,.0f}/s")
-
+def run_shape(shape: str, policy, events_n: int, base_n: int, end_us: int, seed: int, folder: Path,
+              quick: bool) -> dict:
+    rng = random.Random(f"{seed}-{shape}")
+    per_subject = SHAPES[shape]
+    db = folder / f"{shape}.db"
+    env = {**os.environ, "SOCIALCREDIT_DB": f"sqlite:///{db}", "SOCIALCREDIT_KEY_FILE": str(folder / f"{shape}.key"),
+           "COLUMNS": "120"}
+    cli_measured(env, "init", "--policy", policy.id, "--json")
+    base_events, base_seconds, base_peak_mb = 0, None, None
+    if shape == "appended":
+        subjects = build_subjects(rng, max(1, events_n // per_subject), 0)
+        history = draw(policy, subjects, BASE_PER_SUBJECT * max(1, base_n // (BASE_PER_SUBJECT * len(subjects))),
+                       end_us - 4 * YEAR_US, end_us - 90 * DAY_US, "base", rng)[:base_n]
+        base_events = len(history)
+        path = folder / "base.jsonl"
+        write_jsonl(history, path)
+        del history
+        base_seconds, base_peak_mb, _ = cli_measured(env, "ingest", str(path), "--json")
+        path.unlink()
+        note(f"{shape}: a registry of {base_events:,} events for {len(subjects):,} subjects built from one file "
+             f"in {base_seconds:.1f}s, peak {base_peak_mb:,.0f} MB")
+        events = draw(policy, subjects, per_subject, end_us - 90 * DAY_US, end_us - DAY_US, "new", rng)
+    else:
+        subjects = build_subjects(rng, max(1, events_n // per_subject), 0)
+        events = draw(policy, subjects, per_subject, end_us - 3 * YEAR_US, end_us - DAY_US, "cold", rng)
+    path = folder / f"{shape}.jsonl"
+    write_jsonl(events, path)
+    with sqlite3.connect(db) as conn:
+        (before,) = conn.execute("SELECT count(*) FROM entries").fetchone()
+    note(f"{shape}: ingesting {len(events):,} events for {len(subjects):,} subjects through the CLI...")
+    seconds, peak_mb, stdout = cli_measured(env, "ingest", str(path), "--json")
+    result = json.loads(stdout)
+    if result["accepted"] != len(events) or result["rejected"]:
+        raise SystemExit(f"{shape}: ingest accepted {result['accepted']} of {len(events)}: {result['errors'][:1]}")
+    note(f"{shape}: {len(events):,} events in {seconds:.2f}s = {len(events) / seconds:,.0f}/s, peak {peak_mb:,.0f} MB")
+    source = sqlite3.connect(db)
+    try:
+        rows = source.execute(
+            "SELECT seq, kind, recorded_us, provider, key, subject, type, occurred_us, body, leaf_hash "
+            "FROM entries WHERE seq >= ? AND kind = ? ORDER BY seq", (before, EVENT)).fetchall()
+        (standings,) = source.execute("SELECT count(*) FROM standings").fetchone()
+        (standing_bytes,) = source.execute("SELECT coalesce(sum(length(body)), 0) FROM standings").fetchone()
+    finally:
+        source.close()
+    if len(rows) != len(events):
+        raise SystemExit(f"{shape}: read back {len(rows)} rows, expected {len(events)}")
+    anchor_seconds = anchor(rows, folder / f"{shape}-anchor.db")
+    for leftover in folder.glob(f"{shape}*"):
+        leftover.unlink()
     events_per_second = len(events) / seconds
     anchor_rows_per_second = len(rows) / anchor_seconds
-    report = {
+    return {
         "bench": "ingest",
+        "shape": shape,
         "policy": policy.id,
         "events": len(events),
-        "subjects": in_ledger,
-        "events_per_subject": round(len(events) / in_ledger, 2),
+        "subjects": len(subjects),
+        "events_per_subject": per_subject,
+        "base_events": base_events,
         "events_per_second": round(events_per_second),
         "anchor_rows_per_second": round(anchor_rows_per_second),
         "ratio": round(events_per_second / anchor_rows_per_second, 4),
         "seconds": round(seconds, 3),
         "anchor_seconds": round(anchor_seconds, 3),
-        "incremental_events": len(extra),
-        "incremental_subjects": touched,
-        "incremental_events_per_second": round(len(extra) / incremental_seconds),
-        "incremental_seconds": round(incremental_seconds, 3),
-        "standings": sum(standings.values()),
+        "peak_rss_mb": round(peak_mb, 1),
+        "base_seconds": None if base_seconds is None else round(base_seconds, 3),
+        "base_peak_rss_mb": None if base_peak_mb is None else round(base_peak_mb, 1),
+        "folded_incrementally": result.get("folded_incrementally"),  # subjects (absent before issue 9's fold)
+        "folded_whole": result.get("folded_whole"),
+        "standings": standings,
+        "standing_bytes_per_subject": round(standing_bytes / max(standings, 1), 1),
         "goal_events_per_second": GOAL_EVENTS_PER_SECOND,
         "meets_goal": events_per_second >= GOAL_EVENTS_PER_SECOND,
-        "quick": args.quick,
-        "profiled": bool(args.profile),
-        "seed": args.seed,
+        "quick": quick,
+        "seed": seed,
     }
-    return emit(report)
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (a few seconds)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--policy", default="rongcheng", help="pack name (default rongcheng)")
+    parser.add_argument("--shapes", default=",".join(SHAPES), help=f"comma-separated, of {', '.join(SHAPES)}")
+    parser.add_argument("--events", type=int, help="events in each timed file (default 200,000)")
+    parser.add_argument("--base", type=int, help="events already in the appended shape's registry (default 1,000,000)")
+    parser.add_argument("--tmpdir", default=tempfile.gettempdir(), help="where the temporary databases go")
+    args = parser.parse_args(argv)
+    shapes = [s.strip() for s in args.shapes.split(",") if s.strip()]
+    unknown = [s for s in shapes if s not in SHAPES]
+    if unknown:
+        parser.error(f"unknown shape {unknown[0]!r} (shapes: {', '.join(SHAPES)})")
+    events_n = args.events or (3_000 if args.quick else 200_000)
+    base_n = args.base or (10_000 if args.quick else 1_000_000)
+    policy = load_policy(args.policy)
+    end_us = now_us() - now_us() % DAY_US
+    reports = []
+    with tempfile.TemporaryDirectory(prefix="socialcredit-bench-ingest-", dir=args.tmpdir) as folder:
+        for shape in shapes:
+            reports.append(emit(run_shape(shape, policy, events_n, base_n, end_us, args.seed, Path(folder),
+                                          args.quick)))
+    return reports
 
 
 if __name__ == "__main__":

@@ -18,13 +18,20 @@ def _run(script: str) -> dict:
     return json.loads(lines[0])
 
 
-def test_ingest_bench_reports_both_sides():
-    result = _run("bench_ingest.py")
-    assert result["bench"] == "ingest"
-    assert result["events"] > 0 and result["subjects"] > 0
-    assert result["events_per_second"] > 0 and result["anchor_rows_per_second"] > 0
-    assert result["standings"] == result["subjects"]
-    assert _ratio_of_the_rates(result)
+def test_ingest_bench_reports_every_shape_against_its_anchor():
+    done = subprocess.run([sys.executable, str(BENCH / "bench_ingest.py"), "--quick"], capture_output=True,
+                          text=True, timeout=300, check=True)
+    results = [json.loads(line) for line in done.stdout.strip().splitlines()]
+    assert [r["shape"] for r in results] == ["cold-2", "cold-10", "cold-100", "appended"]
+    for result in results:
+        assert result["bench"] == "ingest"
+        assert result["events"] > 0 and result["subjects"] > 0
+        assert result["events"] == result["subjects"] * result["events_per_subject"]
+        assert result["events_per_second"] > 0 and result["anchor_rows_per_second"] > 0
+        assert result["peak_rss_mb"] > 0
+        assert result["standings"] == result["subjects"]
+        assert _ratio_of_the_rates(result)
+    assert results[-1]["base_events"] > results[-1]["events"]
 
 
 def _ratio_of_the_rates(report: dict) -> bool:

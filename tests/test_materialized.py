@@ -208,3 +208,106 @@ def test_nosedive_materialized_standing_equals_the_fold(make_registry, history, 
         assert all("themself" in e.error or "already rated" in e.error for e in result.errors), result.errors
         _assert_materialized_equals_fold(registry, subjects)
         start = cut
+
+
+def test_a_stored_standing_keeps_the_reasons_a_decision_names_not_every_record(make_registry):
+    """Lean: 60 counting records, of which the stored standing keeps the top four (and every
+    measure's reasons); the standing report and the explanation, folded afresh, list them all."""
+    from socialcredit.scoring.compact import TOP_RULE_REASONS
+
+    registry = make_registry()
+    now = now_us()
+    events = [{"subject": "many", "type": t, "occurred_at": format_instant(now - (i + 1) * DAY), "provider": "gen",
+               "key": f"many-{i}", "attributes": {}}
+              for i, t in enumerate(["civic.volunteering", "traffic.violation", "finance.bank_arrears"] * 20)]
+    registry.ingest(events)
+    subject = registry.pseudonym("many")
+    full = fold(registry.policy, registry.store.ledger.entries_for_subject(subject), now, None, subject)
+    counting = [r for r in full.reasons if r.kind in ("rule", "cap")]
+    assert len(counting) > 2 * TOP_RULE_REASONS
+    stored = registry.materialized(subject)
+    assert stored.reasons == tuple(counting[:TOP_RULE_REASONS])
+    assert stored.measures == compact(full).measures
+    for state in stored.measures.values():
+        assert 0 < len(state.reasons) <= 4
+    report = registry.standing("many")
+    assert [r.entry for r in report.reasons] == [r.seq for r in full.reasons]
+    explanation = registry.explain("many")
+    assert [r.entry for r in explanation.reasons] == [r.seq for r in full.reasons]
+    _assert_materialized_equals_fold(registry, [subject])
+
+
+IN_ORDER = {"rongcheng": RONGCHENG_TYPES, "china-judgment-defaulters": CHINA_TYPES}
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_rongcheng_appends_in_time_order_fold_incrementally_and_equal_the_fold(make_registry, data):
+    _appends_in_time_order(make_registry, "rongcheng", data)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_china_appends_in_time_order_fold_incrementally_and_equal_the_fold(make_registry, data):
+    _appends_in_time_order(make_registry, "china-judgment-defaulters", data)
+
+
+def _appends_in_time_order(make_registry, pack, data):
+    """Batches whose events come after everything before (the common append): each subject's
+    kept fold state takes only the new events, and what is stored is the fold's; an event out
+    of time order, or a void, makes that subject fold its whole history (counted)."""
+    registry = _shared(make_registry, pack)
+    run = next(_counter)
+    now = now_us()
+    history = data.draw(st.lists(st.tuples(st.integers(0, 2), st.sampled_from(IN_ORDER[pack]), st.integers(0, 9)),
+                                 min_size=2, max_size=30))
+    cuts = sorted(set(data.draw(st.lists(st.integers(1, len(history)), min_size=1, max_size=4))))
+    late = data.draw(st.booleans())
+    events = []
+    for n, (person, (event_type, attributes), step) in enumerate(history):
+        day = -900 + 25 * n + step  # in time order
+        if late and n == len(history) - 1:
+            day = -950  # out of order: before everything
+        events.append({"subject": f"inc{run}-p{person}", "type": event_type, "provider": "gen",
+                       "occurred_at": format_instant(now + day * DAY - (now + day * DAY) % 1_000_000),
+                       "key": f"inc{run}-{n}", "attributes": attributes})
+    subjects = {registry.pseudonym(f"inc{run}-p{p}") for p in range(3)}
+    start, incrementally = 0, 0
+    for cut in [*cuts, len(events)]:
+        if cut <= start:
+            continue
+        result = registry.ingest(events[start:cut])
+        assert result.accepted == cut - start
+        assert result.folded_incrementally + result.folded_whole == len({e["subject"] for e in events[start:cut]})
+        incrementally += result.folded_incrementally
+        _assert_materialized_equals_fold(registry, {s for s in subjects if registry.materialized(s) is not None})
+        start = cut
+    return incrementally
+
+
+def test_a_void_and_a_rebuild_fold_the_subject_whole_then_it_folds_incrementally_again(make_registry):
+    registry = make_registry()
+    now = now_us()
+
+    def events(start, count):
+        return [{"subject": "v", "type": t, "provider": "gen", "key": f"v{start + i}", "attributes": a,
+                 "occurred_at": format_instant(now - (400 - 10 * (start + i)) * DAY - now % 1_000_000)}
+                for i, (t, a) in enumerate((RONGCHENG_TYPES * 3)[start : start + count])]
+
+    first = registry.ingest(events(0, 5))
+    assert (first.folded_incrementally, first.folded_whole) == (0, 1)
+    second = registry.ingest(events(5, 5))
+    assert (second.folded_incrementally, second.folded_whole) == (1, 0)
+    subject = registry.pseudonym("v")
+    _assert_materialized_equals_fold(registry, [subject])
+    registry.void(first.ledger_size - 2, "wrong subject")
+    _assert_materialized_equals_fold(registry, [subject])
+    third = registry.ingest(events(10, 3))
+    assert (third.folded_incrementally, third.folded_whole) == (1, 0)  # the void rebuilt the state
+    _assert_materialized_equals_fold(registry, [subject])
+    registry.rebuild_standings()
+    fourth = registry.ingest(events(13, 3))
+    assert (fourth.folded_incrementally, fourth.folded_whole) == (0, 1)  # rebuild threw the state away
+    fifth = registry.ingest(events(16, 3))
+    assert (fifth.folded_incrementally, fifth.folded_whole) == (1, 0)
+    _assert_materialized_equals_fold(registry, [subject])

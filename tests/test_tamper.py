@@ -303,6 +303,36 @@ def test_verify_deep_passes_on_standings_the_registry_wrote(make_registry):
     assert (report.ok, report.standings) == (True, 4)
 
 
+def test_verify_deep_passes_a_standing_written_before_standings_were_lean_and_not_one_with_a_reason_added(
+        make_registry):
+    """Registries written before kept every counting record among a standing's reasons; that is
+    the same standing (rebuild makes it lean), but a reason that is not the fold's is reported."""
+    from dataclasses import replace
+
+    from socialcredit.instants import format_instant, now_us
+    from socialcredit.scoring.compact import compact
+    from socialcredit.scoring.fold import Reason, fold
+
+    registry = make_registry()
+    now = now_us()
+    registry.ingest([event("many", t, format_instant(now - (i + 1) * 86_400_000_000), f"v{i}")
+                     for i, t in enumerate(["civic.volunteering", "traffic.violation", "finance.bank_arrears"] * 10)])
+    subject = registry.pseudonym("many")
+    stored = registry.materialized(subject)
+    full = fold(registry.policy, registry.store.ledger.entries_for_subject(subject), stored.valid_from_us, None,
+                subject)
+    assert len(full.reasons) > len(stored.reasons) and compact(full) == stored
+    _sql(registry, "UPDATE standings SET body = :b WHERE subject = :s",
+         b=replace(stored, reasons=full.reasons).to_json(), s=subject)
+    assert registry.verify(deep=True).ok is True
+    added = (*full.reasons, Reason("rule", "volunteering", 1, 5.0, now, None, effect=5.0))
+    _sql(registry, "UPDATE standings SET body = :b WHERE subject = :s",
+         b=replace(stored, reasons=added).to_json(), s=subject)
+    report = registry.verify(deep=True)
+    assert [(p.kind, p.subject) for p in report.problems] == [("standing", subject)]
+    assert report.problems[0].message.endswith("differs from the fold of its entries (reasons)")
+
+
 def test_verify_reports_a_swapped_key_file_with_its_fingerprint(make_registry, database_url, tmp_path):
     registry = make_registry(CHINA)
     registry.ingest([_listed()])

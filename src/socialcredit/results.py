@@ -336,6 +336,8 @@ class IngestResult(Result):
     ledger_size: int = 0
     root: str | None = None
     written: bool = False
+    folded_incrementally: int = 0  # subjects whose standing folded only the new events (their kept state)
+    folded_whole: int = 0  # subjects whose whole history was read and folded (new, out of order, a void...)
 
 
 @dataclass(slots=True)

@@ -114,7 +114,8 @@ class RemoteRegistry:
             line = lines[position - 1] if position is not None and 0 < position <= len(lines) else position
             errors.append(IngestProblem(line, message))
         return IngestResult(body["accepted"], body["duplicates"], body["rejected"], errors, body["ledger_size"],
-                            body["root"], body["written"])
+                            body["root"], body["written"], body.get("folded_incrementally", 0),
+                            body.get("folded_whole", 0))
 
     def check(self, ref: str, service: str, *, kind: str = "person", at=None, **_ignored):
         from ..registry.gateway import ServiceDecision

@@ -6,6 +6,7 @@ with different content it is refused, because a correction is a new event with a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 from ..errors import excerpt
@@ -20,10 +21,14 @@ class SortedOut(NamedTuple):
     conflicts: list[IngestProblem]
 
 
-def sort_out(valid: list[ValidEvent], existing: dict[tuple[str, str], tuple[int, str]]) -> SortedOut:
+def sort_out(valid: list[ValidEvent], existing: dict[tuple[str, str], tuple[int, str]],
+             batch_lines: Callable[[int], int | None] | None = None) -> SortedOut:
     """Split events into new ones, duplicates (counted) and conflicting reuses of a key.
 
     `existing` maps the (provider, key) pairs already in the ledger to (seq, stored body).
+    `batch_lines`, for a batch streamed in chunks: the line of an entry an earlier chunk of
+    the same batch wrote (None for an entry from before the batch), so that a key reused in
+    the batch is reported as it is when the batch comes in one piece.
     """
     fresh: list[ValidEvent] = []
     conflicts: list[IngestProblem] = []
@@ -33,8 +38,13 @@ def sort_out(valid: list[ValidEvent], existing: dict[tuple[str, str], tuple[int,
         key = (event.provider, event.key)
         if key in existing:
             seq, body = existing[key]
+            line = batch_lines(seq) if batch_lines is not None else None
             if stored_event_content(body) == event.content():
                 duplicates += 1
+            elif line is not None:
+                conflicts.append(IngestProblem(event.line, (
+                    f"key {excerpt(event.key)} of provider {excerpt(event.provider)} is already used on line {line} "
+                    "for a different event")))
             else:
                 conflicts.append(IngestProblem(event.line, (
                     f"key {excerpt(event.key)} of provider {excerpt(event.provider)} was already used for a different "

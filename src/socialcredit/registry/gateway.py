@@ -213,8 +213,9 @@ class Gateway:
         submission_id = f"s-{secrets.token_hex(8)}"
         recorded = now_us()
         submission = Submission(result.accepted, result.duplicates, result.rejected, result.errors,
-                                result.ledger_size, result.root, result.written, submission_id,
-                                format_instant(recorded))
+                                result.ledger_size, result.root, result.written,
+                                folded_incrementally=result.folded_incrementally, folded_whole=result.folded_whole,
+                                submission=submission_id, submitted_at=format_instant(recorded))
         with self.registry.store.db.write() as tx:
             self.submissions.insert(tx, SubmissionRow(submission_id, principal.name, recorded,
                                                       json.dumps(submission.to_dict())))

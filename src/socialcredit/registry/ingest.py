@@ -1,19 +1,25 @@
 """Appending to the ledger: provider events (ingest), corrections (void), registry events.
 
     validate every event (policy catalogue, pseudonyms)      nothing written yet
+        (a batch longer than STREAM_CHUNK streams: each chunk is validated and appended
+        in turn, in the one transaction below, and memory holds one chunk)
     one write transaction holding the append lock:
         catch up with other processes; refuse if the policy changed meanwhile
         deduplicate by (provider, key); assess ratings (limits, the rater's weight)
         canonical bodies, Merkle leaves, the checkpoint
-        entries + checkpoint, then the touched subjects' materialized standings
+        entries + checkpoint, then the touched subjects' materialized standings (folding
+        only the new events of a subject whose fold state can take them: scoring/incremental.py)
     commit, or on any error or Ctrl-C roll back: all of the batch or none of it
 """
 
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterable
+from array import array
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from itertools import chain, islice
+from typing import NamedTuple
 
 from ..errors import Conflict, InvalidInput, NotFound, Tampered
 from ..instants import format_instant, now_us
@@ -25,16 +31,20 @@ from ..ledger.entries import EVENT, VOID, Entry, attributes_json
 from ..policy.compiled import Policy
 from ..ratings import intake as ratings_intake
 from ..results import IngestProblem, IngestResult
-from ..store import Checkpoint, Store, Tx, entry_row
+from ..scoring import incremental
+from ..scoring.compact import CompactStanding, compact
+from ..store import Checkpoint, FoldStateRow, Store, Tx, entry_row
 from ..store.database import Waiter
 from .audit import AuditTrail, audit_row
 from .caller import Caller
 from .policies import PolicyBook
-from .standings import Standings
+from .standings import Standings, standing_row
 from .view import LedgerView
 
-_READ_CHUNK = 2_000
-MAX_SEQ = 2**63  # entry numbers are 64-bit: a larger one names no entry (and would not fit a query)  # subjects whose histories are read per query
+_READ_CHUNK = 2_000  # subjects whose histories are read per query
+MAX_SEQ = 2**63  # entry numbers are 64-bit: a larger one names no entry (and would not fit a query)
+STREAM_CHUNK = 20_000  # events a longer batch is read, validated and appended in at a time
+_STREAM_SUBJECTS = 250  # subjects materialized at a time at the end of a streamed batch (bounds memory)
 
 RawEvents = Iterable[tuple[int | None, dict | InputError] | dict]
 
@@ -66,29 +76,104 @@ class Appender:
         """
         with _no_cyclic_gc():
             policy = self._policies.current
-            valid, errors = self._validate(policy, events, provider, progress, clock)
+            validator = Validator(policy, self._pseudonymizer(), provider, clock=clock)
+            items = enumerate(events, start=1)
+            # A batch of one chunk (or under a policy with ratings, whose intake limits look at
+            # the whole batch) is validated whole before the write lock is taken; a longer
+            # one streams, chunk by chunk, in one transaction.
+            head = list(islice(items, None if policy.ratings is not None else STREAM_CHUNK))
+            valid, errors = _validate(validator, head, progress)
+            following = next(items, None)
+            if following is not None:
+                return self._stream(policy, validator, valid, errors, chain((following,), items), skip_invalid,
+                                    progress, on_wait)
             result = IngestResult(rejected=len(errors), errors=errors)
             if errors and not skip_invalid:
                 return self._unwritten(result, self._store.ledger.last_checkpoint())
             return self.append_events(policy, valid, result, skip_invalid, on_wait)
 
-    def _validate(self, policy: Policy, events: RawEvents, provider: str | None, progress: Callable[[int], None] | None,
-                  clock: Callable[[], int] | None) -> tuple[list[ValidEvent], list[IngestProblem]]:
-        validator = Validator(policy, self._pseudonymizer(), provider, clock=clock)
-        valid: list[ValidEvent] = []
-        errors: list[IngestProblem] = []
-        for number, item in enumerate(events, start=1):
-            line, raw = item if isinstance(item, tuple) else (number, item)
-            if isinstance(raw, InputError):
-                errors.append(IngestProblem(line, raw.message))
-            else:
-                try:
-                    valid.append(validator.validate(raw, line))
-                except InputError as exc:
-                    errors.append(IngestProblem(line, exc.message))
-            if progress is not None:
-                progress(1)
-        return valid, errors
+    def _stream(self, policy: Policy, validator: Validator, valid: list[ValidEvent], invalid: list[IngestProblem],
+                rest: Iterator, skip_invalid: bool, progress: Callable[[int], None] | None,
+                on_wait: Waiter | None) -> IngestResult:
+        """A long batch in chunks of `STREAM_CHUNK`, all in one transaction: read, validate,
+        deduplicate and append a chunk, then the next; then the touched subjects' standings and
+        one checkpoint.
+
+        The outcome is the one-piece batch's: without `skip_invalid`, one bad line (the rest
+        are still read, so that every bad line is listed) or one conflicting key rolls all of
+        it back; a key reused within the batch is reported with the line that used it first.
+        Memory holds one chunk, the batch's line numbers (8 bytes an event) and the caches.
+        """
+        result = IngestResult()
+        conflicts: list[IngestProblem] = []
+        lines = array("q")  # the input line of each entry this batch wrote, by seq - first
+        try:
+            with self._store.db.write(append=True, on_wait=on_wait) as tx:
+                before = self._store.ledger.last_checkpoint(tx)
+                first = size = before.size if before else 0
+                if self._view.catch_up(size) and self._policies.current.digest != policy.digest:
+                    raise Conflict(f"another process put policy {self._policies.current.label} in force while this "
+                                   "batch was being checked; nothing was written: send it again")
+                frontier = _frontier(before)
+                recorded = now_us()
+                writing = skip_invalid or not invalid
+                while True:
+                    if writing and valid:
+                        size = self._append_chunk(tx, policy, valid, first, size, frontier, recorded, lines,
+                                                  conflicts, result)
+                    chunk = list(islice(rest, STREAM_CHUNK))
+                    if not chunk:
+                        break
+                    valid, errors = _validate(validator, chunk, progress)
+                    invalid += errors
+                    writing = writing and (skip_invalid or not errors)
+                if invalid and not skip_invalid:
+                    raise _Unwritten(IngestResult(rejected=len(invalid), errors=invalid))
+                if conflicts and not skip_invalid:
+                    raise _Unwritten(IngestResult(rejected=len(conflicts), errors=conflicts))
+                result.errors = invalid + conflicts
+                result.rejected = len(result.errors)
+                if size == first:
+                    raise _Unwritten(result)
+                self._materialize_since(tx, policy, first, size, recorded, result)
+                checkpoint = Checkpoint(frontier.size, frontier.root(), frontier.to_json(), now_us())
+                self._store.ledger.append_checkpoint(tx, checkpoint)
+        except _Unwritten as refused:
+            return self._unwritten(refused.result, self._store.ledger.last_checkpoint())
+        self._view.appended_many(checkpoint.size)
+        result.accepted = checkpoint.size - first
+        result.written = True
+        result.ledger_size = checkpoint.size
+        result.root = checkpoint.root.hex()
+        return result
+
+    def _append_chunk(self, tx: Tx, policy: Policy, valid: list[ValidEvent], first: int, size: int,
+                      frontier: merkle.Frontier, recorded: int, lines: array, conflicts: list[IngestProblem],
+                      result: IngestResult) -> int:
+        """One chunk of a streamed batch: its new events appended (materialized at the end)."""
+        existing = self._store.ledger.existing_events(tx, [(e.provider, e.key) for e in valid]) if size else {}
+        sorted_out = sort_out(valid, existing, lambda seq: lines[seq - first] if seq >= first else None)
+        result.duplicates += sorted_out.duplicates
+        conflicts += sorted_out.conflicts
+        entries = [_event_entry(size + n, recorded, event, None) for n, event in enumerate(sorted_out.fresh)]
+        if not entries:
+            return size
+        lines.extend(-1 if event.line is None else event.line for event in sorted_out.fresh)
+        rows, nodes = self._hash_rows(policy, frontier, entries)
+        self._store.ledger.append_rows(tx, rows, nodes)
+        return size + len(entries)
+
+    def _materialize_since(self, tx: Tx, policy: Policy, first: int, size: int, recorded: int,
+                           result: IngestResult) -> None:
+        """The standings of every subject a streamed batch touched, each folded once, at the end
+        (a subject's events are spread over the chunks: folding it per chunk folded it again and
+        again), from its new entries read back in this transaction (and its history if needed),
+        a few hundred subjects at a time."""
+        subjects = sorted(self._store.ledger.subjects_since(first, tx))
+        for start in range(0, len(subjects), _STREAM_SUBJECTS):
+            chunk = subjects[start : start + _STREAM_SUBJECTS]
+            new = self._store.ledger.entries_for_subjects(chunk, tx, since=first)
+            self._materialize(tx, policy, new, first, size, recorded, result)
 
     def append_events(self, policy: Policy, valid: list[ValidEvent], result: IngestResult, skip_invalid: bool,
                       on_wait: Waiter | None = None) -> IngestResult:
@@ -117,8 +202,8 @@ class Appender:
             recorded = now_us()
             entries = [_event_entry(size + n, recorded, fresh[i], assessment.derived.get(i))
                        for n, i in enumerate(kept)]
-            new_checkpoint, histories = self._write(tx, policy, checkpoint, entries)
-        self._view.appended(new_checkpoint.size, histories)
+            new_checkpoint, touched = self._write(tx, policy, checkpoint, entries, result=result)
+        self._view.appended(new_checkpoint.size, touched.histories, touched.advanced)
         result.accepted = len(entries)
         result.written = True
         result.ledger_size = new_checkpoint.size
@@ -169,10 +254,10 @@ class Appender:
             references = policy.reference_attributes.get(target.type, ())
             actor = target.attributes.get(references[0][0]) if references else None
             entry = Entry(checkpoint.size, VOID, now_us(), subject=target.subject, target=seq, reason=reason.strip())
-            new_checkpoint, histories = self._write(tx, policy, checkpoint, [entry], {entry.seq: actor} if actor else None)
+            new_checkpoint, touched = self._write(tx, policy, checkpoint, [entry], {entry.seq: actor} if actor else None)
             self._store.audit.insert(tx, [audit_row(caller, "void", target.subject,
                                                     {"entry": entry.seq, "cancels": seq})])
-        self._view.appended(new_checkpoint.size, histories)
+        self._view.appended(new_checkpoint.size, touched.histories, touched.advanced)
         return entry
 
     def append_policy(self, policy: Policy, body: dict, caller: Caller, detail: dict,
@@ -196,18 +281,77 @@ class Appender:
     # -- writing ------------------------------------------------------------------------------
 
     def _write(self, tx: Tx, policy: Policy, checkpoint: Checkpoint | None, entries: list[Entry],
-               actors: dict[int, str] | None = None):
+               actors: dict[int, str] | None = None, result: IngestResult | None = None):
         rows, nodes, new_checkpoint = self.hash_entries(policy, checkpoint, entries, actors)
         self._store.ledger.append(tx, rows, new_checkpoint, nodes)
-        histories = self._histories(tx, entries, checkpoint.size if checkpoint else 0)
-        self._standings.materialize(tx, policy, histories.items(), new_checkpoint.size, entries[0].recorded_us)
-        return new_checkpoint, histories
+        touched = self._materialize(tx, policy, _by_subject(entries), checkpoint.size if checkpoint else 0,
+                                    new_checkpoint.size, entries[0].recorded_us, result)
+        return new_checkpoint, touched
+
+    def _materialize(self, tx: Tx, policy: Policy, new_by_subject: dict[str, list[Entry]], first_new: int,
+                     size: int, as_of: int, result: IngestResult | None = None) -> "_Touched":
+        """The standings of the subjects `new_by_subject` names, as of `as_of`, and their fold states.
+
+        A subject whose kept fold state can take its new entries (scoring/incremental.py:
+        none out of time order, no void, the same policy) folds only those; any other has its
+        whole history read and folded, and its state made again from it. Under a policy the
+        incremental fold does not cover (ratings), or another engine than the fold, every
+        subject is folded whole by the engine and no state is kept.
+        """
+        use_states = incremental.supports(policy) and self._standings.engine.name == "fold"
+        subjects = sorted(new_by_subject)
+        pairs: list[tuple[str, CompactStanding]] = []
+        states: list[FoldStateRow] = []
+        advanced: list[str] = []
+        if use_states:
+            for subject, row in self._store.fold_states.get_many(tx, subjects).items():
+                if row.policy_digest != policy.digest:
+                    continue
+                state = incremental.FoldState.from_json(row.body)
+                new = new_by_subject[subject]
+                if incremental.can_advance(policy, state, new, as_of):
+                    incremental.advance(policy, state, new)
+                    pairs.append((subject, compact(incremental.standing_at(policy, state, as_of, subject))))
+                    states.append(FoldStateRow(subject, policy.digest, size, state.to_json()))
+                    advanced.append(subject)
+        done = set(advanced)
+        rest = [s for s in subjects if s not in done]
+        prior = self.prior_histories(tx, rest, first_new)
+        histories = {s: prior.get(s, []) + new_by_subject[s] for s in rest}
+        whole: list[tuple[str, list[Entry]]] = []
+        dropped: list[str] = []
+        for subject in rest:
+            history = histories[subject]
+            state = incremental.build(policy, history) if use_states else None
+            if state is not None and (state.horizon is None or state.horizon <= as_of):
+                pairs.append((subject, compact(incremental.standing_at(policy, state, as_of, subject))))
+                states.append(FoldStateRow(subject, policy.digest, size, state.to_json()))
+            else:  # events after `as_of` (the fold leaves them out), or no incremental fold: the engine
+                whole.append((subject, history))
+                dropped.append(subject)
+        pairs.extend(self._standings.engine.compact_standings(policy, whole, as_of))
+        self._store.standings.put(tx, [standing_row(subject, standing, size) for subject, standing in pairs])
+        if states:
+            self._store.fold_states.put(tx, states)
+        if dropped:
+            self._store.fold_states.delete(tx, dropped)  # none may outlive the entries it lacks
+        if result is not None:
+            result.folded_incrementally += len(advanced)
+            result.folded_whole += len(rest)
+        return _Touched(histories, advanced)
 
     def hash_entries(self, policy: Policy, checkpoint: Checkpoint | None, entries: list[Entry],
                      actors: dict[int, str] | None = None):
         """Canonical bodies, leaf hashes, the subtree nodes they complete and the checkpoint that
         will cover them."""
         frontier = _frontier(checkpoint)
+        rows, nodes = self._hash_rows(policy, frontier, entries, actors)
+        return rows, nodes, Checkpoint(frontier.size, frontier.root(), frontier.to_json(), now_us())
+
+    @staticmethod
+    def _hash_rows(policy: Policy, frontier: merkle.Frontier, entries: list[Entry],
+                   actors: dict[int, str] | None = None):
+        """Canonical bodies, leaf hashes (extending `frontier`) and the subtree nodes they complete."""
         recorded_at = format_instant(entries[0].recorded_us)
         raters = {t: r[0][0] for t, r in policy.reference_attributes.items() if r}
         actors = actors or {}
@@ -222,16 +366,7 @@ class Appender:
             else:
                 actor = None
             rows.append(entry_row(entry, body, leaf, actor))
-        return rows, nodes, Checkpoint(frontier.size, frontier.root(), frontier.to_json(), now_us())
-
-    def _histories(self, tx: Tx, new_entries: list[Entry], first_new: int) -> dict[str, list[Entry]]:
-        """Every entry about each subject the new entries touch: what was there, then the new."""
-        by_subject: dict[str, list[Entry]] = {}
-        for entry in new_entries:
-            if entry.subject is not None:
-                by_subject.setdefault(entry.subject, []).append(entry)
-        prior = self.prior_histories(tx, sorted(by_subject), first_new)
-        return {subject: prior.get(subject, []) + new for subject, new in by_subject.items()}
+        return rows, nodes
 
     def prior_histories(self, tx: Tx, subjects: list[str], size: int) -> dict[str, list[Entry]]:
         """The entries (< size) about each subject, from the history cache or the store."""
@@ -270,6 +405,46 @@ def _frontier(checkpoint: Checkpoint | None) -> merkle.Frontier:
         raise Tampered(f"the checkpoint of size {checkpoint.size} stores a frontier that does not give its root "
                        "(edited behind the registry's back): nothing was written; run `socialcredit verify`")
     return frontier
+
+
+class _Touched(NamedTuple):
+    histories: dict[str, list[Entry]]  # whole histories read (for the history cache)
+    advanced: list[str]  # subjects folded from their state: their cached histories are stale
+
+
+def _by_subject(entries: list[Entry]) -> dict[str, list[Entry]]:
+    by_subject: dict[str, list[Entry]] = {}
+    for entry in entries:
+        if entry.subject is not None:
+            by_subject.setdefault(entry.subject, []).append(entry)
+    return by_subject
+
+
+def _validate(validator: Validator, items: list[tuple[int, object]],
+              progress: Callable[[int], None] | None) -> tuple[list[ValidEvent], list[IngestProblem]]:
+    """Validate numbered items: dicts, or (line, dict | InputError) pairs from `read_events`."""
+    valid: list[ValidEvent] = []
+    errors: list[IngestProblem] = []
+    for number, item in items:
+        line, raw = item if isinstance(item, tuple) else (number, item)
+        if isinstance(raw, InputError):
+            errors.append(IngestProblem(line, raw.message))
+        else:
+            try:
+                valid.append(validator.validate(raw, line))
+            except InputError as exc:
+                errors.append(IngestProblem(line, exc.message))
+        if progress is not None:
+            progress(1)
+    return valid, errors
+
+
+class _Unwritten(Exception):
+    """Rolls a streamed batch back; carries what the caller is told."""
+
+    def __init__(self, result: IngestResult):
+        super().__init__("unwritten")
+        self.result = result
 
 
 def _event_entry(seq: int, recorded_us: int, event: ValidEvent, derived: dict | None) -> Entry:

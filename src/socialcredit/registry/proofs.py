@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from dataclasses import replace
 
 from ..errors import InvalidInput, Tampered
 from ..instants import format_instant, now_us
@@ -181,13 +182,16 @@ class Proofs:
             at = stored.valid_from_us
         else:
             at = stored.valid_until_us - 1 if stored.valid_until_us is not None else now_us()
-        folded = compact(self._standings.engine.standing(policy, entries, at, None, row.subject))
+        standing = self._standings.engine.standing(policy, entries, at, None, row.subject)
+        folded = compact(standing)
         if not row.cacheable:
             # A decaying standing held only at the instant it was folded, which is not stored;
             # checks never use one, so all that matters is that it is one.
             return None if not folded.cacheable else "is marked as decaying, but the fold's does not decay"
         if folded == stored:
             return None
+        if stored.reasons == standing.reasons and replace(stored, reasons=folded.reasons) == folded:
+            return None  # written before stored standings were lean: every record a reason, else the same
         differ = [name for name in stored.__dataclass_fields__ if getattr(stored, name) != getattr(folded, name)]
         return f"differs from the fold of its entries ({', '.join(differ)})"
 

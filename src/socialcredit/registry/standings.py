@@ -58,6 +58,7 @@ class Standings:
         policy = self._policies.current
         with self._store.db.write(append=True, on_wait=on_wait) as tx:
             self._store.standings.clear(tx)
+            self._store.fold_states.clear(tx)  # derived too: the next append folds each subject whole once
             subjects = sorted(self._store.ledger.subjects(tx))
             size = self._store.ledger.size(tx)
             as_of = now_us()
@@ -150,11 +151,11 @@ class Standings:
         self._audit.record(caller, "standing", subject, {"at": format_instant(at_us), "known_at": known_at})
         policy = standing.policy
         ratings = [rating_view(policy, r) for r in standing.ratings] if policy.ratings is not None else None
-        return StandingReport(**standing_parts(policy, compact(standing)), subject=subject,
+        return StandingReport(**standing_parts(policy, compact(standing), standing.reasons), subject=subject,
                               at=format_instant(at_us), known_at=size, entries=len(standing.events), ratings=ratings)
 
     def explanation(self, subject: str, at_us: int, caller: Caller) -> Explanation:
         standing, size = self.fold(subject, at_us)
         self._audit.record(caller, "explain", subject, {"at": format_instant(at_us)})
-        return Explanation(**standing_parts(standing.policy, compact(standing)), subject=subject,
+        return Explanation(**standing_parts(standing.policy, compact(standing), standing.reasons), subject=subject,
                            at=format_instant(at_us), known_at=size, entries=explain_entries(standing))

@@ -89,11 +89,19 @@ class LedgerView:
             self.size = size
             return policy_changed
 
-    def appended(self, size: int, histories: dict[str, list[Entry]]) -> None:
-        """This process appended up to `size`; `histories` are the touched subjects' whole histories."""
+    def appended(self, size: int, histories: dict[str, list[Entry]], others: Iterable[str] = ()) -> None:
+        """This process appended up to `size`; `histories` are touched subjects' whole histories,
+        `others` the touched subjects whose histories were not read (folded from their state)."""
         with self._lock:
-            self._forget(histories)
+            self._forget([*histories, *others])
             self.histories.put_all(histories)
+            self.size = max(self.size, size)
+
+    def appended_many(self, size: int) -> None:
+        """This process appended a streamed batch up to `size`: too many subjects to name, so
+        every cached history and standing goes."""
+        with self._lock:
+            self._forget(None)
             self.size = max(self.size, size)
 
     def policy_changed(self, size: int) -> None:

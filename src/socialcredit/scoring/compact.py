@@ -1,7 +1,7 @@
 """The compact standing: what the registry materializes, caches for checks and compares.
 
 `compact(fold(...))` keeps what a decision needs (score, tier, dimensions, lists in force,
-measures in force with their reasons, the standing's own ranked reasons) and the interval
+measures in force with their reasons, the standing's few top-ranked reasons) and the interval
 [valid_from, valid_until) in which it holds; instants stay integers and nothing is in words
 yet (presenting.py adds the words when someone reads it). The materialized-equals-fold
 property compares exactly these objects.
@@ -9,6 +9,13 @@ property compares exactly these objects.
 Stored as canonical JSON in `standings.body`, in the format registries have always used:
 reasons as `[kind, rule or list, entry, points, occurred, until, case]` (a rating's weight in
 the case slot), measures as `[id, until, [reasons]]`.
+
+Lean: a decision names only the reasons of the measures that decide it (at most four each,
+kept whole), so the standing's own reasons are cut to the ranked few: every list stay in
+force, the `TOP_RULE_REASONS` records with the biggest effect, and the ratings that pull
+hardest (the fold already keeps four of each direction). A subject with 10,000 counting
+records stores a few hundred bytes, not every record; the full list of what counts is
+computed from the fold when someone asks (standing reports, explanations).
 """
 
 from __future__ import annotations
@@ -89,6 +96,24 @@ class CompactStanding:
         )
 
 
+TOP_RULE_REASONS = 4  # the records a standing keeps among its own reasons (FCRA's "four key factors")
+
+
+def top_reasons(reasons: tuple[Reason, ...]) -> tuple[Reason, ...]:
+    """The standing's reasons a stored standing keeps: lists, the top rule records, ratings.
+
+    The fold ranks them (lists first, rules by effect, then ratings); this keeps that order.
+    """
+    kept, rules = [], 0
+    for reason in reasons:
+        if reason.kind in ("rule", "cap"):
+            if rules == TOP_RULE_REASONS:
+                continue
+            rules += 1
+        kept.append(reason)
+    return tuple(kept) if len(kept) < len(reasons) else reasons
+
+
 def compact(standing: Standing) -> CompactStanding:
     return CompactStanding(
         score=standing.score,
@@ -96,7 +121,7 @@ def compact(standing: Standing) -> CompactStanding:
         dimensions=tuple(standing.dimensions),
         lists=tuple(ListSpellState(s.list_id, s.case, s.seq, s.since_us, s.until_us) for s in standing.active_lists),
         measures={m.measure.id: MeasureState(m.until_us, tuple(m.reasons)) for m in standing.measures},
-        reasons=tuple(standing.reasons),
+        reasons=top_reasons(standing.reasons),
         policy_digest=standing.policy.digest,
         valid_from_us=standing.valid_from_us,
         valid_until_us=standing.valid_until_us,

@@ -117,15 +117,19 @@ def list_stay(spell: ListSpellState) -> results.ListStay:
                             format_instant(spell.since_us), _instant(spell.until_us))
 
 
-def standing_parts(policy: Policy, standing: CompactStanding) -> dict:
-    """The fields a standing report and an explanation share, in words."""
+def standing_parts(policy: Policy, standing: CompactStanding, reasons=None) -> dict:
+    """The fields a standing report and an explanation share, in words.
+
+    `reasons`: every reason of the fold (`Standing.reasons`), where the compact standing keeps
+    only the top few (`compact.top_reasons`); reports and explanations list them all.
+    """
     return {
         "score": standing.score if policy.scored else None,
         "tier": standing.tier,
         "dimensions": {d.id: v for d, v in zip(policy.dimensions, standing.dimensions)} if policy.scored else {},
         "lists": [list_stay(s) for s in standing.lists],
         "measures": [measure_in_force(policy, mid, state) for mid, state in standing.measures.items()],
-        "reasons": reason_views(policy, standing.reasons),
+        "reasons": reason_views(policy, standing.reasons if reasons is None else reasons),
         "policy": policy_ref(policy),
         "valid_from": _instant(standing.valid_from_us),
         "valid_until": _instant(standing.valid_until_us),
@@ -143,7 +147,7 @@ def _policy_ref(policy_id: str, version: str, digest: str, timezone: str) -> res
 
 def summarize(standing: Standing) -> dict:
     """The standing as plain data with every reason in words (for reports and tests)."""
-    parts = standing_parts(standing.policy, compact(standing))
+    parts = standing_parts(standing.policy, compact(standing), standing.reasons)
     return {k: results._plain(v) for k, v in parts.items()}
 
 

@@ -125,6 +125,15 @@ def fold(policy: Policy, entries: list[Entry], at_us: int, known_at: int | None 
     clock = _ChangePoints(at_us)
     spells = _list_spells(policy, events, at_us, clock)
     contributions = _contributions(policy, events, spells, at_us, clock)
+    return standing_from(policy, subject, at_us, known_at, events, voided, cancelled, spells, contributions, clock)
+
+
+def standing_from(policy: Policy, subject: str | None, at_us: int, known_at: int | None, events: list[Entry],
+                  voided: dict[int, Entry], cancelled: list[Entry], spells: list[Spell],
+                  contributions: list[Contribution], clock: "_ChangePoints") -> Standing:
+    """The rest of the fold, from the list stays and the records' contributions at `at_us`
+    (`clock` holds the change points they and the events gave): the incremental fold
+    (scoring/incremental.py) comes in here with the same two, kept from one batch to the next."""
     sums, caps = _sums(policy, contributions)
     ratings = _ratings(policy, events, contributions, at_us, clock)
     aggregates = _aggregates(policy, events, ratings, at_us, clock)
@@ -190,57 +199,62 @@ def _list_spells(policy: Policy, events: list[Entry], at_us: int, clock: "_Chang
         clock.add(event.occurred_us)
         if event.occurred_us > at_us:
             continue  # has not happened yet at the time asked about
-        for trigger in policy.list_triggers_by_event.get(event.type, ()):
-            if trigger.match and not matches(trigger.match, event.attributes):
-                continue
-            case = str(event.attributes.get(trigger.case_attribute, "*")) if trigger.case_attribute else "*"
-            slot = (trigger.list_id, case)
-            current = open_by_case.get(slot)
-            if current is not None and not current.active_at(event.occurred_us):
-                current = None
-            if trigger.action == "enter":
-                if current is not None:
-                    continue  # already listed for this case; the first listing stands
-                until = trigger.duration.after(event.occurred_us) if trigger.duration else None
-                max_total = policy.list_max_total[trigger.list_id]
-                spell = Spell(
-                    trigger.list_id,
-                    case,
-                    event.seq,
-                    event.occurred_us,
-                    until,
-                    trigger=str(event.attributes.get("trigger", "")),
-                    cap_us=max_total.after(event.occurred_us) if max_total else None,
-                )
-                spells.append(spell)
-                open_by_case[slot] = spell
-            elif current is None:
-                continue  # leaving or extending a listing that is not in force changes nothing (explain says so)
-            elif trigger.action == "leave":
-                if trigger.not_before and event.occurred_us < trigger.not_before.after(current.since_us):
-                    current.refused_exits.append(event.seq)
-                    continue
-                current.until_us = event.occurred_us
-                current.left_seq = event.seq
-            elif current.until_us is not None:  # extend a listing that has a term
-                if trigger.by_attribute:
-                    amount = int(event.attributes.get(trigger.by_attribute, 0))
-                    until = current.until_us
-                    for _ in range(max(amount, 0)):
-                        until = trigger.unit.after(until)
-                else:
-                    until = trigger.duration.after(current.until_us)
-                if current.cap_us is not None:
-                    until = min(until, current.cap_us)
-                if until > current.until_us:
-                    current.until_us = until
-                    current.extended += 1
-                    current.extensions.append((event.seq, until))
+        list_step(policy, event, spells, open_by_case)
     for spell in spells:
         clock.add(spell.since_us)
         if spell.until_us is not None:
             clock.add(spell.until_us)
     return spells
+
+
+def list_step(policy: Policy, event: Entry, spells: list[Spell], open_by_case: dict[tuple[str, str], Spell]) -> None:
+    """What one event (in time order) does to the list stays: enter, leave or extend one."""
+    for trigger in policy.list_triggers_by_event.get(event.type, ()):
+        if trigger.match and not matches(trigger.match, event.attributes):
+            continue
+        case = str(event.attributes.get(trigger.case_attribute, "*")) if trigger.case_attribute else "*"
+        slot = (trigger.list_id, case)
+        current = open_by_case.get(slot)
+        if current is not None and not current.active_at(event.occurred_us):
+            current = None
+        if trigger.action == "enter":
+            if current is not None:
+                continue  # already listed for this case; the first listing stands
+            until = trigger.duration.after(event.occurred_us) if trigger.duration else None
+            max_total = policy.list_max_total[trigger.list_id]
+            spell = Spell(
+                trigger.list_id,
+                case,
+                event.seq,
+                event.occurred_us,
+                until,
+                trigger=str(event.attributes.get("trigger", "")),
+                cap_us=max_total.after(event.occurred_us) if max_total else None,
+            )
+            spells.append(spell)
+            open_by_case[slot] = spell
+        elif current is None:
+            continue  # leaving or extending a listing that is not in force changes nothing (explain says so)
+        elif trigger.action == "leave":
+            if trigger.not_before and event.occurred_us < trigger.not_before.after(current.since_us):
+                current.refused_exits.append(event.seq)
+                continue
+            current.until_us = event.occurred_us
+            current.left_seq = event.seq
+        elif current.until_us is not None:  # extend a listing that has a term
+            if trigger.by_attribute:
+                amount = int(event.attributes.get(trigger.by_attribute, 0))
+                until = current.until_us
+                for _ in range(max(amount, 0)):
+                    until = trigger.unit.after(until)
+            else:
+                until = trigger.duration.after(current.until_us)
+            if current.cap_us is not None:
+                until = min(until, current.cap_us)
+            if until > current.until_us:
+                current.until_us = until
+                current.extended += 1
+                current.extensions.append((event.seq, until))
 
 
 # -- rules -----------------------------------------------------------------------------------

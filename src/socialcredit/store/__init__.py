@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from . import schema
 from .database import Database, ReadOnly, StoreError, Tx, Waiter
-from .derived import (AuditRow, AuditTable, DecisionRow, DecisionsTable, LogHeads, MetaTable, StandingRow,
-                      StandingsTable)
+from .derived import (AuditRow, AuditTable, DecisionRow, DecisionsTable, FoldStateRow, FoldStatesTable, LogHeads,
+                      MetaTable, StandingRow, StandingsTable)
 from .ledger import Checkpoint, EntryRow, LedgerTables, PolicyActivation, TreeReader, entry_row
 from .urls import DatabaseURL, parse_url
 
@@ -27,6 +27,7 @@ class Store:
         self.db = db
         self.ledger = LedgerTables(db)
         self.standings = StandingsTable(db)
+        self.fold_states = FoldStatesTable(db)
         self.decisions = DecisionsTable(db)
         self.audit = AuditTable(db)
         self.log_heads = LogHeads(db)
@@ -69,6 +70,7 @@ __all__ = [
     "DatabaseURL",
     "DecisionRow",
     "EntryRow",
+    "FoldStateRow",
     "PolicyActivation",
     "ReadOnly",
     "StandingRow",

@@ -63,6 +63,41 @@ _AUDIT_COLUMNS = ", ".join(chains.AUDIT_FIELDS)  # AuditRow's
 _LOG_BATCH = 10_000
 
 
+class FoldStateRow(NamedTuple):
+    subject: str
+    policy_digest: str
+    known_size: int
+    body: str  # scoring.incremental.FoldState as JSON
+
+
+class FoldStatesTable:
+    """Each subject's incremental fold state: derived, rebuildable, thrown away by `rebuild`."""
+
+    def __init__(self, db: Database):
+        self.db = db
+
+    def get_many(self, tx: Tx, subjects: Sequence[str]) -> dict[str, FoldStateRow]:
+        found: dict[str, FoldStateRow] = {}
+        for start in range(0, len(subjects), 500):
+            chunk = subjects[start : start + 500]
+            for row in tx.all(f"SELECT subject, policy_digest, known_size, body FROM fold_states WHERE subject IN "
+                              f"({tx.marks(len(chunk))})", list(chunk)):
+                found[row[0]] = FoldStateRow(*row)
+        return found
+
+    def put(self, tx: Tx, rows: Sequence[FoldStateRow]) -> None:
+        tx.executemany(
+            "INSERT INTO fold_states (subject, policy_digest, known_size, body) VALUES (?,?,?,?) "
+            "ON CONFLICT (subject) DO UPDATE SET policy_digest = excluded.policy_digest, "
+            "known_size = excluded.known_size, body = excluded.body", rows)
+
+    def delete(self, tx: Tx, subjects: Sequence[str]) -> None:
+        tx.executemany("DELETE FROM fold_states WHERE subject = ?", [(s,) for s in subjects])
+
+    def clear(self, tx: Tx) -> None:
+        tx.execute("DELETE FROM fold_states")
+
+
 class StandingsTable:
     def __init__(self, db: Database):
         self.db = db

@@ -98,9 +98,18 @@ class LedgerTables:
 
         The checkpoint also records the logs' heads as they are now, so that rewriting a log
         means rewriting every checkpoint written since as well."""
+        self.append_rows(tx, rows, nodes)
+        self.append_checkpoint(tx, checkpoint)
+
+    def append_rows(self, tx: Tx, rows: Sequence[EntryRow], nodes: Sequence[tuple[int, int, bytes]]) -> None:
+        """Entry rows and the subtree nodes they complete, without a checkpoint yet: a batch
+        streamed in chunks writes its checkpoint once, at the end, in the same transaction."""
         tx.executemany("INSERT INTO entries (seq, kind, recorded_us, provider, key, subject, type, occurred_us, "
                        "body, leaf_hash, actor) VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
         tx.executemany("INSERT INTO merkle_nodes (level, idx, hash) VALUES (?,?,?)", nodes)
+
+    def append_checkpoint(self, tx: Tx, checkpoint: Checkpoint) -> None:
+        """The checkpoint covering the rows appended so far, with the logs' heads as they are now."""
         heads = {log: (size, bytes(head)) for log, size, head in tx.all("SELECT log, size, head FROM log_heads")}
         decisions, audit = heads.get(DECISIONS, (None, None)), heads.get(AUDIT, (None, None))
         tx.execute("INSERT INTO checkpoints (size, root, frontier, recorded_us, decisions_size, decisions_head, "
@@ -135,8 +144,9 @@ class LedgerTables:
     # -- reading entries ----------------------------------------------------------------------
 
     def entries_for_subjects(self, subjects: Iterable[str], tx: Tx | None = None,
-                             before: int | None = None) -> dict[str, list[Entry]]:
-        """Every entry about each subject (events and the voids that name it), in seq order."""
+                             before: int | None = None, since: int | None = None) -> dict[str, list[Entry]]:
+        """Every entry about each subject (events and the voids that name it), in seq order;
+        with `before`/`since`, those with seq < before / seq >= since."""
         result: dict[str, list[Entry]] = {}
         with self.db.reading(tx) as t:
             for chunk in _chunks(list(subjects)):
@@ -145,6 +155,9 @@ class LedgerTables:
                 if before is not None:
                     query += " AND seq < ?"
                     params.append(before)
+                if since is not None:
+                    query += " AND seq >= ?"
+                    params.append(since)
                 for row in t.all(query + " ORDER BY seq", params):
                     entry = row_entry(row)
                     result.setdefault(entry.subject, []).append(entry)
@@ -218,8 +231,8 @@ class LedgerTables:
         with self.db.reading(tx) as t:
             return [row[0] for row in t.all("SELECT DISTINCT subject FROM entries WHERE subject IS NOT NULL")]
 
-    def subjects_since(self, seq: int) -> set[str]:
-        with self.db.read() as t:
+    def subjects_since(self, seq: int, tx: Tx | None = None) -> set[str]:
+        with self.db.reading(tx) as t:
             return {row[0] for row in t.all("SELECT DISTINCT subject FROM entries WHERE seq >= ? AND subject IS NOT NULL",
                                             (seq,))}
 

@@ -22,12 +22,12 @@ from .urls import SQLITE
 
 FORMAT = "socialcredit-registry"
 FORMAT_VERSION = "1"
-SCHEMA_HEAD = "0006"
+SCHEMA_HEAD = "0007"
 
 
 EMPTY = "empty"
 SCHEMA_ONLY = "schema only"  # migrated (by a DBA, or a test's template) but holding no registry yet
-_TABLES = {"alembic_version", "entries", "checkpoints", "merkle_nodes", "standings", "decisions", "audit", "meta",
+_TABLES = {"alembic_version", "entries", "checkpoints", "merkle_nodes", "standings", "fold_states", "decisions", "audit", "meta",
            "principals", "idempotency", "submissions",
            "log_heads"}
 

@@ -87,6 +87,15 @@ standings = Table(
     Column("body", Text, nullable=False),
 )
 
+fold_states = Table(  # migration 0007: each subject's incremental fold state, derived like standings
+    "fold_states",
+    metadata,
+    Column("subject", String(64), primary_key=True),
+    Column("policy_digest", String(64), nullable=False),
+    Column("known_size", BigInteger, nullable=False),
+    Column("body", Text, nullable=False),
+)
+
 decisions = Table(
     "decisions",
     metadata,
