@@ -1,0 +1,93 @@
+"""instants.py over arrays: lifetimes and calendar periods for many instants at once, exactly.
+
+Nothing here has its own calendar arithmetic: every answer is instants.py's, computed once per
+distinct (UTC or local) day with its cached helpers and spread over the array with NumPy. A
+time zone's offset changes at most once in a UTC day (instants._offsets_of_day), so an instant's
+offset is its day's offset before the change instant and the day's later offset from it on.
+"""
+
+from __future__ import annotations
+
+from datetime import timezone
+
+import numpy as np
+
+from ... import instants
+from ...instants import LATEST_US, Duration
+
+DAY = 86_400 * instants.US_PER_SECOND
+_NO_CHANGE = np.iinfo(np.int64).max
+_TABLE_SPAN = 2_000_000  # days: beyond this span, distinct days are found by sorting instead
+
+
+def per_day(days: np.ndarray, compute) -> np.ndarray:
+    """`compute(day)` (a Python int function) applied to every element of `days`, once per
+    distinct day: a lookup table over the span when it is small, np.unique otherwise."""
+    if days.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    low, high = int(days.min()), int(days.max())
+    if high - low < _TABLE_SPAN:
+        index = days - low
+        present = np.zeros(high - low + 1, dtype=bool)
+        present[index] = True
+        table = np.zeros(high - low + 1, dtype=np.int64)
+        for offset in np.flatnonzero(present).tolist():
+            table[offset] = compute(low + offset)
+        return table[index]
+    unique, inverse = np.unique(days, return_inverse=True)
+    return np.array([compute(d) for d in unique.tolist()], dtype=np.int64)[inverse]
+
+
+def _is_utc(zone) -> bool:
+    return zone is None or zone is timezone.utc
+
+
+def utc_offsets(instant: np.ndarray, zone) -> np.ndarray:
+    """instants._utc_offset_us for each instant."""
+    if _is_utc(zone):
+        return np.zeros_like(instant)
+    days = instant // DAY
+    parts: dict[int, tuple[int, int | None, int]] = {}
+
+    def part(day: int):
+        found = parts.get(day)
+        if found is None:
+            found = parts[day] = instants._offsets_of_day(day, zone)
+        return found
+
+    before = per_day(days, lambda d: part(d)[0])
+    change = per_day(days, lambda d: _NO_CHANGE if part(d)[1] is None else part(d)[1])
+    after = per_day(days, lambda d: part(d)[2])
+    return np.where(instant < change, before, after)
+
+
+def local_to_utc(local: np.ndarray, zone) -> np.ndarray:
+    """instants._local_to_utc for each local wall time."""
+    if _is_utc(zone):
+        return local
+    return local - utc_offsets(local - utc_offsets(local, zone), zone)
+
+
+def after(duration: Duration, instant: np.ndarray) -> np.ndarray:
+    """Duration.after for each instant (calendar months on the duration's zone, capped at LATEST_US)."""
+    instant = np.asarray(instant, dtype=np.int64)
+    if duration.months:
+        months = duration.months
+        if _is_utc(duration.zone):
+            day, time_of_day = np.divmod(instant, DAY)
+            instant = per_day(day, lambda d: instants._shift_day(d, months)) * DAY + time_of_day
+        else:
+            local = instant + utc_offsets(instant, duration.zone)
+            day, time_of_day = np.divmod(local, DAY)
+            shifted = per_day(day, lambda d: instants._shift_day(d, months)) * DAY + time_of_day
+            instant = local_to_utc(shifted, duration.zone)
+    return np.minimum(instant + duration.micros, LATEST_US)
+
+
+def period_starts(instant: np.ndarray, period: str, zone) -> np.ndarray:
+    """instants.period_start for each instant."""
+    instant = np.asarray(instant, dtype=np.int64)
+    if _is_utc(zone):
+        return per_day(instant // DAY, lambda d: instants._period_start_of_day(d, period))
+    local_day = (instant + utc_offsets(instant, zone)) // DAY
+    return per_day(local_day, lambda d: instants._local_to_utc(instants._period_start_of_day(d, period), zone))

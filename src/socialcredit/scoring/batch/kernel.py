@@ -1,0 +1,636 @@
+"""The batch kernel: every subject's compact standing from the ledger's entries as columns.
+
+See the package docstring (scoring/batch/__init__.py) for the input contract. The kernel does
+what fold.fold does, in the same order of floating-point operations, over whole columns:
+
+    known_at, voids     rows with seq >= known_at are dropped; an event a void of the same
+                        subject targets is dropped (fold: `voided`)
+    events              in (occurred, seq) order per subject (sorted only if they are not)
+    contributions       one per (event, rule whose type and match it has), occurred <= at, in
+                        the fold's order (event, then the policy's rule order)
+    caps per period     the first `count` per (subject, rule, calendar period in the policy's
+                        zone) count, the rest are `capped` (periods are contiguous runs, since
+                        period_start is monotone in time)
+    lifetimes           until = lifetime.after(occurred) (calendar.after), counts iff at < until
+    half-lives          points * 0.5 ** ((at - occurred) / half_life), in Python for those rows
+                        (NumPy's pow may differ from C's in the last bit)
+    sums                np.bincount over (subject, dimension) in fold order: bincount adds in
+                        input order, exactly as `sums[d] += points` does
+    score               combine() elementwise, the same expression tree; round_half_up; tiers
+    effects, reasons    _count_effects elementwise; reasons ranked with one lexsort by the
+                        fold's key plus the fold's order (Python's sort is stable)
+    measures            tier, score and dimension conditions elementwise; when a measure lifts
+                        by itself (_lifts_at) from suffix sums over the future expiry instants
+    validity interval   the max of change points <= at and the min of those > at
+
+What it does not vectorize goes to the fold, per subject, counted in the result
+(`fallback_subjects`, `fallback_reasons`): subjects with events that touch a list (enter,
+leave, extend, or a rule counting until a listing ends), a rating dimension's events (ratings,
+disputes, replies), a `latest` dimension's event, and subjects with a score-based measure in
+force under a policy whose points are not all whole numbers (the lift instants' sums would
+then depend on the order of addition).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...ledger.entries import EVENT, VOID, Entry
+from ...policy.compiled import Policy
+from ..compact import CompactStanding, ListSpellState, MeasureState, compact
+from ..fold import Reason, fold
+from . import calendar
+
+NONE = np.iinfo(np.int64).min  # an absent instant (None) in an int64 column
+_LOOKAHEAD = 64  # fold._LOOKAHEAD
+_NEUMAIER = sys.version_info >= (3, 12)  # sum() of floats is compensated from Python 3.12 on
+
+
+@dataclass
+class BatchResult:
+    """Every subject's standing as columns (vectorized subjects) or as folded objects (the rest).
+
+    Per subject i (0 <= i < n): score[i], tier[i] (index into policy.tiers, -1 for none),
+    dimensions[i, d] (rounded), valid_from[i] / valid_until[i] (NONE for None), cacheable[i].
+    Per measure m (policy order): measure_active[m][i], measure_until[m][i] (NONE for None),
+    and its reasons as rows reason_* between measure_offsets[m][i] and measure_offsets[m][i+1].
+    The standing's reasons: rows reason_* between reason_offsets[i] and reason_offsets[i+1].
+    A reason row: rule index (policy.rules), seq, points, occurred, until (NONE), effect (raw:
+    CompactStanding rounds it to 6 places with Python's round).
+    Subjects in `fallback` (index -> CompactStanding) were folded one by one; their columns
+    hold nothing meaningful. `fallback_reasons` counts why.
+    """
+
+    policy: Policy
+    subjects: list
+    score: np.ndarray
+    tier: np.ndarray
+    dimensions: np.ndarray
+    valid_from: np.ndarray
+    valid_until: np.ndarray
+    cacheable: np.ndarray
+    measure_active: list
+    measure_until: list
+    measure_offsets: list
+    measure_rows: list
+    reason_offsets: np.ndarray
+    reason_rows: np.ndarray
+    contrib_rule: np.ndarray
+    contrib_seq: np.ndarray
+    contrib_points: np.ndarray
+    contrib_occurred: np.ndarray
+    contrib_until: np.ndarray
+    contrib_effect: np.ndarray
+    fallback: dict = field(default_factory=dict)
+    fallback_reasons: Counter = field(default_factory=Counter)
+
+    @property
+    def fallback_subjects(self) -> int:
+        return len(self.fallback)
+
+    def __len__(self) -> int:
+        return len(self.subjects)
+
+    def _reason(self, row: int) -> Reason:
+        rule = self.policy.rules[self.contrib_rule[row]]
+        until = int(self.contrib_until[row])
+        until = None if until == NONE else until
+        seq, points, occurred = int(self.contrib_seq[row]), float(self.contrib_points[row]), int(self.contrib_occurred[row])
+        if rule.score_cap is not None and not rule.points:
+            return Reason("cap", rule.id, seq, points, occurred, until)
+        return Reason("rule", rule.id, seq, points, occurred, until, effect=round(float(self.contrib_effect[row]), 6))
+
+    def compact(self, i: int) -> CompactStanding:
+        """Subject i's CompactStanding, equal to compact(fold(...))."""
+        folded = self.fallback.get(i)
+        if folded is not None:
+            return folded
+        policy = self.policy
+        decimals = policy.scale.decimals
+        rows = self.reason_rows
+        reasons = tuple(self._reason(r) for r in rows[self.reason_offsets[i]:self.reason_offsets[i + 1]].tolist())
+        measures = {}
+        cache: dict[tuple, tuple[Reason, ...]] = {}
+        for m, measure in enumerate(policy.measures):
+            if not self.measure_active[m][i]:
+                continue
+            offsets = self.measure_offsets[m]
+            key = (measure.kind, measure.list_id, measure.tiers, measure.threshold, measure.dimension)
+            if key not in cache:
+                cache[key] = tuple(self._reason(r) for r in self.measure_rows[m][offsets[i]:offsets[i + 1]].tolist())
+            until = int(self.measure_until[m][i])
+            measures[measure.id] = MeasureState(None if until == NONE else until, cache[key])
+        tier = int(self.tier[i])
+        vf, vu = int(self.valid_from[i]), int(self.valid_until[i])
+        return CompactStanding(
+            score=_python_number(self.score[i], decimals),
+            tier=None if tier < 0 else policy.tiers[tier].id,
+            dimensions=tuple(_python_number(v, decimals) for v in self.dimensions[i].tolist()),
+            lists=(),
+            measures=measures,
+            reasons=reasons,
+            policy_digest=policy.digest,
+            valid_from_us=None if vf == NONE else vf,
+            valid_until_us=None if vu == NONE else vu,
+            cacheable=bool(self.cacheable[i]),
+        )
+
+    def standings(self):
+        """(subject, CompactStanding) for every subject, in order."""
+        for i, subject in enumerate(self.subjects):
+            yield subject, self.compact(i)
+
+
+def _python_number(value, decimals: int):
+    """round_half_up's type: an int for 0 decimals, else a float."""
+    return int(value) if decimals == 0 else float(value)
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _round_half_up(values: np.ndarray, decimals: int) -> np.ndarray:
+    """fold.round_half_up: math.floor(v * 10**d + 0.5) / 10**d, elementwise (exact in float64)."""
+    factor = float(10**decimals)
+    return np.floor(values * factor + 0.5) / factor
+
+
+def _py_sum(terms: list[np.ndarray], like: np.ndarray) -> np.ndarray:
+    """What Python's sum() of these floats gives, elementwise: sequential before 3.12, Neumaier's
+    compensated sum (as CPython's builtin does it) from 3.12 on."""
+    total = np.zeros_like(like, dtype=np.float64)
+    if not _NEUMAIER:
+        for term in terms:
+            total = total + term
+        return total
+    compensation = np.zeros_like(total)
+    for term in terms:
+        t = total + term
+        compensation = compensation + np.where(np.abs(total) >= np.abs(term), (total - t) + term, (term - t) + total)
+        total = t
+    finite = np.isfinite(compensation) & (compensation != 0)
+    return np.where(finite, total + compensation, total)
+
+
+def _segment_first(groups: np.ndarray) -> np.ndarray:
+    """Boolean: the row starts a new run of equal `groups` values."""
+    first = np.ones(groups.size, dtype=bool)
+    if groups.size:
+        first[1:] = groups[1:] != groups[:-1]
+    return first
+
+
+def _rank_in_runs(groups: np.ndarray) -> np.ndarray:
+    """0, 1, 2, ... within each run of equal consecutive values."""
+    n = groups.size
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(_segment_first(groups))
+    run_start = np.repeat(starts, np.diff(np.append(starts, n)))
+    return np.arange(n) - run_start
+
+
+def _offsets(subject: np.ndarray, n: int) -> np.ndarray:
+    """CSR offsets of rows sorted by subject."""
+    return np.searchsorted(subject, np.arange(n + 1), side="left").astype(np.int64)
+
+
+class _Clock:
+    """Per subject: the last change point <= at, the first > at (fold._ChangePoints)."""
+
+    def __init__(self, n: int, at_us: int):
+        self.at = at_us
+        self.before = np.full(n, NONE, dtype=np.int64)
+        self.after = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+
+    def add(self, subject: np.ndarray, instant: np.ndarray) -> None:
+        if instant.size == 0:
+            return
+        past = instant <= self.at
+        np.maximum.at(self.before, subject[past], instant[past])
+        np.minimum.at(self.after, subject[~past], instant[~past])
+
+    def result(self):
+        until = np.where(self.after == np.iinfo(np.int64).max, NONE, self.after)
+        return self.before, until
+
+
+# -- the kernel ---------------------------------------------------------------------------------
+
+
+def _needs_fallback(policy: Policy) -> dict[str, str]:
+    """Event types whose presence sends a subject to the fold, and why."""
+    why: dict[str, str] = {}
+    for event_type in policy.list_triggers_by_event:
+        why.setdefault(event_type, "list spells")
+    for rule in policy.rules:
+        if rule.until_list is not None:
+            why.setdefault(rule.event, "list spells")
+    if policy.rating_dimensions and policy.ratings is not None:
+        for event_type in (policy.ratings.event, "peer.review_disputed", "peer.review_reply"):
+            why.setdefault(event_type, "ratings")
+    for _index, event_type, _attribute, _lifetime in policy.latest_dimensions:
+        why.setdefault(event_type, "latest-value dimension")
+    return why
+
+
+def score_columns(policy: Policy, columns: dict, at_us: int, known_at: int | None = None) -> BatchResult:
+    """Every subject's standing at `at_us` as known at `known_at` (see the package docstring)."""
+    subjects = list(columns["subjects"])
+    n = len(subjects)
+    subject = np.asarray(columns["subject"], dtype=np.int64)
+    seq = np.asarray(columns["seq"], dtype=np.int64)
+    kind = np.asarray(columns["kind"], dtype=np.int8)
+    target = np.asarray(columns["target"], dtype=np.int64)
+    type_code = np.asarray(columns["type"], dtype=np.int64)
+    type_names = list(columns["type_names"])
+    occurred = np.asarray(columns["occurred_us"], dtype=np.int64)
+    attributes = columns.get("attributes", {})
+    rows = np.arange(subject.size)
+
+    # known_at, then voids: (subject, target) of each void against (subject, seq) of each event
+    known = np.ones(subject.size, dtype=bool) if known_at is None else seq < known_at
+    void = known & (kind == 1)
+    is_event = known & (kind == 0)
+    if void.any():
+        width = int(max(seq.max(initial=0), target.max(initial=0))) + 1
+        voided = np.isin(subject * width + seq, (subject * width + target)[void])
+        is_event &= ~voided
+
+    # subjects the kernel leaves to the fold
+    fallback_types = _needs_fallback(policy)
+    fallback_why: dict[int, str] = {}
+    if fallback_types:
+        type_why = [fallback_types.get(name) for name in type_names]
+        flagged = np.array([w is not None for w in type_why] + [False], dtype=bool)
+        hit = is_event & flagged[type_code]
+        for s, code in zip(subject[hit].tolist(), type_code[hit].tolist()):
+            fallback_why.setdefault(s, type_why[code])
+
+    ev = rows[is_event]
+    ev_subject, ev_occurred, ev_seq, ev_type = subject[ev], occurred[ev], seq[ev], type_code[ev]
+    # fold order: (occurred, seq) within a subject; the ledger mostly gives it already
+    if ev.size > 1:
+        same = ev_subject[1:] == ev_subject[:-1]
+        later = (ev_occurred[1:] > ev_occurred[:-1]) | ((ev_occurred[1:] == ev_occurred[:-1]) & (ev_seq[1:] > ev_seq[:-1]))
+        if not np.all(~same | later):
+            order = np.lexsort((ev_seq, ev_occurred, ev_subject))
+            ev, ev_subject, ev_occurred, ev_seq, ev_type = ev[order], ev_subject[order], ev_occurred[order], ev_seq[order], ev_type[order]
+
+    clock = _Clock(n, at_us)
+    clock.add(ev_subject, ev_occurred)
+
+    # contributions: (event position, rule index) in the fold's order
+    happened = ev_occurred <= at_us
+    type_index = {name: i for i, name in enumerate(type_names)}
+    parts_event, parts_rule = [], []
+    for r, rule in enumerate(policy.rules):
+        code = type_index.get(rule.event)
+        if code is None:
+            continue
+        chosen = happened & (ev_type == code)
+        for name, allowed in rule.match:
+            chosen &= _matching(attributes.get(name), allowed, ev, chosen)
+        where = np.flatnonzero(chosen)
+        parts_event.append(where)
+        parts_rule.append(np.full(where.size, r, dtype=np.int64))
+    if parts_event:
+        c_event = np.concatenate(parts_event)
+        c_rule = np.concatenate(parts_rule)
+        order = np.argsort(c_event * max(len(policy.rules), 1) + c_rule, kind="stable")
+        c_event, c_rule = c_event[order], c_rule[order]
+    else:
+        c_event = np.zeros(0, dtype=np.int64)
+        c_rule = np.zeros(0, dtype=np.int64)
+    c_subject, c_occurred, c_seq = ev_subject[c_event], ev_occurred[c_event], ev_seq[c_event]
+    rules = policy.rules
+    R = len(rules)
+    rule_points = np.array([r.points for r in rules] + [0.0], dtype=np.float64)
+    rule_dim = np.array([r.dimension for r in rules] + [-1], dtype=np.int64)
+    rule_cap = np.array([np.inf if r.score_cap is None else r.score_cap for r in rules] + [np.inf], dtype=np.float64)
+    rule_has_cap = np.array([r.score_cap is not None for r in rules] + [False], dtype=bool)
+
+    # caps per calendar period: runs of (subject, period) within a rule, in time order
+    capped = np.zeros(c_event.size, dtype=bool)
+    for r, rule in enumerate(rules):
+        if rule.cap_count is None:
+            continue
+        mine = np.flatnonzero(c_rule == r)
+        if mine.size == 0:
+            continue
+        period = calendar.period_starts(c_occurred[mine], rule.cap_period, policy.zone)
+        subj = c_subject[mine]
+        # grouped by (subject, period), in fold order inside a group (a clock change at local
+        # midnight can send a later instant back to an earlier local day, so sort, not runs)
+        order = np.lexsort((np.arange(mine.size), period, subj))
+        first = _segment_first(subj[order]) | _segment_first(period[order])
+        starts = np.flatnonzero(first)
+        rank = np.arange(mine.size) - np.repeat(starts, np.diff(np.append(starts, mine.size)))
+        capped[mine[order[rank >= rule.cap_count]]] = True
+
+    # lifetimes
+    until = np.full(c_event.size, NONE, dtype=np.int64)
+    for r, rule in enumerate(rules):
+        mine = np.flatnonzero((c_rule == r) & ~capped)
+        if mine.size == 0:
+            continue
+        if rule.lifetime is not None:
+            until[mine] = calendar.after(rule.lifetime, c_occurred[mine])
+        else:  # counts_until a listing: such subjects are with the fold; never reached here
+            until[mine] = c_occurred[mine]
+    live = ~capped
+    clock.add(c_subject[live], until[live])
+    counts = live & (at_us < until)
+    points = np.where(counts, rule_points[c_rule], 0.0)
+    decaying_rows = np.zeros(c_event.size, dtype=bool)
+    for r, rule in enumerate(rules):
+        if rule.half_life_us:
+            mine = np.flatnonzero((c_rule == r) & counts)
+            decaying_rows[mine] = True
+            base, life = rule.points, rule.half_life_us
+            points[mine] = [base * 0.5 ** ((at_us - o) / life) for o in c_occurred[mine].tolist()]
+
+    # sums per (subject, dimension), in fold order
+    D = len(policy.dimensions)
+    dims = rule_dim[c_rule]
+    summed = counts & (dims >= 0)
+    sums = np.bincount(c_subject[summed] * max(D, 1) + dims[summed], weights=points[summed],
+                       minlength=n * max(D, 1)).reshape(n, max(D, 1))[:, :D]
+    cap = np.full(n, np.inf)
+    capping = counts & rule_has_cap[c_rule]
+    np.minimum.at(cap, c_subject[capping], rule_cap[c_rule[capping]])
+
+    aggregates = _constant_aggregates(policy)
+    values = _dimension_values(policy, sums, aggregates)
+    score = _combine(policy, values, cap)
+    tier = _tiers(policy, score)
+    rounded_dims = _round_half_up(values, policy.scale.decimals) if D else np.zeros((n, 0))
+
+    # effects
+    effect = _effects(policy, sums, aggregates, values, c_subject, dims, points, counts)
+
+    # standing reasons: counting contributions ranked (caps first, |effect| desc, occurred desc, seq, fold order)
+    c_index = np.arange(c_event.size)
+    is_cap = rule_has_cap[c_rule]
+    ranked = np.lexsort((c_index, c_seq, -c_occurred, -np.abs(effect), ~is_cap, c_subject))
+    ranked = ranked[counts[ranked]]
+    reason_offsets = _offsets(c_subject[ranked], n)
+
+    # measures
+    measure_active, measure_until, measure_offsets, measure_rows = [], [], [], []
+    integral = all(float(r.points).is_integer() for r in rules)
+    lifts_cache: dict[tuple, np.ndarray] = {}
+    rows_cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+    for measure in policy.measures:
+        if measure.kind == "list":  # no subject here is on any list
+            measure_active.append(np.zeros(n, dtype=bool))
+            measure_until.append(np.full(n, NONE, dtype=np.int64))
+            measure_offsets.append(np.zeros(n + 1, dtype=np.int64))
+            measure_rows.append(np.zeros(0, dtype=np.int64))
+            continue
+        active = _condition_holds(policy, measure, score, tier, values)
+        condition = (measure.kind, measure.tiers, measure.threshold, measure.dimension, measure.unless_lists)
+        if condition not in lifts_cache:
+            lifts = np.full(n, NONE, dtype=np.int64)
+            if active.any():
+                if integral:
+                    lifts = _lifts_at(policy, measure, active, c_subject, c_rule, until, counts, rule_points, rule_dim,
+                                      rule_cap, rule_has_cap, aggregates, n, at_us)
+                else:
+                    for s in np.flatnonzero(active).tolist():
+                        fallback_why.setdefault(s, "score-based measure with fractional points (lift instants)")
+            lifts_cache[condition] = lifts
+        lifts = np.where(active, lifts_cache[condition], NONE)
+        has = lifts != NONE
+        clock.add(np.flatnonzero(has), lifts[has])
+        because = (measure.kind, measure.list_id, measure.tiers, measure.threshold, measure.dimension)
+        if because not in rows_cache:
+            direction = -1 if _is_adverse(policy, measure) else 1
+            keep = (points[ranked] * direction > 0) | ((direction < 0) & is_cap[ranked])
+            if measure.dimension >= 0:
+                keep &= dims[ranked] == measure.dimension
+            chosen = ranked[keep]
+            chosen = chosen[_rank_in_runs(c_subject[chosen]) < 4]
+            rows_cache[because] = (_offsets(c_subject[chosen], n), chosen)
+        offsets, chosen = rows_cache[because]
+        measure_active.append(active)
+        measure_until.append(lifts)
+        measure_offsets.append(offsets)
+        measure_rows.append(chosen)
+
+    valid_from, valid_until = clock.result()
+    cacheable = np.ones(n, dtype=bool)
+    if any(d.half_life_us for d in policy.rating_dimensions):
+        cacheable[:] = False
+    cacheable[c_subject[decaying_rows]] = False
+
+    result = BatchResult(
+        policy=policy, subjects=subjects, score=score, tier=tier, dimensions=rounded_dims,
+        valid_from=valid_from, valid_until=valid_until, cacheable=cacheable,
+        measure_active=measure_active, measure_until=measure_until, measure_offsets=measure_offsets,
+        measure_rows=measure_rows, reason_offsets=reason_offsets, reason_rows=ranked,
+        contrib_rule=c_rule, contrib_seq=c_seq, contrib_points=points, contrib_occurred=c_occurred,
+        contrib_until=until, contrib_effect=effect,
+    )
+    if fallback_why:
+        _fold_the_rest(result, policy, columns, fallback_why, subject, at_us, known_at)
+    return result
+
+
+def _matching(column, allowed: frozenset, ev: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """Which events' attribute is in `allowed` (fold: attributes.get(name) in allowed)."""
+    mask = np.zeros(chosen.size, dtype=bool)
+    if column is None:  # no event has the attribute
+        if None in allowed:
+            mask[:] = True
+        return mask
+    codes, values = column
+    ok = np.array([v in allowed for v in values] + [None in allowed], dtype=bool)
+    where = np.flatnonzero(chosen)
+    mask[where] = ok[np.asarray(codes, dtype=np.int64)[ev[where]]]
+    return mask
+
+
+def _constant_aggregates(policy: Policy) -> list:
+    """fold._aggregates for a subject with no rating and no latest-value event."""
+    aggregates: list = [None] * len(policy.dimensions)
+    for dim in policy.rating_dimensions:
+        total = dim.prior_mean * dim.prior_weight
+        weights = dim.prior_weight
+        aggregates[dim.index] = total / weights if weights > 0 else dim.prior_mean
+    return aggregates
+
+
+def _dimension_values(policy: Policy, sums: np.ndarray, aggregates: list) -> np.ndarray:
+    values = np.empty_like(sums)
+    for d, (dimension, aggregate) in enumerate(zip(policy.dimensions, aggregates)):
+        if policy.scale.combine == "sum":
+            values[:, d] = sums[:, d] + (aggregate or 0.0)
+        else:
+            start = dimension.base if aggregate is None else aggregate
+            values[:, d] = np.minimum(np.maximum(start + sums[:, d], dimension.min), dimension.max)
+    return values
+
+
+def _combine(policy: Policy, values: np.ndarray, cap: np.ndarray) -> np.ndarray:
+    """fold.combine elementwise (caps: the smallest in force, or inf)."""
+    scale = policy.scale
+    rows = values.shape[0]
+    if scale.combine == "sum":
+        total = np.full(rows, scale.base, dtype=np.float64)
+        for d, dimension in enumerate(policy.dimensions):
+            total = total + dimension.weight * values[:, d]
+    else:
+        weighted = np.zeros(rows)
+        weights = 0.0
+        for d, dimension in enumerate(policy.dimensions):
+            weighted = weighted + dimension.weight * (values[:, d] - dimension.min) / (dimension.max - dimension.min)
+            weights += dimension.weight
+        total = scale.min + (scale.max - scale.min) * weighted / weights
+    total = np.minimum(np.maximum(total, scale.min), scale.max)
+    total = np.minimum(total, cap)
+    return _round_half_up(total, scale.decimals)
+
+
+def _tiers(policy: Policy, score: np.ndarray) -> np.ndarray:
+    """policy.tier_for: the first tier (highest min first) whose min the score reaches."""
+    tier = np.full(score.shape, -1, dtype=np.int64)
+    for t in range(len(policy.tiers) - 1, -1, -1):
+        floor = policy.tiers[t].min
+        tier = np.where(True if floor is None else score >= floor, t, tier)
+    return tier
+
+
+def _condition_holds(policy: Policy, measure, score: np.ndarray, tier: np.ndarray, values: np.ndarray) -> np.ndarray:
+    kind = measure.kind
+    if kind == "tier":
+        wanted = np.array([t.id in measure.tiers for t in policy.tiers] + [None in measure.tiers], dtype=bool)
+        return wanted[tier]
+    if kind == "score_below":
+        return score < measure.threshold
+    if kind == "score_at_least":
+        return score >= measure.threshold
+    value = _round_half_up(values[:, measure.dimension], policy.scale.decimals)
+    if kind == "dimension_below":
+        return value < measure.threshold
+    return value >= measure.threshold
+
+
+def _is_adverse(policy: Policy, measure) -> bool:
+    from ..fold import _is_adverse_condition
+
+    return _is_adverse_condition(policy, measure)
+
+
+def _effects(policy, sums, aggregates, values, c_subject, dims, points, counts) -> np.ndarray:
+    """fold._count_effects, elementwise per subject, then per contribution."""
+    scale = policy.scale
+    n, D = values.shape
+    if scale.combine == "sum":
+        starts = [aggregate or 0.0 for aggregate in aggregates]
+    else:
+        starts = [min(max(d.base if a is None else a, d.min), d.max) for d, a in zip(policy.dimensions, aggregates)]
+    from ..fold import _raw_score
+
+    start_score = _raw_score(policy, starts)
+    factors = policy.score_factors
+    moved = [values[:, d] - starts[d] for d in range(D)]
+    raw_change = _py_sum([factors[d] * moved[d] for d in range(D)], np.zeros(n))
+    bounded = (np.minimum(np.maximum(start_score + raw_change, scale.min), scale.max)
+               - min(max(start_score, scale.min), scale.max))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kept = np.where(raw_change != 0, bounded / np.where(raw_change != 0, raw_change, 1.0), 0.0)
+        per_point = np.zeros((n, max(D, 1)))
+        for d in range(D):
+            s = sums[:, d]
+            ratio = np.where(s != 0, moved[d] / np.where(s != 0, s, 1.0), 0.0)
+            per_point[:, d] = factors[d] * ratio * kept
+    effect = np.zeros(points.size)
+    has = counts & (dims >= 0)
+    effect[has] = points[has] * per_point[c_subject[has], dims[has]]
+    return effect
+
+
+def _lifts_at(policy, measure, active, c_subject, c_rule, until, counts, rule_points, rule_dim, rule_cap,
+              rule_has_cap, aggregates, n, at_us) -> np.ndarray:
+    """fold._lifts_at for the active subjects: the first of (up to 64) future expiry instants at
+    which the condition no longer holds, with whole-number points (so sums are exact in any order)."""
+    lifts = np.full(n, NONE, dtype=np.int64)
+    mine = counts & active[c_subject] & (until > at_us)
+    idx = np.flatnonzero(mine)
+    if idx.size == 0:
+        return lifts
+    subj, ends = c_subject[idx], until[idx]
+    order = np.lexsort((ends, subj))
+    idx, subj, ends = idx[order], subj[order], ends[order]
+    D = len(policy.dimensions)
+    # candidates: distinct (subject, end), the first 64 per subject
+    distinct = _segment_first(subj) | _segment_first(ends)
+    cand_pos = np.flatnonzero(distinct)
+    cand_subj, cand_t = subj[cand_pos], ends[cand_pos]
+    keep = _rank_in_runs(cand_subj) < _LOOKAHEAD
+    # the last row of each distinct (subject, end) run: the sums removed through it
+    run_last = np.append(cand_pos[1:], idx.size) - 1
+    cand_subj, cand_t, run_last = cand_subj[keep], cand_t[keep], run_last[keep]
+    # in force at t: counting rows (whole points) with until > t, i.e. the subject's rows after run_last
+    dims = rule_dim[c_rule[idx]]
+    pts = rule_points[c_rule[idx]]
+    subj_end = np.searchsorted(subj, cand_subj, side="right") - 1  # last row of the candidate's subject
+    sums_t = np.zeros((cand_t.size, max(D, 1)))
+    for d in range(D):
+        cum = np.cumsum(np.where(dims == d, pts, 0.0))
+        sums_t[:, d] = cum[subj_end] - cum[run_last]
+    # score caps in force at t
+    cap_t = np.full(cand_t.size, np.inf)
+    cap_rows = np.flatnonzero(rule_has_cap[c_rule[idx]])
+    if cap_rows.size:
+        starts = np.searchsorted(cand_subj, subj[cap_rows], side="left")
+        stops = np.searchsorted(cand_subj, subj[cap_rows], side="right")
+        counts_per = stops - starts
+        pair_cand = np.repeat(starts, counts_per) + _rank_in_runs(np.repeat(np.arange(cap_rows.size), counts_per))
+        pair_row = np.repeat(cap_rows, counts_per)
+        in_force = ends[pair_row] > cand_t[pair_cand]
+        np.minimum.at(cap_t, pair_cand[in_force], rule_cap[c_rule[idx[pair_row[in_force]]]])
+    values = _dimension_values(policy, sums_t[:, :D], aggregates)
+    score = _combine(policy, values, cap_t)
+    holds = _condition_holds(policy, measure, score, _tiers(policy, score), values)
+    fails = np.flatnonzero(~holds)
+    if fails.size:
+        first = fails[_segment_first(cand_subj[fails])]
+        lifts[cand_subj[first]] = cand_t[first]
+    return lifts
+
+
+def _fold_the_rest(result: BatchResult, policy: Policy, columns: dict, why: dict[int, str], subject: np.ndarray,
+                   at_us: int, known_at: int | None) -> None:
+    """Fold the subjects the kernel left aside, one by one, from their entries."""
+    entries = columns.get("entry")
+    offsets = _offsets(subject, len(result.subjects))
+    for s, reason in sorted(why.items()):
+        start, stop = int(offsets[s]), int(offsets[s + 1])
+        if entries is not None:
+            history = list(entries[start:stop])
+        else:
+            history = [_entry_from_columns(columns, row) for row in range(start, stop)]
+        result.fallback[s] = compact(fold(policy, history, at_us, known_at, result.subjects[s]))
+        result.fallback_reasons[reason] += 1
+
+
+def _entry_from_columns(columns: dict, row: int) -> Entry:
+    """An entry rebuilt from columns for the fold: needs `attributes_json` (and `derived_json`)."""
+    import json
+
+    kind = EVENT if int(columns["kind"][row]) == 0 else VOID
+    seq = int(columns["seq"][row])
+    if kind == VOID:
+        return Entry(seq, VOID, 0, target=int(columns["target"][row]))
+    attributes = json.loads(columns["attributes_json"][row] or "{}")
+    derived_column = columns.get("derived_json")
+    derived = json.loads(derived_column[row]) if derived_column is not None and derived_column[row] else None
+    return Entry(seq, EVENT, 0, type=columns["type_names"][int(columns["type"][row])],
+                 occurred_us=int(columns["occurred_us"][row]), attributes=attributes, derived=derived)
