@@ -13,7 +13,7 @@ from rich.markup import escape
 from ..errors import InvalidInput, NotFound, excerpt
 from ..intake.readers import read_events
 from ..policy.load import pack_names
-from ..registry import Registry
+from ..registry import Registry, engine_named
 from .app import (EXIT_CHECK_FAILED, EXIT_ERROR, ApiKeyOption, JsonFlag, LockWait, ServerOption, app, caller, err, handles_errors,
                   open_registry, out, print_json, progress, settings, show)
 
@@ -111,12 +111,17 @@ def void(
 
 @app.command()
 @handles_errors
-def rebuild(as_json: JsonFlag = False):
+def rebuild(
+    engine: Annotated[str, typer.Option("--engine", help="What computes the standings: fold (one subject at a time, the reference) or batch (columnar, NumPy; equal to the fold).")] = "fold",
+    as_json: JsonFlag = False,
+):
     """Rebuild every materialized standing from the ledger and the policy in force."""
+    chosen = engine_named(engine)
     with open_registry() as registry, progress(not as_json) as bar:
         task = bar.add_task("Rebuilding standings", total=registry.count_subjects())
-        result = registry.rebuild_standings(progress=lambda n: bar.advance(task, n), on_wait=LockWait())
-    show(result, as_json, f"Rebuilt {result.subjects} standings.")
+        result = registry.rebuild_standings(engine=chosen, progress=lambda n: bar.advance(task, n),
+                                            on_wait=LockWait())
+    show(result, as_json, f"Rebuilt {result.subjects} standings with the {result.engine} engine.")
 
 
 # -- tamper evidence ---------------------------------------------------------------------------

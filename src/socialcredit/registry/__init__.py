@@ -37,7 +37,7 @@ from ..results import (Activation, AuditLog, ConsistencyProof, Created, Decision
                        InclusionProof, InForce, IngestResult, LintCounts, PublishedHead, RatingWritten, Rebuilt,
                        Replay, Reviews, StandingReport, TreeHead, TrustReport, VerifyReport, Voided)
 from ..scoring.compact import CompactStanding
-from ..scoring.engine import Engine, FoldEngine
+from ..scoring.engine import Engine, FoldEngine, engine_named  # noqa: F401 (engine_named: for the CLI)
 from ..scoring.explain import policy_ref
 from ..scoring.fold import Standing
 from ..store import Database, Store, parse_url, schema
@@ -439,4 +439,4 @@ def _lint_gate(policy: Policy, force: bool, reason: str | None) -> LintCounts:
     return counts
 
 
-__all__ = ["DEFAULT_URL", "Caller", "CheckRequest", "Registry", "instant", "key_path_for"]
+__all__ = ["DEFAULT_URL", "Caller", "CheckRequest", "Registry", "engine_named", "instant", "key_path_for"]

@@ -360,7 +360,7 @@ def score_columns(policy: Policy, columns: dict, at_us: int, known_at: int | Non
     dims = rule_dim[c_rule]
     summed = counts & (dims >= 0)
     sums = np.bincount(c_subject[summed] * max(D, 1) + dims[summed], weights=points[summed],
-                       minlength=n * max(D, 1)).reshape(n, max(D, 1))[:, :D]
+                       minlength=n * max(D, 1)).astype(np.float64).reshape(n, max(D, 1))[:, :D]  # (empty: int64)
     cap = np.full(n, np.inf)
     capping = counts & rule_has_cap[c_rule]
     np.minimum.at(cap, c_subject[capping], rule_cap[c_rule[capping]])
@@ -467,7 +467,7 @@ def _constant_aggregates(policy: Policy) -> list:
 
 
 def _dimension_values(policy: Policy, sums: np.ndarray, aggregates: list) -> np.ndarray:
-    values = np.empty_like(sums)
+    values = np.empty(sums.shape, dtype=np.float64)
     for d, (dimension, aggregate) in enumerate(zip(policy.dimensions, aggregates)):
         if policy.scale.combine == "sum":
             values[:, d] = sums[:, d] + (aggregate or 0.0)
