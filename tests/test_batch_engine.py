@@ -131,6 +131,24 @@ def test_rongcheng_is_vectorized_whole_and_equals_the_fold(population):
     assert result.fallback_subjects == 0  # the hot path: nothing folded one by one
 
 
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(populations(PACKS["sesame"], subjects=7, size=60), st.integers(2, 4))
+def test_threads_cut_the_subjects_and_change_nothing(population, workers):
+    from socialcredit.scoring.batch import kernel
+
+    histories, at_us, known_at = population
+    policy = PACKS["sesame"]
+    columns = columnarize(policy, histories)
+    whole = score_columns(policy, columns, at_us, known_at)
+    saved, kernel._PARALLEL_ROWS = kernel._PARALLEL_ROWS, 0
+    try:
+        cut = score_columns(policy, columns, at_us, known_at, workers=workers)
+    finally:
+        kernel._PARALLEL_ROWS = saved
+    assert list(cut.standings()) == list(whole.standings())
+    assert cut.fallback_reasons == whole.fallback_reasons
+
+
 def test_an_empty_batch_and_subjects_with_no_entries():
     policy = PACKS["rongcheng"]
     assert len(score_columns(policy, columnarize(policy, []), BASE)) == 0

@@ -1,6 +1,6 @@
 """The columnar batch engine: many subjects' standings at once, from the ledger as columns.
 
-    score_columns(policy, columns, at_us, known_at=None) -> BatchResult
+    score_columns(policy, columns, at_us, known_at=None, workers=1) -> BatchResult
     columnarize(policy, histories) -> columns          (plain entries, as the fold takes them)
     BatchEngine().compact_standings(policy, histories, at_us)   the Engine seam (engine.py)
 
@@ -38,6 +38,7 @@ a score-based measure's lift under fractional points). Nothing falls back silent
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 
 import numpy as np
@@ -120,7 +121,8 @@ class BatchEngine:
 
     name = "batch"
 
-    def __init__(self):
+    def __init__(self, workers: int | None = None):
+        self.workers = workers or min(os.cpu_count() or 1, 8)  # threads for a large batch
         self.last: BatchResult | None = None  # the last batch's result (its fallback counter)
 
     def standing(self, policy: Policy, entries, at_us: int, known_at: int | None = None,
@@ -129,6 +131,6 @@ class BatchEngine:
         return fold(policy, list(entries), at_us, known_at, subject)
 
     def compact_standings(self, policy: Policy, histories, at_us: int) -> Iterator[tuple[str, CompactStanding]]:
-        result = score_columns(policy, columnarize(policy, histories), at_us)
+        result = score_columns(policy, columnarize(policy, histories), at_us, workers=self.workers)
         self.last = result
         return result.standings()

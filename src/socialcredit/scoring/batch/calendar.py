@@ -42,23 +42,49 @@ def _is_utc(zone) -> bool:
     return zone is None or zone is timezone.utc
 
 
-def utc_offsets(instant: np.ndarray, zone) -> np.ndarray:
-    """instants._utc_offset_us for each instant."""
-    if _is_utc(zone):
-        return np.zeros_like(instant)
-    days = instant // DAY
-    parts: dict[int, tuple[int, int | None, int]] = {}
+_RANGE_CHECK = 5_000  # days: a span this short is checked day by day for a single offset
 
-    def part(day: int):
-        found = parts.get(day)
-        if found is None:
-            found = parts[day] = instants._offsets_of_day(day, zone)
-        return found
 
-    before = per_day(days, lambda d: part(d)[0])
-    change = per_day(days, lambda d: _NO_CHANGE if part(d)[1] is None else part(d)[1])
-    after = per_day(days, lambda d: part(d)[2])
-    return np.where(instant < change, before, after)
+def utc_offsets(instant: np.ndarray, zone):
+    """instants._utc_offset_us for each instant: an array, or one int64 for all when the zone
+    kept one offset on every day the instants fall on (as Asia/Shanghai has since 1991)."""
+    if _is_utc(zone) or instant.size == 0:
+        return np.int64(0)
+    low, high = int(instant.min()) // DAY, int(instant.max()) // DAY
+    if high - low < _RANGE_CHECK:
+        parts = [instants._offsets_of_day(day, zone) for day in range(low, high + 1)]
+        if all(change is None for _b, change, _a in parts) and len({before for before, _c, _a in parts}) == 1:
+            return np.int64(parts[0][0])
+        index = instant // DAY - low
+        slots = list(range(len(parts)))
+    else:
+        days = instant // DAY
+        table = high - low < _TABLE_SPAN
+        if table:
+            index = days - low
+            present = np.zeros(high - low + 1, dtype=bool)
+            present[index] = True
+            distinct = (np.flatnonzero(present) + low).tolist()
+            slots = [day - low for day in distinct]
+            size = high - low + 1
+        else:
+            unique, index = np.unique(days, return_inverse=True)
+            distinct = unique.tolist()
+            slots = list(range(len(distinct)))
+            size = len(distinct)
+        parts = [instants._offsets_of_day(day, zone) for day in distinct]
+        parts_by_slot = dict(zip(slots, parts))
+        slots = list(parts_by_slot)
+        parts = [parts_by_slot[slot] for slot in slots]
+    size = max(slots) + 1
+    before = np.zeros(size, dtype=np.int64)
+    change = np.full(size, _NO_CHANGE, dtype=np.int64)
+    after_ = np.zeros(size, dtype=np.int64)
+    for slot, (b, c, a) in zip(slots, parts):
+        before[slot], after_[slot] = b, a
+        if c is not None:
+            change[slot] = c
+    return np.where(instant < change[index], before[index], after_[index])
 
 
 def local_to_utc(local: np.ndarray, zone) -> np.ndarray:

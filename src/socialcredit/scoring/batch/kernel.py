@@ -48,6 +48,7 @@ from . import calendar
 
 NONE = np.iinfo(np.int64).min  # an absent instant (None) in an int64 column
 _LOOKAHEAD = 64  # fold._LOOKAHEAD
+_PARALLEL_ROWS = 200_000  # fewer rows than this are scored in one piece
 _NEUMAIER = sys.version_info >= (3, 12)  # sum() of floats is compensated from Python 3.12 on
 
 
@@ -209,11 +210,16 @@ class _Clock:
         self.after = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
 
     def add(self, subject: np.ndarray, instant: np.ndarray) -> None:
+        """Change points of subjects given in sorted order (reduced per run of a subject)."""
         if instant.size == 0:
             return
+        starts = np.flatnonzero(_segment_first(subject))
+        who = subject[starts]
         past = instant <= self.at
-        np.maximum.at(self.before, subject[past], instant[past])
-        np.minimum.at(self.after, subject[~past], instant[~past])
+        latest = np.maximum.reduceat(np.where(past, instant, NONE), starts)
+        self.before[who] = np.maximum(self.before[who], latest)
+        soonest = np.minimum.reduceat(np.where(past, np.iinfo(np.int64).max, instant), starts)
+        self.after[who] = np.minimum(self.after[who], soonest)
 
     def result(self):
         until = np.where(self.after == np.iinfo(np.int64).max, NONE, self.after)
@@ -239,8 +245,81 @@ def _needs_fallback(policy: Policy) -> dict[str, str]:
     return why
 
 
-def score_columns(policy: Policy, columns: dict, at_us: int, known_at: int | None = None) -> BatchResult:
-    """Every subject's standing at `at_us` as known at `known_at` (see the package docstring)."""
+def score_columns(policy: Policy, columns: dict, at_us: int, known_at: int | None = None,
+                  workers: int = 1) -> BatchResult:
+    """Every subject's standing at `at_us` as known at `known_at` (see the package docstring).
+
+    With `workers` > 1 the subjects are cut into that many runs of about equal rows, scored in
+    threads (NumPy lets go of the GIL in its loops) and the results put end to end: subjects
+    are independent, so the answer is the same as with one."""
+    subject = np.asarray(columns["subject"], dtype=np.int64)
+    n = len(columns["subjects"])
+    if workers <= 1 or subject.size < _PARALLEL_ROWS or n < 2 * workers:
+        return _score_chunk(policy, columns, at_us, known_at)
+    offsets = _offsets(subject, n)
+    cuts = np.searchsorted(offsets, np.linspace(0, subject.size, workers + 1)[1:-1])
+    bounds = [0, *sorted(set(int(c) for c in cuts if 0 < c < n)), n]
+    chunks = [_chunk(columns, subject, offsets, a, b) for a, b in zip(bounds, bounds[1:])]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
+        parts = list(pool.map(lambda chunk: _score_chunk(policy, chunk, at_us, known_at), chunks))
+    return _joined(policy, parts, bounds)
+
+
+def _chunk(columns: dict, subject: np.ndarray, offsets: np.ndarray, first: int, stop: int) -> dict:
+    """The columns of subjects [first, stop): views of the rows, subject codes from 0."""
+    lo, hi = int(offsets[first]), int(offsets[stop])
+    part = {"subjects": list(columns["subjects"][first:stop]), "subject": subject[lo:hi] - first,
+            "type_names": columns["type_names"],
+            "attributes": {name: (np.asarray(codes)[lo:hi], values)
+                           for name, (codes, values) in columns.get("attributes", {}).items()}}
+    for name in ("seq", "kind", "target", "type", "occurred_us"):
+        part[name] = np.asarray(columns[name])[lo:hi]
+    for name in ("entry", "attributes_json", "derived_json"):
+        if columns.get(name) is not None:
+            part[name] = columns[name][lo:hi]
+    return part
+
+
+def _joined(policy: Policy, parts: list, bounds: list) -> BatchResult:
+    """Results of consecutive runs of subjects, end to end (row numbers shifted)."""
+    contributions = np.cumsum([0] + [p.contrib_rule.size for p in parts])
+
+    def rows_and_offsets(rows_of, offsets_of):
+        rows = np.concatenate([rows_of(p) + base for p, base in zip(parts, contributions)])
+        counts = np.cumsum([0] + [rows_of(p).size for p in parts])
+        offsets = np.concatenate([offsets_of(p)[:-1] + base for p, base in zip(parts, counts)] + [counts[-1:]])
+        return rows, offsets.astype(np.int64)
+
+    reason_rows, reason_offsets = rows_and_offsets(lambda p: p.reason_rows, lambda p: p.reason_offsets)
+    measure_rows, measure_offsets = [], []
+    for m in range(len(policy.measures)):
+        rows, offsets = rows_and_offsets(lambda p: p.measure_rows[m], lambda p: p.measure_offsets[m])
+        measure_rows.append(rows)
+        measure_offsets.append(offsets)
+    fallback, reasons = {}, Counter()
+    for p, first in zip(parts, bounds):
+        fallback.update({first + i: standing for i, standing in p.fallback.items()})
+        reasons.update(p.fallback_reasons)
+    cat = np.concatenate
+    return BatchResult(
+        policy=policy, subjects=[s for p in parts for s in p.subjects], score=cat([p.score for p in parts]),
+        tier=cat([p.tier for p in parts]), dimensions=np.vstack([p.dimensions for p in parts]),
+        valid_from=cat([p.valid_from for p in parts]), valid_until=cat([p.valid_until for p in parts]),
+        cacheable=cat([p.cacheable for p in parts]),
+        measure_active=[cat([p.measure_active[m] for p in parts]) for m in range(len(policy.measures))],
+        measure_until=[cat([p.measure_until[m] for p in parts]) for m in range(len(policy.measures))],
+        measure_offsets=measure_offsets, measure_rows=measure_rows,
+        reason_offsets=reason_offsets, reason_rows=reason_rows,
+        contrib_rule=cat([p.contrib_rule for p in parts]), contrib_seq=cat([p.contrib_seq for p in parts]),
+        contrib_points=cat([p.contrib_points for p in parts]), contrib_occurred=cat([p.contrib_occurred for p in parts]),
+        contrib_until=cat([p.contrib_until for p in parts]), contrib_effect=cat([p.contrib_effect for p in parts]),
+        fallback=fallback, fallback_reasons=reasons,
+    )
+
+
+def _score_chunk(policy: Policy, columns: dict, at_us: int, known_at: int | None = None) -> BatchResult:
     subjects = list(columns["subjects"])
     n = len(subjects)
     subject = np.asarray(columns["subject"], dtype=np.int64)
@@ -254,9 +333,10 @@ def score_columns(policy: Policy, columns: dict, at_us: int, known_at: int | Non
     rows = np.arange(subject.size)
 
     # known_at, then voids: (subject, target) of each void against (subject, seq) of each event
-    known = np.ones(subject.size, dtype=bool) if known_at is None else seq < known_at
-    void = known & (kind == 1)
-    is_event = known & (kind == 0)
+    is_event = kind == 0
+    if known_at is not None:
+        is_event &= seq < known_at
+    void = ~is_event if known_at is None else (kind == 1) & (seq < known_at)
     if void.any():
         width = int(max(seq.max(initial=0), target.max(initial=0))) + 1
         voided = np.isin(subject * width + seq, (subject * width + target)[void])
@@ -272,42 +352,74 @@ def score_columns(policy: Policy, columns: dict, at_us: int, known_at: int | Non
         for s, code in zip(subject[hit].tolist(), type_code[hit].tolist()):
             fallback_why.setdefault(s, type_why[code])
 
-    ev = rows[is_event]
-    ev_subject, ev_occurred, ev_seq, ev_type = subject[ev], occurred[ev], seq[ev], type_code[ev]
-    # fold order: (occurred, seq) within a subject; the ledger mostly gives it already
-    if ev.size > 1:
-        same = ev_subject[1:] == ev_subject[:-1]
-        later = (ev_occurred[1:] > ev_occurred[:-1]) | ((ev_occurred[1:] == ev_occurred[:-1]) & (ev_seq[1:] > ev_seq[:-1]))
-        if not np.all(~same | later):
-            order = np.lexsort((ev_seq, ev_occurred, ev_subject))
-            ev, ev_subject, ev_occurred, ev_seq, ev_type = ev[order], ev_subject[order], ev_occurred[order], ev_seq[order], ev_type[order]
+    # (NumPy arrays are taken whole where every row is an event: copies of 10M rows cost)
+    if is_event.all():
+        ev = rows
+        ev_subject, ev_occurred, ev_seq, ev_type = subject, occurred, seq, type_code
+    else:
+        ev = rows[is_event]
+        ev_subject, ev_occurred, ev_seq, ev_type = subject[ev], occurred[ev], seq[ev], type_code[ev]
+    # fold order: (occurred, seq) within a subject; rows come in seq order, and a ledger written
+    # in time order is in occurred order already
+    if ev.size > 1 and np.any((ev_occurred[1:] < ev_occurred[:-1]) & (ev_subject[1:] == ev_subject[:-1])):
+        order = np.lexsort((ev_seq, ev_occurred, ev_subject))
+        ev, ev_subject, ev_occurred, ev_seq, ev_type = ev[order], ev_subject[order], ev_occurred[order], ev_seq[order], ev_type[order]
 
     clock = _Clock(n, at_us)
     clock.add(ev_subject, ev_occurred)
 
-    # contributions: (event position, rule index) in the fold's order
-    happened = ev_occurred <= at_us
-    type_index = {name: i for i, name in enumerate(type_names)}
-    parts_event, parts_rule = [], []
-    for r, rule in enumerate(policy.rules):
-        code = type_index.get(rule.event)
-        if code is None:
-            continue
-        chosen = happened & (ev_type == code)
-        for name, allowed in rule.match:
-            chosen &= _matching(attributes.get(name), allowed, ev, chosen)
-        where = np.flatnonzero(chosen)
-        parts_event.append(where)
-        parts_rule.append(np.full(where.size, r, dtype=np.int64))
-    if parts_event:
-        c_event = np.concatenate(parts_event)
-        c_rule = np.concatenate(parts_rule)
-        order = np.argsort(c_event * max(len(policy.rules), 1) + c_rule, kind="stable")
-        c_event, c_rule = c_event[order], c_rule[order]
-    else:
+    # contributions: (event position, rule index) in the fold's order: an event's rules in policy
+    # order (rules_by_event), taken slot by slot (the k-th rule of each event's type), then laid
+    # out event by event (np.repeat), so no sort is needed
+    happened = None if ev_occurred.size == 0 or ev_occurred.max() <= at_us else ev_occurred <= at_us
+    rule_index = {rule.id: r for r, rule in enumerate(policy.rules)}
+    by_type = [[rule_index[rule.id] for rule in policy.rules_by_event.get(name, ())] for name in type_names]
+    slots = max((len(found) for found in by_type), default=0)
+    chosen_by_slot, candidate_by_slot = [], []
+    for k in range(slots):
+        table = np.array([found[k] if len(found) > k else -1 for found in by_type], dtype=np.int64)
+        candidate = table[ev_type]
+        chosen = candidate >= 0
+        if happened is not None:
+            chosen &= happened
+        for r in sorted({int(v) for v in table if v >= 0}):
+            for name, allowed in policy.rules[r].match:
+                where = np.flatnonzero(chosen & (candidate == r))
+                chosen[where[~_matching(attributes.get(name), allowed, ev[where])]] = False
+        chosen_by_slot.append(chosen)
+        candidate_by_slot.append(candidate)
+    c_event = None  # None: one contribution per event, in event order (the identity)
+    if slots == 0:
         c_event = np.zeros(0, dtype=np.int64)
         c_rule = np.zeros(0, dtype=np.int64)
-    c_subject, c_occurred, c_seq = ev_subject[c_event], ev_occurred[c_event], ev_seq[c_event]
+    elif slots == 1:
+        if chosen_by_slot[0].all():
+            c_rule = candidate_by_slot[0]
+        else:
+            c_event = np.flatnonzero(chosen_by_slot[0])
+            c_rule = candidate_by_slot[0][c_event]
+    else:
+        count = np.zeros(ev_type.size, dtype=np.int64)
+        for chosen in chosen_by_slot:
+            count += chosen
+        if np.all(count == 1):  # exactly one rule each (Rongcheng's severities): no layout needed
+            c_rule = np.full(ev_type.size, -1, dtype=np.int64)
+            for chosen, candidate in zip(chosen_by_slot, candidate_by_slot):
+                np.copyto(c_rule, candidate, where=chosen)
+        else:
+            first = np.cumsum(count) - count
+            c_rule = np.empty(int(count.sum()), dtype=np.int64)
+            placed = np.zeros(ev_type.size, dtype=np.int64)
+            for chosen, candidate in zip(chosen_by_slot, candidate_by_slot):
+                where = np.flatnonzero(chosen)
+                c_rule[first[where] + placed[where]] = candidate[where]
+                placed[where] += 1
+            c_event = np.repeat(np.arange(ev_type.size), count)
+    del chosen_by_slot, candidate_by_slot
+    if c_event is None:
+        c_subject, c_occurred, c_seq = ev_subject, ev_occurred, ev_seq
+    else:
+        c_subject, c_occurred, c_seq = ev_subject[c_event], ev_occurred[c_event], ev_seq[c_event]
     rules = policy.rules
     R = len(rules)
     rule_points = np.array([r.points for r in rules] + [0.0], dtype=np.float64)
@@ -316,7 +428,7 @@ def score_columns(policy: Policy, columns: dict, at_us: int, known_at: int | Non
     rule_has_cap = np.array([r.score_cap is not None for r in rules] + [False], dtype=bool)
 
     # caps per calendar period: runs of (subject, period) within a rule, in time order
-    capped = np.zeros(c_event.size, dtype=bool)
+    capped = np.zeros(c_rule.size, dtype=bool)
     for r, rule in enumerate(rules):
         if rule.cap_count is None:
             continue
@@ -333,21 +445,22 @@ def score_columns(policy: Policy, columns: dict, at_us: int, known_at: int | Non
         rank = np.arange(mine.size) - np.repeat(starts, np.diff(np.append(starts, mine.size)))
         capped[mine[order[rank >= rule.cap_count]]] = True
 
-    # lifetimes
-    until = np.full(c_event.size, NONE, dtype=np.int64)
-    for r, rule in enumerate(rules):
-        mine = np.flatnonzero((c_rule == r) & ~capped)
-        if mine.size == 0:
-            continue
-        if rule.lifetime is not None:
-            until[mine] = calendar.after(rule.lifetime, c_occurred[mine])
-        else:  # counts_until a listing: such subjects are with the fold; never reached here
-            until[mine] = c_occurred[mine]
+    # lifetimes, one pass per distinct duration
+    until = np.full(c_rule.size, NONE, dtype=np.int64)
+    lifetimes = list(dict.fromkeys(rule.lifetime for rule in rules if rule.lifetime is not None))
+    if lifetimes:
+        which = np.array([-1 if rule.lifetime is None else lifetimes.index(rule.lifetime) for rule in rules] + [-1],
+                         dtype=np.int64)[c_rule]
+        which[capped] = -1
+        for j, lifetime in enumerate(lifetimes):
+            mine = np.flatnonzero(which == j) if len(lifetimes) > 1 else np.flatnonzero(which >= 0)
+            until[mine] = calendar.after(lifetime, c_occurred[mine])
+    # (a rule counting until a listing ends: its subjects are with the fold; `until` stays unused)
     live = ~capped
-    clock.add(c_subject[live], until[live])
+    clock.add(c_subject, until)  # a capped record's until is NONE: no change point
     counts = live & (at_us < until)
     points = np.where(counts, rule_points[c_rule], 0.0)
-    decaying_rows = np.zeros(c_event.size, dtype=bool)
+    decaying_rows = np.zeros(c_rule.size, dtype=bool)
     for r, rule in enumerate(rules):
         if rule.half_life_us:
             mine = np.flatnonzero((c_rule == r) & counts)
@@ -375,10 +488,8 @@ def score_columns(policy: Policy, columns: dict, at_us: int, known_at: int | Non
     effect = _effects(policy, sums, aggregates, values, c_subject, dims, points, counts)
 
     # standing reasons: counting contributions ranked (caps first, |effect| desc, occurred desc, seq, fold order)
-    c_index = np.arange(c_event.size)
     is_cap = rule_has_cap[c_rule]
-    ranked = np.lexsort((c_index, c_seq, -c_occurred, -np.abs(effect), ~is_cap, c_subject))
-    ranked = ranked[counts[ranked]]
+    ranked = _rank(c_subject, c_occurred, c_seq, is_cap, effect, counts)
     reason_offsets = _offsets(c_subject[ranked], n)
 
     # measures
@@ -386,21 +497,28 @@ def score_columns(policy: Policy, columns: dict, at_us: int, known_at: int | Non
     integral = all(float(r.points).is_integer() for r in rules)
     lifts_cache: dict[tuple, np.ndarray] = {}
     rows_cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
-    for measure in policy.measures:
+    actives = [None if m.kind == "list" else _condition_holds(policy, m, score, tier, values) for m in policy.measures]
+    lifting = np.zeros(n, dtype=bool)
+    for found in actives:
+        if found is not None:
+            lifting |= found
+    future = None
+    if integral and lifting.any():
+        future = _future(policy, lifting, c_subject, c_rule, until, counts, rule_points, rule_dim, rule_cap,
+                         rule_has_cap, aggregates, n, at_us)
+    for measure, active in zip(policy.measures, actives):
         if measure.kind == "list":  # no subject here is on any list
             measure_active.append(np.zeros(n, dtype=bool))
             measure_until.append(np.full(n, NONE, dtype=np.int64))
             measure_offsets.append(np.zeros(n + 1, dtype=np.int64))
             measure_rows.append(np.zeros(0, dtype=np.int64))
             continue
-        active = _condition_holds(policy, measure, score, tier, values)
         condition = (measure.kind, measure.tiers, measure.threshold, measure.dimension, measure.unless_lists)
         if condition not in lifts_cache:
             lifts = np.full(n, NONE, dtype=np.int64)
             if active.any():
                 if integral:
-                    lifts = _lifts_at(policy, measure, active, c_subject, c_rule, until, counts, rule_points, rule_dim,
-                                      rule_cap, rule_has_cap, aggregates, n, at_us)
+                    lifts = _lifts_at(policy, measure, active, future, n)
                 else:
                     for s in np.flatnonzero(active).tolist():
                         fallback_why.setdefault(s, "score-based measure with fractional points (lift instants)")
@@ -442,18 +560,34 @@ def score_columns(policy: Policy, columns: dict, at_us: int, known_at: int | Non
     return result
 
 
-def _matching(column, allowed: frozenset, ev: np.ndarray, chosen: np.ndarray) -> np.ndarray:
-    """Which events' attribute is in `allowed` (fold: attributes.get(name) in allowed)."""
-    mask = np.zeros(chosen.size, dtype=bool)
+def _rank(c_subject, c_occurred, c_seq, is_cap, effect, counts) -> np.ndarray:
+    """The counting contributions in fold._ranked order, subject by subject: caps first, then by
+    size of effect, then the most recent, then seq, then the fold's order (its sort is stable).
+
+    Contributions are in (subject, occurred, seq, rule) order, so "occurred descending, then seq,
+    then the fold's order" is one integer: (size - start of the row's (subject, occurred) run)
+    * size + position."""
+    rows = np.flatnonzero(counts)
+    size = c_subject.size
+    if size >= 3_000_000_000:  # the combined key would not fit in 64 bits
+        index = np.arange(size)
+        order = np.lexsort((index[rows], c_seq[rows], -c_occurred[rows], -np.abs(effect[rows]), ~is_cap[rows],
+                            c_subject[rows]))
+        return rows[order]
+    first = _segment_first(c_subject) | _segment_first(c_occurred)
+    run_start = np.maximum.accumulate(np.where(first, np.arange(size), 0))
+    recent = (size - run_start[rows]) * size + rows
+    order = np.lexsort((recent, -np.abs(effect[rows]), c_subject[rows] * 2 + ~is_cap[rows]))
+    return rows[order]
+
+
+def _matching(column, allowed: frozenset, rows: np.ndarray) -> np.ndarray:
+    """Whether each of these rows' attribute is in `allowed` (fold: attributes.get(name) in allowed)."""
     if column is None:  # no event has the attribute
-        if None in allowed:
-            mask[:] = True
-        return mask
+        return np.full(rows.size, None in allowed, dtype=bool)
     codes, values = column
     ok = np.array([v in allowed for v in values] + [None in allowed], dtype=bool)
-    where = np.flatnonzero(chosen)
-    mask[where] = ok[np.asarray(codes, dtype=np.int64)[ev[where]]]
-    return mask
+    return ok[np.asarray(codes, dtype=np.int64)[rows]]
 
 
 def _constant_aggregates(policy: Policy) -> list:
@@ -550,56 +684,64 @@ def _effects(policy, sums, aggregates, values, c_subject, dims, points, counts) 
             s = sums[:, d]
             ratio = np.where(s != 0, moved[d] / np.where(s != 0, s, 1.0), 0.0)
             per_point[:, d] = factors[d] * ratio * kept
-    effect = np.zeros(points.size)
     has = counts & (dims >= 0)
-    effect[has] = points[has] * per_point[c_subject[has], dims[has]]
-    return effect
+    if D == 1:
+        factor = per_point[:, 0][c_subject]
+    else:
+        factor = per_point.reshape(-1)[c_subject * max(D, 1) + np.maximum(dims, 0)]
+    return np.where(has, points * factor, 0.0)
 
 
-def _lifts_at(policy, measure, active, c_subject, c_rule, until, counts, rule_points, rule_dim, rule_cap,
-              rule_has_cap, aggregates, n, at_us) -> np.ndarray:
-    """fold._lifts_at for the active subjects: the first of (up to 64) future expiry instants at
-    which the condition no longer holds, with whole-number points (so sums are exact in any order)."""
-    lifts = np.full(n, NONE, dtype=np.int64)
-    mine = counts & active[c_subject] & (until > at_us)
-    idx = np.flatnonzero(mine)
+def _future(policy, wanted, c_subject, c_rule, until, counts, rule_points, rule_dim, rule_cap, rule_has_cap,
+            aggregates, n, at_us):
+    """For fold._lifts_at, the `wanted` subjects' standings at their future expiry instants: the
+    distinct ends of their counting records, the first 64 of each, with what is in force at each
+    (rows whose until > t; whole-number points, so the sums are exact in any order).
+
+    Returns (candidate subject, candidate instant, values, score, tier), candidates sorted by
+    subject then instant, or None when there are none."""
+    idx = np.flatnonzero(counts & wanted[c_subject] & (until > at_us))
     if idx.size == 0:
-        return lifts
+        return None
     subj, ends = c_subject[idx], until[idx]
     order = np.lexsort((ends, subj))
     idx, subj, ends = idx[order], subj[order], ends[order]
     D = len(policy.dimensions)
-    # candidates: distinct (subject, end), the first 64 per subject
     distinct = _segment_first(subj) | _segment_first(ends)
     cand_pos = np.flatnonzero(distinct)
     cand_subj, cand_t = subj[cand_pos], ends[cand_pos]
     keep = _rank_in_runs(cand_subj) < _LOOKAHEAD
-    # the last row of each distinct (subject, end) run: the sums removed through it
-    run_last = np.append(cand_pos[1:], idx.size) - 1
+    run_last = np.append(cand_pos[1:], idx.size) - 1  # the last row of each distinct (subject, end) run
     cand_subj, cand_t, run_last = cand_subj[keep], cand_t[keep], run_last[keep]
-    # in force at t: counting rows (whole points) with until > t, i.e. the subject's rows after run_last
-    dims = rule_dim[c_rule[idx]]
-    pts = rule_points[c_rule[idx]]
-    subj_end = np.searchsorted(subj, cand_subj, side="right") - 1  # last row of the candidate's subject
+    rules = c_rule[idx]
+    dims, pts = rule_dim[rules], rule_points[rules]
+    subj_end = np.searchsorted(subj, cand_subj, side="right") - 1  # the last row of the candidate's subject
     sums_t = np.zeros((cand_t.size, max(D, 1)))
     for d in range(D):
-        cum = np.cumsum(np.where(dims == d, pts, 0.0))
+        cum = np.cumsum(np.where(dims == d, pts, 0.0))  # whole numbers: exact
         sums_t[:, d] = cum[subj_end] - cum[run_last]
-    # score caps in force at t
     cap_t = np.full(cand_t.size, np.inf)
-    cap_rows = np.flatnonzero(rule_has_cap[c_rule[idx]])
-    if cap_rows.size:
+    cap_rows = np.flatnonzero(rule_has_cap[rules])
+    if cap_rows.size:  # pairs (cap record, candidate of its subject): few
         starts = np.searchsorted(cand_subj, subj[cap_rows], side="left")
         stops = np.searchsorted(cand_subj, subj[cap_rows], side="right")
-        counts_per = stops - starts
-        pair_cand = np.repeat(starts, counts_per) + _rank_in_runs(np.repeat(np.arange(cap_rows.size), counts_per))
-        pair_row = np.repeat(cap_rows, counts_per)
+        per = stops - starts
+        pair_cand = np.repeat(starts, per) + _rank_in_runs(np.repeat(np.arange(cap_rows.size), per))
+        pair_row = np.repeat(cap_rows, per)
         in_force = ends[pair_row] > cand_t[pair_cand]
-        np.minimum.at(cap_t, pair_cand[in_force], rule_cap[c_rule[idx[pair_row[in_force]]]])
+        np.minimum.at(cap_t, pair_cand[in_force], rule_cap[rules[pair_row[in_force]]])
     values = _dimension_values(policy, sums_t[:, :D], aggregates)
     score = _combine(policy, values, cap_t)
-    holds = _condition_holds(policy, measure, score, _tiers(policy, score), values)
-    fails = np.flatnonzero(~holds)
+    return cand_subj, cand_t, values, score, _tiers(policy, score)
+
+
+def _lifts_at(policy, measure, active, future, n) -> np.ndarray:
+    """fold._lifts_at for the active subjects: the first future instant at which the condition fails."""
+    lifts = np.full(n, NONE, dtype=np.int64)
+    if future is None:
+        return lifts
+    cand_subj, cand_t, values, score, tier = future
+    fails = np.flatnonzero(~_condition_holds(policy, measure, score, tier, values) & active[cand_subj])
     if fails.size:
         first = fails[_segment_first(cand_subj[fails])]
         lifts[cand_subj[first]] = cand_t[first]
