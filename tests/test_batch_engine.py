@@ -59,7 +59,10 @@ def _attributes(spec):
 
 
 def _one_event(policy):
-    return st.sampled_from(sorted(policy.event_types)).flatmap(
+    scored = sorted({rule.event for rule in policy.rules})  # types that a rule reads, drawn more often
+    every = sorted(policy.event_types)
+    choice = st.sampled_from(every) if not scored else st.one_of(st.sampled_from(scored), st.sampled_from(every))
+    return choice.flatmap(
         lambda name: st.tuples(st.just(name), _attributes(policy.event_types[name])))
 
 
@@ -70,10 +73,11 @@ def populations(draw, policy, subjects=4, size=30):
     items = draw(st.lists(st.tuples(
         st.integers(0, subjects - 1),
         st.one_of(st.tuples(st.just("event"), _one_event(policy)), st.tuples(st.just("void"), st.integers(0, 50))),
-        st.integers(-4 * 365, 40),  # day, from BASE
+        st.one_of(st.integers(-60, 3), st.integers(-4 * 365, 40)),  # day, from `at`: mostly recent
         st.integers(0, DAY - 1),
         st.sampled_from([1.0, 0.25, 2.0, 5.0]),  # a rating's derived weight
-    ), max_size=size))
+    ), min_size=size // 4, max_size=size))
+    at_us = BASE + draw(st.integers(-400, 400)) * DAY + draw(st.integers(0, DAY - 1))
     histories: dict[int, list[Entry]] = {s: [] for s in range(subjects)}
     seq = 0
     for s, (what, payload), day, micro, weight in items:
@@ -91,10 +95,9 @@ def populations(draw, policy, subjects=4, size=30):
         derived = None
         if policy.ratings is not None and event_type == policy.ratings.event:
             derived = {"weight": weight, "why": "test"}
-        occurred = BASE + day * DAY + micro
+        occurred = at_us + day * DAY + micro - DAY // 2
         mine.append(Entry(seq, EVENT, BASE, f"s{s}", spec.subject_kinds[0], event_type, occurred, "p", str(seq),
                           attributes, derived=derived))
-    at_us = BASE + draw(st.integers(-400, 400)) * DAY + draw(st.integers(0, DAY - 1))
     known_at = draw(st.one_of(st.none(), st.integers(1, seq + 1)))
     return [(f"s{s}", history) for s, history in histories.items()], at_us, known_at
 

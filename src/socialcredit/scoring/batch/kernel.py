@@ -26,9 +26,7 @@ what fold.fold does, in the same order of floating-point operations, over whole 
 What it does not vectorize goes to the fold, per subject, counted in the result
 (`fallback_subjects`, `fallback_reasons`): subjects with events that touch a list (enter,
 leave, extend, or a rule counting until a listing ends), a rating dimension's events (ratings,
-disputes, replies), a `latest` dimension's event, and subjects with a score-based measure in
-force under a policy whose points are not all whole numbers (the lift instants' sums would
-then depend on the order of addition).
+disputes, replies) and a `latest` dimension's event.
 """
 
 from __future__ import annotations
@@ -503,9 +501,9 @@ def _score_chunk(policy: Policy, columns: dict, at_us: int, known_at: int | None
         if found is not None:
             lifting |= found
     future = None
-    if integral and lifting.any():
+    if lifting.any():
         future = _future(policy, lifting, c_subject, c_rule, until, counts, rule_points, rule_dim, rule_cap,
-                         rule_has_cap, aggregates, n, at_us)
+                         rule_has_cap, aggregates, n, at_us, integral)
     for measure, active in zip(policy.measures, actives):
         if measure.kind == "list":  # no subject here is on any list
             measure_active.append(np.zeros(n, dtype=bool))
@@ -517,11 +515,7 @@ def _score_chunk(policy: Policy, columns: dict, at_us: int, known_at: int | None
         if condition not in lifts_cache:
             lifts = np.full(n, NONE, dtype=np.int64)
             if active.any():
-                if integral:
-                    lifts = _lifts_at(policy, measure, active, future, n)
-                else:
-                    for s in np.flatnonzero(active).tolist():
-                        fallback_why.setdefault(s, "score-based measure with fractional points (lift instants)")
+                lifts = _lifts_at(policy, measure, active, future, n)
             lifts_cache[condition] = lifts
         lifts = np.where(active, lifts_cache[condition], NONE)
         has = lifts != NONE
@@ -693,10 +687,11 @@ def _effects(policy, sums, aggregates, values, c_subject, dims, points, counts) 
 
 
 def _future(policy, wanted, c_subject, c_rule, until, counts, rule_points, rule_dim, rule_cap, rule_has_cap,
-            aggregates, n, at_us):
+            aggregates, n, at_us, integral):
     """For fold._lifts_at, the `wanted` subjects' standings at their future expiry instants: the
     distinct ends of their counting records, the first 64 of each, with what is in force at each
-    (rows whose until > t; whole-number points, so the sums are exact in any order).
+    (rows whose until > t: suffix sums for whole-number points, exact in any order; otherwise the
+    rows in force at each instant summed in the fold's order).
 
     Returns (candidate subject, candidate instant, values, score, tier), candidates sorted by
     subject then instant, or None when there are none."""
@@ -715,11 +710,22 @@ def _future(policy, wanted, c_subject, c_rule, until, counts, rule_points, rule_
     cand_subj, cand_t, run_last = cand_subj[keep], cand_t[keep], run_last[keep]
     rules = c_rule[idx]
     dims, pts = rule_dim[rules], rule_points[rules]
-    subj_end = np.searchsorted(subj, cand_subj, side="right") - 1  # the last row of the candidate's subject
-    sums_t = np.zeros((cand_t.size, max(D, 1)))
-    for d in range(D):
-        cum = np.cumsum(np.where(dims == d, pts, 0.0))  # whole numbers: exact
-        sums_t[:, d] = cum[subj_end] - cum[run_last]
+    if integral:  # whole numbers: every partial sum is exact, so suffix sums in any order will do
+        subj_end = np.searchsorted(subj, cand_subj, side="right") - 1  # the last row of the candidate's subject
+        sums_t = np.zeros((cand_t.size, max(D, 1)))
+        for d in range(D):
+            cum = np.cumsum(np.where(dims == d, pts, 0.0))
+            sums_t[:, d] = cum[subj_end] - cum[run_last]
+    else:  # fold order: each candidate with its subject's rows in force, in contribution order, by bincount
+        mine = np.sort(idx)  # contribution order
+        row_offsets = _offsets(c_subject[mine], n)
+        first, count = row_offsets[cand_subj], row_offsets[cand_subj + 1] - row_offsets[cand_subj]
+        pair_cand = np.repeat(np.arange(cand_t.size), count)
+        pair_row = mine[np.repeat(first, count) + _rank_in_runs(pair_cand)]
+        keep = (until[pair_row] > cand_t[pair_cand]) & (rule_dim[c_rule[pair_row]] >= 0)
+        pair_cand, pair_row = pair_cand[keep], pair_row[keep]
+        sums_t = np.bincount(pair_cand * max(D, 1) + rule_dim[c_rule[pair_row]], weights=rule_points[c_rule[pair_row]],
+                             minlength=cand_t.size * max(D, 1)).astype(np.float64).reshape(cand_t.size, max(D, 1))
     cap_t = np.full(cand_t.size, np.inf)
     cap_rows = np.flatnonzero(rule_has_cap[rules])
     if cap_rows.size:  # pairs (cap record, candidate of its subject): few
