@@ -143,13 +143,16 @@ def test_threads_cut_the_subjects_and_change_nothing(population, workers):
     policy = PACKS["sesame"]
     columns = columnarize(policy, histories)
     whole = score_columns(policy, columns, at_us, known_at)
-    saved, kernel._PARALLEL_ROWS = kernel._PARALLEL_ROWS, 0
+    saved = kernel._PARALLEL_ROWS, kernel._CHUNK_ROWS
+    kernel._PARALLEL_ROWS = 0
     try:
         cut = score_columns(policy, columns, at_us, known_at, workers=workers)
+        kernel._CHUNK_ROWS = 7  # more pieces than threads, in one thread too
+        pieces = score_columns(policy, columns, at_us, known_at, workers=1)
     finally:
-        kernel._PARALLEL_ROWS = saved
-    assert list(cut.standings()) == list(whole.standings())
-    assert cut.fallback_reasons == whole.fallback_reasons
+        kernel._PARALLEL_ROWS, kernel._CHUNK_ROWS = saved
+    assert list(cut.standings()) == list(whole.standings()) == list(pieces.standings())
+    assert cut.fallback_reasons == whole.fallback_reasons == pieces.fallback_reasons
 
 
 def test_an_empty_batch_and_subjects_with_no_entries():

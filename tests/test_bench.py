@@ -97,3 +97,12 @@ def test_http_bench_reports_decisions_and_events_against_their_anchors():
     assert result["ratio"] == round(result["decisions_per_second"] / result["bare_per_second"], 4)
     assert result["events_per_second_http"] > 0 and result["events_per_second_cli"] > 0
     assert result["meets_goal_p99"] == (result["p99_ms"] <= result["goal_p99_ms"])
+
+
+def test_batch_bench_equals_duckdb_and_the_fold_on_every_subject():
+    result = _run("bench_batch.py")
+    assert result["bench"] == "batch" and result["events"] == 10 * result["subjects"] > 0
+    assert result["score_mismatches"] == 0 and result["tier_mismatches"] == 0
+    assert result["standing_mismatches_in_sample"] == 0 and result["fold_sampled_subjects"] > 0
+    assert result["fallback_subjects"] == 0  # Rongcheng is vectorized whole
+    assert result["batch_seconds"] == min(result["batch_runs"]) and result["duckdb_seconds"] == min(result["duckdb_runs"])

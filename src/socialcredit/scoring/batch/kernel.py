@@ -47,6 +47,7 @@ from . import calendar
 NONE = np.iinfo(np.int64).min  # an absent instant (None) in an int64 column
 _LOOKAHEAD = 64  # fold._LOOKAHEAD
 _PARALLEL_ROWS = 200_000  # fewer rows than this are scored in one piece
+_CHUNK_ROWS = 1_000_000  # rows per piece of a large batch
 _NEUMAIER = sys.version_info >= (3, 12)  # sum() of floats is compensated from Python 3.12 on
 
 
@@ -247,21 +248,27 @@ def score_columns(policy: Policy, columns: dict, at_us: int, known_at: int | Non
                   workers: int = 1) -> BatchResult:
     """Every subject's standing at `at_us` as known at `known_at` (see the package docstring).
 
-    With `workers` > 1 the subjects are cut into that many runs of about equal rows, scored in
-    threads (NumPy lets go of the GIL in its loops) and the results put end to end: subjects
-    are independent, so the answer is the same as with one."""
+    A large batch is cut into runs of subjects of about equal rows (at least `workers` of them),
+    scored in `workers` threads (NumPy lets go of the GIL in its loops) and the results put end
+    to end: subjects are independent, so the answer is the same as in one piece."""
     subject = np.asarray(columns["subject"], dtype=np.int64)
     n = len(columns["subjects"])
-    if workers <= 1 or subject.size < _PARALLEL_ROWS or n < 2 * workers:
+    pieces = max(workers, -(-subject.size // _CHUNK_ROWS))
+    if subject.size < _PARALLEL_ROWS or pieces <= 1 or n < 2 * pieces:
         return _score_chunk(policy, columns, at_us, known_at)
+    # Pieces of about _CHUNK_ROWS rows: their temporaries stay small enough for malloc to reuse
+    # (an array over 32 MB is mapped afresh each time, and page faults then cost more than the work).
     offsets = _offsets(subject, n)
-    cuts = np.searchsorted(offsets, np.linspace(0, subject.size, workers + 1)[1:-1])
+    cuts = np.searchsorted(offsets, np.linspace(0, subject.size, pieces + 1)[1:-1])
     bounds = [0, *sorted(set(int(c) for c in cuts if 0 < c < n)), n]
     chunks = [_chunk(columns, subject, offsets, a, b) for a, b in zip(bounds, bounds[1:])]
-    from concurrent.futures import ThreadPoolExecutor
+    if workers <= 1:
+        parts = [_score_chunk(policy, chunk, at_us, known_at) for chunk in chunks]
+    else:
+        from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
-        parts = list(pool.map(lambda chunk: _score_chunk(policy, chunk, at_us, known_at), chunks))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            parts = list(pool.map(lambda chunk: _score_chunk(policy, chunk, at_us, known_at), chunks))
     return _joined(policy, parts, bounds)
 
 
