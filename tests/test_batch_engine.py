@@ -105,11 +105,13 @@ def populations(draw, policy, subjects=4, size=30):
 def _assert_equal_to_the_fold(policy, histories, at_us, known_at=None):
     result = score_columns(policy, columnarize(policy, histories), at_us, known_at)
     assert len(result) == len(histories)
+    in_bulk = list(result.standings())
     for i, (subject, history) in enumerate(histories):
         expected = compact(fold(policy, history, at_us, known_at, subject))
         got = result.compact(i)
         assert got == expected, (subject, i in result.fallback)
         assert got.to_json() == expected.to_json()  # the stored bytes too (int vs float, -0.0)
+        assert in_bulk[i] == (subject, expected) and in_bulk[i][1].to_json() == expected.to_json()
     return result
 
 

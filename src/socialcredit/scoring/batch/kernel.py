@@ -140,10 +140,67 @@ class BatchResult:
             cacheable=bool(self.cacheable[i]),
         )
 
+    def _reasons(self, rows: np.ndarray) -> list[Reason]:
+        """Reason objects of contribution rows, in bulk (what `_reason` makes one by one)."""
+        rules = self.policy.rules
+        ids = [rule.id for rule in rules]
+        caps = [rule.score_cap is not None and not rule.points for rule in rules]
+        columns = (self.contrib_rule[rows].tolist(), self.contrib_seq[rows].tolist(),
+                   self.contrib_points[rows].tolist(), self.contrib_occurred[rows].tolist(),
+                   self.contrib_until[rows].tolist(), self.contrib_effect[rows].tolist())
+        return [Reason("cap", ids[r], s, p, o, None if u == NONE else u) if caps[r] else
+                Reason("rule", ids[r], s, p, o, None if u == NONE else u, None, 0.0, round(e, 6))
+                for r, s, p, o, u, e in zip(*columns)]
+
     def standings(self):
-        """(subject, CompactStanding) for every subject, in order."""
+        """(subject, CompactStanding) for every subject, in order: `compact(i)` for each, with
+        the columns turned into Python values in bulk."""
+        policy = self.policy
+        decimals = policy.scale.decimals
+        number = int if decimals == 0 else float
+        reasons = self._reasons(self.reason_rows)
+        position = np.empty(self.contrib_rule.size, dtype=np.int64)
+        position[self.reason_rows] = np.arange(self.reason_rows.size)
+        offsets = self.reason_offsets.tolist()
+        scores, tiers = self.score.tolist(), self.tier.tolist()
+        dimensions = self.dimensions.tolist()
+        valid_from, valid_until, cacheable = self.valid_from.tolist(), self.valid_until.tolist(), self.cacheable.tolist()
+        tier_ids = [tier.id for tier in policy.tiers]
+        measures = []
+        for m, measure in enumerate(policy.measures):
+            active = self.measure_active[m]
+            if not active.any():
+                continue
+            key = (measure.kind, measure.list_id, measure.tiers, measure.threshold, measure.dimension)
+            measures.append((measure.id, key, active.tolist(), self.measure_until[m].tolist(),
+                             self.measure_offsets[m].tolist(), position[self.measure_rows[m]].tolist()))
+        digest = policy.digest
         for i, subject in enumerate(self.subjects):
-            yield subject, self.compact(i)
+            folded = self.fallback.get(i)
+            if folded is not None:
+                yield subject, folded
+                continue
+            in_force, shared = {}, {}
+            for mid, key, active, until, moffsets, mrows in measures:
+                if active[i]:
+                    found = shared.get(key)
+                    if found is None:
+                        found = shared[key] = tuple(reasons[r] for r in mrows[moffsets[i]:moffsets[i + 1]])
+                    end = until[i]
+                    in_force[mid] = MeasureState(None if end == NONE else end, found)
+            tier, vf, vu = tiers[i], valid_from[i], valid_until[i]
+            yield subject, CompactStanding(
+                score=number(scores[i]),
+                tier=None if tier < 0 else tier_ids[tier],
+                dimensions=tuple(number(v) for v in dimensions[i]),
+                lists=(),
+                measures=in_force,
+                reasons=tuple(reasons[offsets[i]:offsets[i + 1]]),
+                policy_digest=digest,
+                valid_from_us=None if vf == NONE else vf,
+                valid_until_us=None if vu == NONE else vu,
+                cacheable=cacheable[i],
+            )
 
 
 def _python_number(value, decimals: int):
