@@ -31,7 +31,7 @@ disputes, replies) and a `latest` dimension's event.
 
 from __future__ import annotations
 
-import math
+import bisect
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -40,7 +40,7 @@ import numpy as np
 
 from ...ledger.entries import EVENT, VOID, Entry
 from ...policy.compiled import Policy
-from ..compact import CompactStanding, ListSpellState, MeasureState, compact
+from ..compact import CompactStanding, MeasureState, compact
 from ..fold import Reason, fold
 from . import calendar
 
@@ -302,7 +302,7 @@ def _needs_fallback(policy: Policy) -> dict[str, str]:
 
 
 def score_columns(policy: Policy, columns: dict, at_us: int, known_at: int | None = None,
-                  workers: int = 1) -> BatchResult:
+                  workers: int = 1) -> "BatchResult | PiecedResult":
     """Every subject's standing at `at_us` as known at `known_at` (see the package docstring).
 
     A large batch is cut into runs of subjects of about equal rows (at least `workers` of them),
@@ -326,7 +326,7 @@ def score_columns(policy: Policy, columns: dict, at_us: int, known_at: int | Non
 
         with ThreadPoolExecutor(max_workers=workers) as pool:
             parts = list(pool.map(lambda chunk: _score_chunk(policy, chunk, at_us, known_at), chunks))
-    return _joined(policy, parts, bounds)
+    return PiecedResult(policy, parts, bounds[:-1])
 
 
 def _chunk(columns: dict, subject: np.ndarray, offsets: np.ndarray, first: int, stop: int) -> dict:
@@ -344,41 +344,40 @@ def _chunk(columns: dict, subject: np.ndarray, offsets: np.ndarray, first: int, 
     return part
 
 
-def _joined(policy: Policy, parts: list, bounds: list) -> BatchResult:
-    """Results of consecutive runs of subjects, end to end (row numbers shifted)."""
-    contributions = np.cumsum([0] + [p.contrib_rule.size for p in parts])
+class PiecedResult:
+    """The results of consecutive runs of subjects, read as one (what a large batch returns).
 
-    def rows_and_offsets(rows_of, offsets_of):
-        rows = np.concatenate([rows_of(p) + base for p, base in zip(parts, contributions)])
-        counts = np.cumsum([0] + [rows_of(p).size for p in parts])
-        offsets = np.concatenate([offsets_of(p)[:-1] + base for p, base in zip(parts, counts)] + [counts[-1:]])
-        return rows, offsets.astype(np.int64)
+    Per-subject columns (score, tier, dimensions, valid_from, valid_until, cacheable) are put
+    end to end; the per-contribution columns stay in the pieces (`pieces`, each a BatchResult
+    whose subjects start at `starts[k]`), since copying 10M rows again would cost more than
+    computing them."""
 
-    reason_rows, reason_offsets = rows_and_offsets(lambda p: p.reason_rows, lambda p: p.reason_offsets)
-    measure_rows, measure_offsets = [], []
-    for m in range(len(policy.measures)):
-        rows, offsets = rows_and_offsets(lambda p: p.measure_rows[m], lambda p: p.measure_offsets[m])
-        measure_rows.append(rows)
-        measure_offsets.append(offsets)
-    fallback, reasons = {}, Counter()
-    for p, first in zip(parts, bounds):
-        fallback.update({first + i: standing for i, standing in p.fallback.items()})
-        reasons.update(p.fallback_reasons)
-    cat = np.concatenate
-    return BatchResult(
-        policy=policy, subjects=[s for p in parts for s in p.subjects], score=cat([p.score for p in parts]),
-        tier=cat([p.tier for p in parts]), dimensions=np.vstack([p.dimensions for p in parts]),
-        valid_from=cat([p.valid_from for p in parts]), valid_until=cat([p.valid_until for p in parts]),
-        cacheable=cat([p.cacheable for p in parts]),
-        measure_active=[cat([p.measure_active[m] for p in parts]) for m in range(len(policy.measures))],
-        measure_until=[cat([p.measure_until[m] for p in parts]) for m in range(len(policy.measures))],
-        measure_offsets=measure_offsets, measure_rows=measure_rows,
-        reason_offsets=reason_offsets, reason_rows=reason_rows,
-        contrib_rule=cat([p.contrib_rule for p in parts]), contrib_seq=cat([p.contrib_seq for p in parts]),
-        contrib_points=cat([p.contrib_points for p in parts]), contrib_occurred=cat([p.contrib_occurred for p in parts]),
-        contrib_until=cat([p.contrib_until for p in parts]), contrib_effect=cat([p.contrib_effect for p in parts]),
-        fallback=fallback, fallback_reasons=reasons,
-    )
+    def __init__(self, policy: Policy, pieces: list[BatchResult], starts: list[int]):
+        self.policy = policy
+        self.pieces = pieces
+        self.starts = starts
+        self.subjects = [subject for piece in pieces for subject in piece.subjects]
+        for name in ("score", "tier", "valid_from", "valid_until", "cacheable"):
+            setattr(self, name, np.concatenate([getattr(piece, name) for piece in pieces]))
+        self.dimensions = np.vstack([piece.dimensions for piece in pieces])
+        self.fallback = {start + i: standing for piece, start in zip(pieces, starts)
+                         for i, standing in piece.fallback.items()}
+        self.fallback_reasons = sum((piece.fallback_reasons for piece in pieces), Counter())
+
+    @property
+    def fallback_subjects(self) -> int:
+        return len(self.fallback)
+
+    def __len__(self) -> int:
+        return len(self.subjects)
+
+    def compact(self, i: int) -> CompactStanding:
+        k = bisect.bisect_right(self.starts, i) - 1
+        return self.pieces[k].compact(i - self.starts[k])
+
+    def standings(self):
+        for piece in self.pieces:
+            yield from piece.standings()
 
 
 def _score_chunk(policy: Policy, columns: dict, at_us: int, known_at: int | None = None) -> BatchResult:
