@@ -30,10 +30,17 @@ folds one by one (see below).
 The result (BatchResult, kernel.py) holds per-subject columns: score, tier, dimensions,
 validity interval, cacheable, each measure's activity, end and reasons, and the standing's
 reasons (as rows into the contribution columns); `result.compact(i)` and `result.standings()`
-turn them into CompactStanding objects equal to compact(fold(...)). The subjects it could not
-vectorize are folded one by one, and counted: `result.fallback_subjects` and
-`result.fallback_reasons` (a Counter of why: list spells, ratings, a latest-value dimension,
-a score-based measure's lift under fractional points). Nothing falls back silently.
+turn them into CompactStanding objects equal to compact(fold(...)). A batch of more than
+200,000 rows is scored in pieces of about 1M rows (in `workers` threads) and comes back as a
+PiecedResult: the same per-subject columns and methods, the contribution columns left in
+`result.pieces`.
+
+The subjects it does not vectorize are folded one by one, and counted:
+`result.fallback_subjects` and `result.fallback_reasons` (a Counter of why: "list spells" for
+a subject with an event that enters, leaves or extends a list or a rule counting until a
+listing ends; "ratings" for one with a rating, dispute or reply under a policy with rating
+dimensions; "latest-value dimension"). Nothing falls back silently: `rebuild --json` reports
+the count and the reasons.
 """
 
 from __future__ import annotations
