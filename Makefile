@@ -23,6 +23,7 @@ bench: $(BIN)/socialcredit
 	$(BIN)/python bench/bench_check.py
 	$(BIN)/python bench/bench_trust.py
 	$(BIN)/python bench/bench_proofs.py
+	$(BIN)/python bench/bench_batch.py
 	$(BIN)/python bench/bench_command.py
 	$(BIN)/python bench/bench_spark.py
 	$(BIN)/python bench/bench_http.py   # needs wrk: apt-get install -y wrk

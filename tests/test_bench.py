@@ -116,3 +116,12 @@ def test_spark_bench_reports_both_sides_and_equal_standings():
     assert result["events"] > 0 and result["subjects"] > 0
     assert result["spark_events_per_core_second"] > 0 and result["in_process_events_per_core_second"] > 0
     assert result["inner_engine"] == result["in_process_engine"]
+
+
+def test_batch_bench_equals_duckdb_and_the_fold_on_every_subject():
+    result = _run("bench_batch.py")
+    assert result["bench"] == "batch" and result["events"] == 10 * result["subjects"] > 0
+    assert result["score_mismatches"] == 0 and result["tier_mismatches"] == 0
+    assert result["standing_mismatches_in_sample"] == 0 and result["fold_sampled_subjects"] > 0
+    assert result["fallback_subjects"] == 0  # Rongcheng is vectorized whole
+    assert result["batch_seconds"] == min(result["batch_runs"]) and result["duckdb_seconds"] == min(result["duckdb_runs"])

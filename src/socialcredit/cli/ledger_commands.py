@@ -13,7 +13,7 @@ from rich.markup import escape
 from ..errors import InvalidInput, NotFound, excerpt
 from ..intake.readers import read_events
 from ..policy.load import pack_names
-from ..registry import Registry
+from ..registry import Registry, engine_named
 from .app import (EXIT_CHECK_FAILED, EXIT_ERROR, ApiKeyOption, JsonFlag, LockWait, ServerOption, app, caller, err, handles_errors,
                   open_registry, out, print_json, progress, settings, show)
 
@@ -112,7 +112,7 @@ def void(
 @app.command()
 @handles_errors
 def rebuild(
-    engine: Annotated[str, typer.Option("--engine", help="What computes the standings: fold (the reference, in this process) or spark (Apache Spark, from a Parquet export of the ledger).")] = "fold",
+    engine: Annotated[str, typer.Option("--engine", help="What computes the standings: fold (one subject at a time, the reference), batch (columnar, NumPy; equal to the fold) or spark (Apache Spark, from a Parquet export of the ledger).")] = "fold",
     master: Annotated[Optional[str], typer.Option("--master", help="With --engine spark: the Spark master URL (default local[2]).")] = None,
     source: Annotated[Optional[str], typer.Option("--source", help="With --engine spark: where Spark reads the ledger: export (a Parquet export, written for it; the default) or jdbc (PostgreSQL itself, over JDBC).")] = None,
     as_json: JsonFlag = False,
@@ -132,7 +132,7 @@ def rebuild(
         task = bar.add_task("Rebuilding standings", total=registry.count_subjects())
         result = registry.rebuild_standings(engine=chosen, progress=lambda n: bar.advance(task, n),
                                             on_wait=LockWait())
-    show(result, as_json, f"Rebuilt {result.subjects} standings.")
+    show(result, as_json, f"Rebuilt {result.subjects} standings with the {result.engine} engine.")
 
 
 # -- tamper evidence ---------------------------------------------------------------------------

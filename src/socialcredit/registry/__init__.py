@@ -460,4 +460,4 @@ def _lint_gate(policy: Policy, force: bool, reason: str | None) -> LintCounts:
     return counts
 
 
-__all__ = ["DEFAULT_URL", "Caller", "CheckRequest", "Registry", "instant", "key_path_for"]
+__all__ = ["DEFAULT_URL", "Caller", "CheckRequest", "Registry", "engine_named", "instant", "key_path_for"]

@@ -56,6 +56,7 @@ class Standings:
         """Throw away every materialized standing and compute them again from the ledger."""
         engine = engine or self.engine
         policy = self._policies.current
+        fallback: dict[str, int] = {}
         with self._store.db.write(append=True, on_wait=on_wait) as tx:
             self._store.standings.clear(tx)
             self._store.fold_states.clear(tx)  # derived too: the next append folds each subject whole once
@@ -71,10 +72,14 @@ class Standings:
                     rows = [standing_row(subject, standing, size) for subject, standing in
                             engine.compact_standings(policy, ((s, histories.get(s, [])) for s in chunk), as_of)]
                     self._store.standings.put(tx, rows)
+                    last = getattr(engine, "last", None)  # a columnar engine's batch: what it folded one by one
+                    if last is not None:
+                        for reason, count in last.fallback_reasons.items():
+                            fallback[reason] = fallback.get(reason, 0) + count
                     if progress is not None:
                         progress(len(chunk))
         self._view.policy_changed(size)
-        return Rebuilt(len(subjects), engine.name)
+        return Rebuilt(len(subjects), engine.name, sum(fallback.values()), dict(sorted(fallback.items())))
 
     def _rebuild_from_export(self, tx: Tx, engine, policy: Policy, size: int, as_of: int, progress) -> None:
         """The ledger up to `size` exported to a scratch folder (or read over JDBC), scored by the engine."""

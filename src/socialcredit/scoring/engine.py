@@ -16,7 +16,7 @@ plain entries; it never touches a database.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Protocol
 
 from ..ledger.entries import Entry
@@ -52,7 +52,14 @@ class FoldEngine:
             yield subject, compact(fold(policy, list(entries), at_us, None, subject))
 
 
-ENGINES: dict[str, type] = {"fold": FoldEngine}
+def _batch_engine() -> Engine:
+    from .batch import BatchEngine  # NumPy: only where it is asked for
+
+    return BatchEngine()
+
+
+# Name -> a factory of the engine (imports stay lazy: `socialcredit check` loads no NumPy).
+ENGINES: dict[str, Callable[[], Engine]] = {"fold": FoldEngine, "batch": _batch_engine}
 _REGISTERED_BY = {"spark": ".spark"}  # engines whose module registers them when first named (lazily: heavy)
 
 
