@@ -1,5 +1,11 @@
 """`python -m socialcredit`: the same as the `socialcredit` command."""
 
-from ._entry import main
+import sys
+
+try:
+    from ._entry import main
+except KeyboardInterrupt:  # Ctrl-C while Python was still importing the entry point itself
+    sys.stderr.write("error: interrupted; nothing more was written\n")
+    sys.exit(130)
 
 main()
