@@ -424,8 +424,9 @@ class Created(Result):
 class Rebuilt(Result):
     subjects: int
     engine: str = "fold"
-    # subjects a columnar engine left to the per-subject fold, and why (the fold's own: 0)
-    folded_one_by_one: int = 0
+    # subjects a columnar engine left to the per-subject fold, and why (the fold's own: 0;
+    # None on Spark, whose executors' counts are not gathered yet)
+    folded_one_by_one: int | None = 0
     fallback_reasons: dict[str, int] = field(default_factory=dict)
 
 

@@ -79,6 +79,8 @@ class Standings:
                     if progress is not None:
                         progress(len(chunk))
         self._view.policy_changed(size)
+        if getattr(engine, "reads_export", False):  # its executors' fallbacks are not gathered: not a count of 0
+            return Rebuilt(len(subjects), engine.name, None, {})
         return Rebuilt(len(subjects), engine.name, sum(fallback.values()), dict(sorted(fallback.items())))
 
     def _rebuild_from_export(self, tx: Tx, engine, policy: Policy, size: int, as_of: int, progress) -> None:
