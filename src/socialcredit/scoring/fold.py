@@ -281,23 +281,33 @@ def _contributions(policy: Policy, events: list[Entry], spells: list[Spell], at_
             if rule.lifetime is not None:
                 until = rule.lifetime.after(event.occurred_us)
             else:
-                spell = spell_by_seq.get((rule.until_list, event.seq))
-                if spell is None:
-                    until = event.occurred_us  # the listing never began: nothing to count
-                elif spell.until_us is None:
-                    until = None
-                else:
-                    until = rule.until_after.after(spell.until_us)
-            if until is not None:
-                clock.add(until)
-            if until is None or at_us < until:
-                points = rule.points
-                if rule.half_life_us:
-                    points *= 0.5 ** ((at_us - event.occurred_us) / rule.half_life_us)
-                contributions.append(Contribution(event.seq, rule, event.occurred_us, until, "counts", points))
-            else:
-                contributions.append(Contribution(event.seq, rule, event.occurred_us, until, "expired", 0.0))
+                until = listing_until(rule, event.seq, event.occurred_us, spell_by_seq)
+            contributions.append(contribution_at(rule, event.seq, event.occurred_us, until, at_us, clock))
     return contributions
+
+
+def listing_until(rule: CompiledRule, seq: int, occurred_us: int, spell_by_seq: dict) -> int | None:
+    """When a record that counts while a listing lasts (and `until_after` beyond) stops counting."""
+    spell = spell_by_seq.get((rule.until_list, seq))
+    if spell is None:
+        return occurred_us  # the listing never began: nothing to count
+    if spell.until_us is None:
+        return None
+    return rule.until_after.after(spell.until_us)
+
+
+def contribution_at(rule: CompiledRule, seq: int, occurred_us: int, until: int | None, at_us: int,
+                    clock: "_ChangePoints") -> Contribution:
+    """What a record that is not capped does at `at_us`: counts (decayed by its half-life) or has
+    expired; its end is a change point."""
+    if until is not None:
+        clock.add(until)
+    if until is None or at_us < until:
+        points = rule.points
+        if rule.half_life_us:
+            points *= 0.5 ** ((at_us - occurred_us) / rule.half_life_us)
+        return Contribution(seq, rule, occurred_us, until, "counts", points)
+    return Contribution(seq, rule, occurred_us, until, "expired", 0.0)
 
 
 def _sums(policy: Policy, contributions: list[Contribution], at_us: int | None = None):

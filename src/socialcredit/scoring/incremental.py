@@ -35,7 +35,8 @@ from dataclasses import dataclass
 from ..instants import period_start
 from ..ledger.entries import EVENT, VOID, Entry
 from ..policy.compiled import Policy, matches
-from .fold import Contribution, Spell, Standing, _ChangePoints, list_step, standing_from
+from .fold import (Contribution, Spell, Standing, _ChangePoints, contribution_at, list_step, listing_until,
+                   standing_from)
 
 LIFETIME, CAPPED, LISTING = 0, 1, 2  # how a record's end is known
 
@@ -154,20 +155,6 @@ def standing_at(policy: Policy, state: FoldState, at_us: int, subject: str | Non
             contributions.append(Contribution(seq, rule, occurred, occurred, "capped", 0.0))
             continue
         if how == LISTING:
-            spell = spell_by_seq.get((rule.until_list, seq))
-            if spell is None:
-                until = occurred  # the listing never began: nothing to count
-            elif spell.until_us is None:
-                until = None
-            else:
-                until = rule.until_after.after(spell.until_us)
-        if until is not None:
-            clock.add(until)
-        if until is None or at_us < until:
-            points = rule.points
-            if rule.half_life_us:
-                points *= 0.5 ** ((at_us - occurred) / rule.half_life_us)
-            contributions.append(Contribution(seq, rule, occurred, until, "counts", points))
-        else:
-            contributions.append(Contribution(seq, rule, occurred, until, "expired", 0.0))
+            until = listing_until(rule, seq, occurred, spell_by_seq)
+        contributions.append(contribution_at(rule, seq, occurred, until, at_us, clock))
     return standing_from(policy, subject, at_us, None, [], {}, [], spells, contributions, clock)
