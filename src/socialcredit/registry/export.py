@@ -276,41 +276,36 @@ def _write_ledger(store: Store, writer: _Writer, size: int, progress, rows_per_f
 
 
 def _write_standings(store: Store, writer: _Writer, progress, rows_per_file: int) -> int:
-    schema = _standings_schema(writer.pa)
-    rows: list[dict] = []
-    total = 0
-    for row in store.standings.rows():
-        rows.append({"subject": row.subject, "policy_digest": row.policy_digest, "known_size": row.known_size,
-                     "valid_from": _instant(row.valid_from_us), "valid_until": _instant(row.valid_until_us),
-                     "cacheable": row.cacheable, "score": float(row.score), "tier": row.tier, "body": row.body})
-        total += 1
-        if len(rows) >= rows_per_file:
-            writer.write("standings", rows, schema)
-            rows = []
-        if progress is not None:
-            progress(1)
-    writer.write("standings", rows, schema)
-    return total
+    rows = ({"subject": row.subject, "policy_digest": row.policy_digest, "known_size": row.known_size,
+             "valid_from": _instant(row.valid_from_us), "valid_until": _instant(row.valid_until_us),
+             "cacheable": row.cacheable, "score": float(row.score), "tier": row.tier, "body": row.body}
+            for row in store.standings.rows())
+    return _write_in_files(writer, "standings", _standings_schema(writer.pa), rows, progress, rows_per_file)
 
 
 def _write_decisions(store: Store, writer: _Writer, progress, rows_per_file: int) -> int:
-    schema = _decisions_schema(writer.pa)
-    rows: list[dict] = []
+    rows = ({"position": log_row.seq, "id": d.id, "subject": d.subject, "service": d.service,
+             "at": _instant(d.at_us), "policy_digest": d.policy_digest, "ledger_size": d.ledger_size,
+             "allowed": bool(d.allowed), "effect": d.effect, "measures": d.measures,
+             "recorded_at": _instant(d.recorded_us), "role": d.role,
+             "chain": None if log_row.chain is None else bytes(log_row.chain).hex()}
+            for log_row in store.decisions.chained() for d in (log_row.values,))  # d: a DecisionRow
+    return _write_in_files(writer, "decisions", _decisions_schema(writer.pa), rows, progress, rows_per_file)
+
+
+def _write_in_files(writer: _Writer, part: str, schema, rows, progress, rows_per_file: int) -> int:
+    """Rows written under `part`, `rows_per_file` to a file (the last one may be shorter); how many."""
+    batch: list[dict] = []
     total = 0
-    for log_row in store.decisions.chained():
-        d = log_row.values  # a DecisionRow
-        rows.append({"position": log_row.seq, "id": d.id, "subject": d.subject, "service": d.service,
-                     "at": _instant(d.at_us), "policy_digest": d.policy_digest, "ledger_size": d.ledger_size,
-                     "allowed": bool(d.allowed), "effect": d.effect, "measures": d.measures,
-                     "recorded_at": _instant(d.recorded_us), "role": d.role,
-                     "chain": None if log_row.chain is None else bytes(log_row.chain).hex()})
+    for row in rows:
+        batch.append(row)
         total += 1
-        if len(rows) >= rows_per_file:
-            writer.write("decisions", rows, schema)
-            rows = []
+        if len(batch) >= rows_per_file:
+            writer.write(part, batch, schema)
+            batch = []
         if progress is not None:
             progress(1)
-    writer.write("decisions", rows, schema)
+    writer.write(part, batch, schema)
     return total
 
 
