@@ -50,24 +50,11 @@ class Ratings:
         """One rating, through the same checks as any ingested `peer.rating`."""
         spec = self._spec(self._policies.current)
         interaction = interaction or f"direct-{format_instant(at_us)}"
-        attributes = {"rater": rater, "stars": stars, "interaction": interaction}
-        if category is not None:
-            attributes["category"] = category
-        if review is not None:
-            attributes["review"] = review
-        # The key names the interaction, so rating it again is a duplicate or a conflict.
-        pair = "\x1f".join((self._pseudonym(rater, rater_kind), self._pseudonym(ratee, ratee_kind), interaction))
-        key = "rating:" + hashlib.sha256(pair.encode()).hexdigest()[:32]
+        attributes = _rating_attributes(rater, stars, interaction, category, review)
+        key = _rating_key(self._pseudonym(rater, rater_kind), self._pseudonym(ratee, ratee_kind), interaction)
         event = {"subject": ratee, "subject_kind": ratee_kind, "type": spec.event, "occurred_at": format_instant(at_us),
                  "provider": RATING_PROVIDER, "key": key, "attributes": attributes}
-        try:
-            written = self._one(event)
-        except Conflict:
-            raise Conflict(f"this rater already rated this subject for interaction {interaction!r}; "
-                           "a second rating of the same interaction is refused") from None
-        derived = self._store.ledger.entry(written.entry).derived if written.entry is not None else None
-        return RatingWritten(written.accepted, written.duplicate, written.entry, written.ledger_size, written.root,
-                             derived["weight"] if derived else None, derived["why"] if derived else None)
+        return self._rating_written(interaction, lambda: self._one(event))
 
     def rate_as(self, rater_subject: str, ratee: str, stars: int, at_us: int, *, interaction: str | None = None,
                 category: str | None = None, review: str | None = None, ratee_kind: str = "person") -> RatingWritten:
@@ -79,14 +66,9 @@ class Ratings:
         policy = self._policies.current
         spec = self._spec(policy)
         interaction = interaction or f"direct-{format_instant(at_us)}"
-        attributes = {"rater": rater_subject, "stars": stars, "interaction": interaction}
-        if category is not None:
-            attributes["category"] = category
-        if review is not None:
-            attributes["review"] = review
+        attributes = _rating_attributes(rater_subject, stars, interaction, category, review)
         subject = self._pseudonym(ratee, ratee_kind)
-        pair = "\x1f".join((rater_subject, subject, interaction))
-        key = "rating:" + hashlib.sha256(pair.encode()).hexdigest()[:32]
+        key = _rating_key(rater_subject, subject, interaction)
         _refuse_future(at_us)
         attributes = policy.validate_event(spec.event, attributes, ratee_kind)
         for name, _kind in policy.reference_attributes[spec.event]:
@@ -94,9 +76,13 @@ class Ratings:
                 attributes[name] = rater_subject  # already a pseudonym: not pseudonymized again
         event = ValidEvent(None, subject, ratee_kind, spec.event, at_us, RATING_PROVIDER, key, attributes,
                            attributes_json(attributes))
-        result = self._appender.append_events(policy, [event], IngestResult(), skip_invalid=False)
+        return self._rating_written(interaction, lambda: self._written(
+            self._appender.append_events(policy, [event], IngestResult(), skip_invalid=False)))
+
+    def _rating_written(self, interaction: str, write: Callable[[], EntryWritten]) -> RatingWritten:
+        """A rating's entry written, with the weight and why the registry fixed for it."""
         try:
-            written = self._written(result)
+            written = write()
         except Conflict:
             raise Conflict(f"this rater already rated this subject for interaction {interaction!r}; "
                            "a second rating of the same interaction is refused") from None
@@ -253,3 +239,19 @@ def _check_dispute_window(policy: Policy, entry: int, target, at_us: int) -> Non
     if at_us >= hold_until:
         raise InvalidInput(f"the hold of review #{entry} ended on {format_day(hold_until, policy.zone)}: a dispute "
                            "must come during the hold; reply to it instead")
+
+
+def _rating_attributes(rater: str, stars: int, interaction: str, category: str | None,
+                       review: str | None) -> dict:
+    attributes = {"rater": rater, "stars": stars, "interaction": interaction}
+    if category is not None:
+        attributes["category"] = category
+    if review is not None:
+        attributes["review"] = review
+    return attributes
+
+
+def _rating_key(rater_pseudonym: str, ratee_pseudonym: str, interaction: str) -> str:
+    """The key names the interaction, so rating it again is a duplicate or a conflict."""
+    pair = "\x1f".join((rater_pseudonym, ratee_pseudonym, interaction))
+    return "rating:" + hashlib.sha256(pair.encode()).hexdigest()[:32]
