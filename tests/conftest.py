@@ -16,10 +16,21 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import typer.testing
 from sqlalchemy import create_engine, text
 
+from socialcredit.cli import app as _cli_app
+from socialcredit.cli.tree import click_group
 from socialcredit.instants import parse_instant
 from socialcredit.registry import Registry
+
+# Typer's CliRunner builds the whole Click tree from the commands' signatures at every invoke,
+# which was a third of the suite's time. The `socialcredit` program builds each command once,
+# when it is first used (cli/tree.py); the tests' CliRunner goes through that same tree, made
+# once per test process (Click commands hold no state between invocations).
+_CLI_TREE = click_group(_cli_app)
+_typer_get_command = typer.testing._get_command
+typer.testing._get_command = lambda typer_app: _CLI_TREE if typer_app is _cli_app else _typer_get_command(typer_app)
 
 POSTGRES_URL = os.environ.get("SOCIALCREDIT_TEST_POSTGRES")
 REQUIRE_POSTGRES = bool(os.environ.get("SOCIALCREDIT_REQUIRE_POSTGRES"))

@@ -38,13 +38,15 @@ def _run(app) -> int:
     not Click's usage block."""
     import typer
 
+    from .cli.tree import click_group
+
     try:  # Typer 0.29 carries its own copy of Click; earlier versions use Click itself
         from typer._click.exceptions import ClickException, NoArgsIsHelpError
     except ImportError:
         from click.exceptions import ClickException, NoArgsIsHelpError
 
     try:
-        result = app(standalone_mode=False)
+        result = click_group(app).main(standalone_mode=False)
     except NoArgsIsHelpError as exc:
         exc.show()  # no arguments at all: the help is what was asked for
         return 0
