@@ -19,8 +19,6 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from ..errors import ErrorKind, SocialCreditError, excerpt
 from ..intake.validation import refuse_unstorable_name, refuse_unstorable_text
@@ -42,8 +40,35 @@ app = typer.Typer(
 policy_app = typer.Typer(help="Show, lint and activate policies.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 
-out = Console()
-err = Console(stderr=True)
+class _Console:
+    """A Rich console made the first time something is printed through it: a command that
+    prints JSON (or nothing) does not pay for importing Rich."""
+
+    def __init__(self, **options):
+        self._options = options
+        self._console = None
+
+    def __getattr__(self, name: str):
+        if self._console is None:
+            from rich.console import Console
+
+            console = Console(**self._options)
+            # Measure the terminal (COLUMNS, LINES) at each print, not once when made: that is
+            # what a console made before anything set COLUMNS does, and tests set it per command.
+            console.width, console.height = None, None
+            self._console = console
+        return getattr(self._console, name)
+
+
+out = _Console()
+err = _Console(stderr=True)
+
+
+def escape(text: str) -> str:
+    """`text` with Rich's markup characters escaped (Rich is imported when first needed)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
 
 
 class Settings:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from rich.markup import escape as _escape
-from rich.text import Text
-
+from .app import escape as _escape
 from .app import out
 
 
@@ -25,6 +23,7 @@ class Grid:
 
     def print(self, *whole: str) -> None:
         from rich.table import Table  # only commands that print a table pay for it
+        from rich.text import Text
 
         table = Table(title=_escape(self.title), title_justify="left", expand=False,
                       caption=_escape(self.caption) if self.caption else None, caption_justify="left")

@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.markup import escape
 
 from ..errors import InvalidInput, NotFound, excerpt
 from ..intake.readers import read_events
 from ..policy.load import pack_names
 from ..registry import Registry, engine_named
-from .app import (EXIT_CHECK_FAILED, EXIT_ERROR, ApiKeyOption, JsonFlag, LockWait, ServerOption, app, caller, err, handles_errors,
+from .app import (EXIT_CHECK_FAILED, EXIT_ERROR, ApiKeyOption, JsonFlag, LockWait, ServerOption, app, caller, err, escape, handles_errors,
                   open_registry, out, print_json, progress, settings, show)
 
 

@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.markup import escape
 
 from ..policy.load import load_policy, pack_names
-from .app import (EXIT_CHECK_FAILED, JsonFlag, LockWait, caller, err, fail, handles_errors, open_registry, out,
+from .app import (EXIT_CHECK_FAILED, JsonFlag, LockWait, caller, err, escape, fail, handles_errors, open_registry, out,
                   policy_app, print_json, say, show)
 from .grid import print_blocks
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Optional
 
 import typer
-from rich.markup import escape
 
-from .app import JsonFlag, KindOption, caller, handles_errors, kind_option, open_registry, out, print_json, say
+from .app import JsonFlag, KindOption, caller, escape, handles_errors, kind_option, open_registry, out, print_json, say
 from .grid import Grid
 
 principal_app = typer.Typer(help="Add, list and revoke the principals who may call the HTTP API.",

@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.markup import escape
 
 from ..errors import InvalidInput
-from .app import (ApiKeyOption, AtOption, JsonFlag, ServerOption, app, caller, handles_errors, open_registry, out,
+from .app import (ApiKeyOption, AtOption, JsonFlag, ServerOption, app, caller, escape, handles_errors, open_registry, out,
                   print_json, progress, reference, say, show)
 from .grid import Grid
 

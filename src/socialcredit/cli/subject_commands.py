@@ -6,11 +6,10 @@ import re
 from typing import Annotated, Optional
 
 import typer
-from rich.markup import escape
 
 from ..results import StandingReport
 from .app import (EXIT_CHECK_FAILED, EXIT_DENIED, ApiKeyOption, AtOption, JsonFlag, KindOption, ServerOption,
-                  SubjectArgument, app, caller, day, handles_errors, kind_option, open_registry, out, print_json,
+                  SubjectArgument, app, caller, day, escape, handles_errors, kind_option, open_registry, out, print_json,
                   reference, say, warn)
 from .grid import Grid
 
