@@ -11,11 +11,17 @@ import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInput, excerpt
 from ..instants import Duration, zone_named
-from .schema import Attribute, Match, PolicyDocument
+
+if TYPE_CHECKING:  # the schema (pydantic) is imported only where a policy's text is validated
+    from .schema import Attribute, Match, PolicyDocument
+
+# A service name as measures and checks write it: dotted lower-case words, at most 120 characters.
+SERVICE_NAME = r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*"
+SERVICE_PATTERN = re.compile(r"(?=.{1,120}\Z)" + SERVICE_NAME + r"\Z")
 
 
 class EventError(InvalidInput):
@@ -106,15 +112,21 @@ class CompiledMeasure:
 
 
 class Policy:
-    """One version of a policy, compiled. Immutable; identified by id, version and digest."""
+    """One version of a policy, compiled. Immutable; identified by id, version and digest.
 
-    def __init__(self, document: PolicyDocument, text: str, source: str = "<string>"):
-        self.document = document
+    It is compiled from its validated document, or from a snapshot of that document as plain
+    records (policy/snapshot.py), which reads the same and needs no validation library: then
+    `document` is validated from the text only when something asks for the document itself.
+    """
+
+    def __init__(self, document: PolicyDocument, text: str, source: str = "<string>", *, validated: bool = True):
+        self._document = document if validated else None
         self.text = text
         self.source = source
         self.digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
         self.id = document.policy.id
         self.version = document.policy.version
+        self.timezone = document.policy.timezone  # the IANA name of the calendar it counts in
         self.zone = zone_named(document.policy.timezone)
         self.scale = document.scale
         self.scored = document.scale.scored  # False: the policy keeps no score, and none is shown
@@ -130,7 +142,7 @@ class Policy:
         self.lists = {spec.id: spec for spec in document.lists}
         self.list_max_total = {spec.id: _maybe(spec.max_total, self.zone) for spec in document.lists}
         self.list_triggers_by_event: dict[str, tuple[ListTrigger, ...]] = {}
-        for trigger in self._list_triggers():
+        for trigger in self._list_triggers(document):
             event = trigger[0]
             self.list_triggers_by_event[event] = (
                 *self.list_triggers_by_event.get(event, ()),
@@ -177,9 +189,13 @@ class Policy:
         return {"id": self.id, "version": self.version, "digest": self.digest, "timezone": self.timezone}
 
     @property
-    def timezone(self) -> str:
-        """The IANA name of the calendar the policy counts in (its dates in words use it too)."""
-        return self.document.policy.timezone
+    def document(self) -> PolicyDocument:
+        """The validated policy document (schema.py), as people write and read it."""
+        if self._document is None:
+            from .load import parse_policy
+
+            self._document = parse_policy(self.text, self.source)._document
+        return self._document
 
     # -- events ------------------------------------------------------------------------------
 
@@ -246,8 +262,8 @@ class Policy:
             negative_rating_multiplier=rule.negative_rating_multiplier,
         )
 
-    def _list_triggers(self):
-        for spec in self.document.lists:
+    def _list_triggers(self, document: PolicyDocument):
+        for spec in document.lists:
             case = spec.case_attribute
             for enter in spec.enter:
                 yield enter.event, ListTrigger(

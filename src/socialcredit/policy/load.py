@@ -7,11 +7,8 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from ..errors import InvalidInput
 from .compiled import Policy
-from .schema import PolicyDocument
 
 DEFAULT_PACK = "rongcheng"
 
@@ -53,6 +50,11 @@ def load_policy(name_or_path: str | Path | None = None) -> Policy:
 
 
 def parse_policy(text: str, source: str = "<policy>") -> Policy:
+    # Imported here: a registry that opens a policy from its snapshot (snapshot.py) never needs them.
+    from pydantic import ValidationError
+
+    from .schema import PolicyDocument
+
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -64,7 +66,7 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
     return Policy(document, text, source)
 
 
-def _first_problem(exc: ValidationError, raw: dict) -> str:
+def _first_problem(exc, raw: dict) -> str:
     """One line for the first problem: its path inside the document and the cause."""
     error = exc.errors()[0]
     path = _path_words(error["loc"], raw)

@@ -12,13 +12,14 @@ from typing import Annotated, Literal, get_args
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..instants import Duration, TimeFormatError, zone_named
+from .compiled import SERVICE_NAME, SERVICE_PATTERN  # noqa: F401  (SERVICE_PATTERN: where it was)
 
 SubjectKind = Literal["person", "organization"]
 Scalar = str | int | float | bool
 
 _IDENT = r"^[a-z0-9][a-z0-9_-]*$"
 _DOTTED = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$"
-_SERVICE = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
+_SERVICE = "^" + SERVICE_NAME + "$"
 
 Ident = Annotated[str, Field(pattern=_IDENT, max_length=64)]
 # Aliases, because a field named `list` hides the builtin inside its class body.
@@ -702,4 +703,4 @@ def _check_unique(what: str, ids: list[str]) -> None:
 
 # A service asked about (`check`): as a policy names one, at most 120 characters (what a decision's
 # row holds), and to its very end: `$` would let a trailing line break through.
-SERVICE_PATTERN = re.compile(r"(?=.{1,120}\Z)" + _SERVICE[1:-1] + r"\Z")
+

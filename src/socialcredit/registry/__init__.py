@@ -92,7 +92,7 @@ class Registry:
         self._pseudonymizer = pseudonymizer
         self._key_problem = key_problem
         self.audit_trail = AuditTrail(store)
-        self.policies = PolicyBook(store.ledger)
+        self.policies = PolicyBook(store)
         self.view = LedgerView(store, self.policies)
         self.standings = Standings(store, self.policies, self.view, engine or FoldEngine(), self.audit_trail)
         self.appender = Appender(store, self.policies, self.view, self.standings, self.audit_trail,

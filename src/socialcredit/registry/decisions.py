@@ -19,7 +19,7 @@ from typing import NamedTuple
 from ..errors import InvalidInput, NotFound, excerpt
 from ..instants import format_instant, now_us
 from ..policy.compiled import Policy
-from ..policy.schema import SERVICE_PATTERN
+from ..policy.compiled import SERVICE_PATTERN
 from ..results import Decision, Replay, Verdict
 from ..scoring.compact import compact
 from ..scoring.decide import decide

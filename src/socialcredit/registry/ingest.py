@@ -37,7 +37,7 @@ from ..store import Checkpoint, FoldStateRow, Store, Tx, entry_row
 from ..store.database import Waiter
 from .audit import AuditTrail, audit_row
 from .caller import Caller
-from .policies import PolicyBook
+from .policies import PolicyBook, keep_snapshot
 from .standings import Standings, standing_row
 from .view import LedgerView
 
@@ -276,6 +276,7 @@ class Appender:
             rows, nodes, new_checkpoint = self.hash_entries(policy, checkpoint, [entry])
             self._store.ledger.append(tx, rows, new_checkpoint, nodes)
             self._store.audit.insert(tx, [audit_row(caller, "activate", None, detail)])
+            keep_snapshot(self._store, tx, policy)
         return entry, new_checkpoint
 
     # -- writing ------------------------------------------------------------------------------

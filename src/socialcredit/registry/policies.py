@@ -2,9 +2,11 @@
 
 An activation is a ledger entry, so "the policy in force at time T, as known at ledger size
 N" has one answer. The book reads only the activations (a partial index finds them) and
-compiles a policy's text the first time it is needed, so opening a registry costs the same
-whatever the ledger's size. Shared between threads: the list of activations is replaced
-whole, never changed in place.
+compiles a policy the first time it is needed, so opening a registry costs the same
+whatever the ledger's size. It compiles from the policy's snapshot (policy/snapshot.py), kept
+in `meta` when the policy was activated or the standings rebuilt, and validates the text only
+when there is none for this text and this code. Shared between threads: the list of
+activations is replaced whole, never changed in place.
 """
 
 from __future__ import annotations
@@ -14,12 +16,41 @@ import threading
 from ..errors import NotFound
 from ..policy.compiled import Policy
 from ..policy.load import parse_policy
-from ..store import LedgerTables, PolicyActivation
+from ..policy.snapshot import from_snapshot, snapshot, taken_by_this_code
+from ..store import LedgerTables, PolicyActivation, Store
+from ..store.database import Tx
+
+
+def keep_snapshot(store: Store, tx: Tx, policy: Policy) -> None:
+    """Keep the policy's snapshot in `meta` (a derived row, replaced whenever it is taken again)."""
+    store.meta.put(tx, _snapshot_name(policy.digest), snapshot(policy))
+
+
+def snapshot_problems(store: Store) -> list[tuple[int, str]]:
+    """(entry, what is wrong) for each kept snapshot that is not what its policy's text gives:
+    a snapshot is trusted when a registry opens, so an edited one would change decisions
+    while the ledger's text stayed the same. Snapshots taken by other code are not read, so
+    they are not checked either."""
+    found = []
+    for activation in store.ledger.policy_activations():
+        kept = store.meta.get(_snapshot_name(activation.digest))
+        if kept is None or not taken_by_this_code(kept):
+            continue
+        policy = parse_policy(activation.body["text"], source=f"ledger entry #{activation.seq}")
+        if kept != snapshot(policy):
+            found.append((activation.seq, f"the kept snapshot of policy {policy.label} is not what its text gives "
+                                          f"(`socialcredit rebuild` takes it again)"))
+    return found
+
+
+def _snapshot_name(digest: str) -> str:
+    return f"policy:{digest[:56]}"  # `meta` names are at most 64 characters; the row holds the whole digest
 
 
 class PolicyBook:
-    def __init__(self, ledger: LedgerTables):
-        self._ledger = ledger
+    def __init__(self, store: Store):
+        self._ledger: LedgerTables = store.ledger
+        self._meta = store.meta
         self._activations: tuple[PolicyActivation, ...] = ()
         self._compiled: dict[str, Policy] = {}
         self._lock = threading.Lock()
@@ -89,7 +120,9 @@ class PolicyBook:
     def _policy(self, activation: PolicyActivation) -> Policy:
         policy = self._compiled.get(activation.digest)
         if policy is None:
-            policy = parse_policy(activation.body["text"], source=f"ledger entry #{activation.seq}")
+            text, source = activation.body["text"], f"ledger entry #{activation.seq}"
+            kept = self._meta.get(_snapshot_name(activation.digest))
+            policy = (kept and from_snapshot(kept, text, source)) or parse_policy(text, source=source)
             with self._lock:
                 policy = self._compiled.setdefault(activation.digest, policy)
         return policy

@@ -19,7 +19,7 @@ from ..ledger.verify import (Anchor, DecisionChecks, LedgerFacts, Problems, chec
 from ..results import ConsistencyProof, InclusionProof, LogHead, PublishedHead, TreeHead, VerifyReport
 from ..scoring.compact import CompactStanding, compact
 from ..store import StandingRow, Store
-from .policies import PolicyBook
+from .policies import PolicyBook, snapshot_problems
 from .standings import Standings
 
 PUBLISHED_FORMAT = "socialcredit-tree-head/1"
@@ -91,6 +91,8 @@ class Proofs:
                                      head_later=lambda log=log: self._head(log),
                                      checks=DecisionChecks(facts, self._later) if log == chains.DECISIONS else None,
                                      progress=progress)
+        for entry, problem in snapshot_problems(self._store):
+            problems("policy_snapshot", entry, problem)
         standings = self._deep(facts, problems, progress) if deep else None
         return VerifyReport(
             ok=not problems.found,

@@ -23,7 +23,7 @@ from ..store import StandingRow, Store, Tx
 from ..store.database import Waiter
 from .audit import AuditTrail
 from .caller import Caller
-from .policies import PolicyBook
+from .policies import PolicyBook, keep_snapshot
 from .view import LedgerView
 
 _REBUILD_CHUNK = 2_000
@@ -60,6 +60,7 @@ class Standings:
         with self._store.db.write(append=True, on_wait=on_wait) as tx:
             self._store.standings.clear(tx)
             self._store.fold_states.clear(tx)  # derived too: the next append folds each subject whole once
+            keep_snapshot(self._store, tx, policy)  # derived too (a registry from before snapshots gets one)
             subjects = sorted(self._store.ledger.subjects(tx))
             size = self._store.ledger.size(tx)
             as_of = now_us()

@@ -294,5 +294,14 @@ class MetaTable:
         with self.db.read() as t:
             return dict(t.all("SELECT name, value FROM meta"))
 
+    def get(self, name: str) -> str | None:
+        with self.db.read() as t:
+            return t.scalar("SELECT value FROM meta WHERE name = ?", (name,))
+
     def set(self, tx: Tx, name: str, value: str) -> None:
         tx.execute("INSERT INTO meta (name, value) VALUES (?, ?)", (name, value))
+
+    def put(self, tx: Tx, name: str, value: str) -> None:
+        """Set `name`, replacing what it held (derived values: a policy's snapshot)."""
+        tx.execute("INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                   (name, value))
