@@ -222,3 +222,16 @@ def test_export_refuses_a_full_folder_and_other_formats(registry_url, tmp_path):
         assert done.exit_code == 2 and message in done.output, done.output
         assert len(done.output.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["full"]  # nothing half-written
+
+
+def test_the_export_says_what_it_wrote_in_80_columns_with_the_root_whole(registry_url, tmp_path):
+    url, folder, _refs = registry_url
+    done = CliRunner().invoke(app, ["--db", url, "--key-file", str(folder / "registry.key"), "export", "--out",
+                                    str(tmp_path / "ex")], env={**ENV, "COLUMNS": "80"})
+    assert done.exit_code == 0, done.output
+    lines = done.stdout.splitlines()
+    with Registry.open(url, key_file=folder / "registry.key") as registry:
+        head = registry.root()
+    assert max(len(line) for line in lines) <= 80, lines
+    assert f"root {head.root}" in lines  # all 64 hex digits on one line, to copy
+    assert f"at ledger size {head.size}," in " ".join(line.strip() for line in lines[:-1])

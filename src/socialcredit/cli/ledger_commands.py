@@ -211,8 +211,9 @@ def export(
                                  progress=lambda n: bar.advance(task, n), caller=caller())
     extra = "".join(f", {n} {what}" for n, what in ((result.standings, "standings"), (result.decisions, "decisions"))
                     if n is not None)
-    show(result, as_json, f"Exported {result.size} entries{extra} in {result.files} files to "
-                          f"{escape(result.folder)} (size {result.size}, root {result.root}).")
+    # The root on a line of its own: 64 hex digits do not fit beside the rest in 80 columns.
+    show(result, as_json, f"Exported {result.size} entries{extra} in {result.files} files to {escape(result.folder)} "
+                          f"at ledger size {result.size},\nroot {result.root}")
 
 
 def _published_text(against: str) -> str:
