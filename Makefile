@@ -18,7 +18,7 @@ compiled: $(BIN)/socialcredit
 	@$(BIN)/python -m compileall -q src >/dev/null
 
 demo: compiled
-	rm -f demo.db demo.db.key demo.db-wal demo.db-shm
+	rm -f demo.db demo.db.key demo.db.subjects demo.db-wal demo.db-shm
 	$(BIN)/socialcredit --db sqlite:///demo.db demo --seed 7
 
 test: compiled
@@ -40,4 +40,4 @@ docs: $(BIN)/socialcredit
 	$(BIN)/python docs/generate_policy_docs.py
 
 clean:
-	rm -rf $(VENV) demo.db demo.db.key demo.db-wal demo.db-shm
+	rm -rf $(VENV) demo.db demo.db.key demo.db.subjects demo.db-wal demo.db-shm

@@ -776,10 +776,28 @@ def test_demo_with_a_seed_gives_the_same_tiers_lists_and_scores(two_demos):
 
 def test_demo_with_a_seed_shows_the_same_sample_resident_and_checks(two_demos):
     one, two = two_demos
-    assert (one["sample"]["reference_for_cli"], one["sample"]["score"]) == \
-        (two["sample"]["reference_for_cli"], two["sample"]["score"])
-    assert [(c["reference_for_cli"], c["service"], c["allowed"]) for c in one["checks"]] == \
-        [(c["reference_for_cli"], c["service"], c["allowed"]) for c in two["checks"]]
+    assert (one["sample"]["ref"], one["sample"]["score"]) == (two["sample"]["ref"], two["sample"]["score"])
+    files = [Path(demo["references_file"]).read_text(encoding="utf-8").splitlines() for demo in (one, two)]
+    assert files[0] == files[1] and files[0]
+    assert [(files[0][c["references_line"] - 1], c["service"], c["allowed"]) for c in one["checks"]] == \
+        [(files[1][c["references_line"] - 1], c["service"], c["allowed"]) for c in two["checks"]]
+
+
+def test_demo_shows_no_subject_id_in_full_and_its_hint_works(tmp_path):
+    url = f"sqlite:///{tmp_path}/town.db"
+    runner = CliRunner()
+    shown = runner.invoke(app, ["--db", url, "demo", "--residents", "60", "--businesses", "10", "--seed", "3"],
+                          env={**ENV, "COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    references = (tmp_path / "town.db.subjects").read_text(encoding="utf-8").splitlines()
+    assert references and oct((tmp_path / "town.db.subjects").stat().st_mode & 0o777) == "0o600"
+    assert not [ref for ref in references if ref in shown.output]  # masked everywhere, the hint included
+    hint = next(line for line in shown.output.splitlines() if line.startswith("Try:"))
+    assert f"explain @{tmp_path}/town.db.subjects" in hint
+    explained = runner.invoke(app, ["--db", url, "explain", f"@{tmp_path}/town.db.subjects",
+                                    *(["--kind", "organization"] if "--kind organization" in hint else [])], env=ENV)
+    assert explained.exit_code == 0, explained.output
+    assert " under rongcheng 2026.1" in explained.output.splitlines()[0]  # that subject's record, explained
 
 
 def test_a_service_no_measure_knows_is_allowed_with_a_warning(china):

@@ -7,6 +7,7 @@ allowed checks, each with its decision id so it can be replayed.
 
 from __future__ import annotations
 
+import os
 import random
 import shlex
 import time
@@ -21,7 +22,7 @@ from rich.table import Table
 from ..instants import format_instant, now_us, parse_instant
 from ..policy.load import load_policy
 from ..errors import InvalidInput
-from ..registry import Caller, Registry
+from ..registry import Caller, Registry, key_path_for
 from ..scoring.explain import summarize
 from ..scoring.fold import fold
 from .town import DAY_US, build_subjects, generate_events
@@ -63,6 +64,7 @@ def run_demo(url: str, key_file: Path | None, *, seed: int, residents: int, busi
     report["as_of"] = format_instant(end_us)
     report["seed"] = seed
     report["db"] = url
+    report["references_file"] = str(_keep_references(report["checks"], Path(key_file) if key_file else key_path_for(url)))
     if as_json:
         import json
         import sys
@@ -124,6 +126,24 @@ def _report(registry: Registry, policy, subjects, at_us: int, rng: random.Random
     }
 
 
+def _keep_references(checks: list[dict], key_file: Path) -> Path:
+    """The checked subjects' references, one a line, in a file beside the key (mode 0600): the
+    demo's hints name the file (`explain @FILE`), so a national ID is never on the screen,
+    in the JSON, or in the process list. Each check keeps its line's number instead."""
+    path = key_file.with_name(key_file.name.removesuffix(".key") + ".subjects")
+    lines = []
+    for check in checks:
+        reference = check.pop("reference")
+        if reference not in lines:
+            lines.append(reference)
+        check["references_line"] = lines.index(reference) + 1
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+        out.write("".join(f"{line}\n" for line in lines))
+    return path
+
+
 def _sample_resident(standings, pseudonyms, rng: random.Random) -> dict:
     """A resident with a few reasons to show: neither spotless nor the worst case."""
     people = [p for p, s in pseudonyms.items() if s.kind == "person"]
@@ -131,7 +151,7 @@ def _sample_resident(standings, pseudonyms, rng: random.Random) -> dict:
     with_reasons = sorted((p for p in people if 2 <= len(standings[p].reasons) <= 6), key=lambda p: pseudonyms[p].ref)
     chosen = rng.choice(with_reasons or people)
     summary = summarize(standings[chosen])
-    return {"ref": _mask(pseudonyms[chosen].ref), "reference_for_cli": pseudonyms[chosen].ref, **summary}
+    return {"ref": _mask(pseudonyms[chosen].ref), **summary}
 
 
 def _sample_checks(registry: Registry, policy, standings, pseudonyms, at_us: int, limit: int = 4) -> list[dict]:
@@ -152,7 +172,7 @@ def _sample_checks(registry: Registry, policy, standings, pseudonyms, at_us: int
             decision = registry.check_subject(subject, measure.service, at_us, caller=Caller("demo"))
             checks.append({
                 "subject": _mask(pseudonyms[subject].ref),
-                "reference_for_cli": pseudonyms[subject].ref,
+                "reference": pseudonyms[subject].ref,  # kept in the references file, never printed
                 "kind": pseudonyms[subject].kind,
                 "service": measure.service,
                 "allowed": decision.allowed,
@@ -211,6 +231,7 @@ def _print(console: Console, report: dict, policy, named: str) -> None:
     console.print(f"\nThe linter finds {lint['findings']} issue(s) in this policy, {lint['cross_context']} of them "
                   f"cross-context sanctions: run `{_program()} policy lint {shlex.quote(named)}`.")
     if report["checks"]:
-        ref = report["checks"][0]["reference_for_cli"]
-        console.print(f"Try: {_program()} --db {report['db']} explain {ref}" +
-                      (" --kind organization" if report["checks"][0]["kind"] == "organization" else ""))
+        where = shlex.quote(report["references_file"])
+        console.print(f"Try: {_program()} --db {report['db']} explain @{where}" +
+                      (" --kind organization" if report["checks"][0]["kind"] == "organization" else "") +
+                      f"\n(the first checked subject: {where} holds their IDs, one a line, so that none is shown)")
