@@ -75,3 +75,27 @@ def test_opening_and_checking_cost_the_same_whatever_the_ledger_size(tmp_path, m
         costs[entries] = _work_to_open_and_check(url, monkeypatch)
     # A hundred times the entries: a scan would cost about a hundred times the work.
     assert costs[10_000] < 2 * costs[100] + 50, costs
+
+
+def test_a_new_registrys_schema_is_one_transaction_all_or_nothing(tmp_path, monkeypatch):
+    """The migrations of a new SQLite registry run in one transaction (one commit, not one per
+    CREATE): a failure in the last of them leaves no table of the first."""
+    import alembic.op
+
+    create_table = alembic.op.create_table
+
+    def failing_at_the_last_migration(name, *columns, **kwargs):
+        if name == "fold_states":  # migration 0007
+            raise RuntimeError("the disk is full")
+        return create_table(name, *columns, **kwargs)
+
+    monkeypatch.setattr(alembic.op, "create_table", failing_at_the_last_migration)
+    path = tmp_path / "r.db"
+    try:
+        Registry.init(f"sqlite:///{path}", "rongcheng", key_file=tmp_path / "k").close()
+    except Exception as exc:
+        assert "the disk is full" in str(exc)
+    else:
+        raise AssertionError("init went on past a failed migration")
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall() == []
