@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import tomllib
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -50,6 +51,15 @@ def load_policy(name_or_path: str | Path | None = None) -> Policy:
 
 
 def parse_policy(text: str, source: str = "<policy>") -> Policy:
+    """The policy a TOML text gives, validated and compiled; a PolicyError names the problem.
+
+    A policy is immutable, so the same text from the same source is compiled once per process
+    (a server, a test run and the linter ask for the same packs again and again)."""
+    return _parse_policy(text, source)
+
+
+@functools.lru_cache(maxsize=32)
+def _parse_policy(text: str, source: str) -> Policy:
     # Imported here: a registry that opens a policy from its snapshot (snapshot.py) never needs them.
     from pydantic import ValidationError
 
