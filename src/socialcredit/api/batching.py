@@ -7,7 +7,9 @@ own (a bad one fails alone), decides the good ones caller by caller (one commit 
 caller's share) and hands the answers back to the loop in one go. Two such threads: while one
 waits for its commit (the fsync), the other decides what arrived meanwhile and queues it for
 the next commit (the log keeps the order in which they were decided). The loop never waits
-for the disk, and no request costs a thread of its own.
+for the disk, and no request costs a thread of its own. A request under an Idempotency-Key
+brings its `answer`, which makes its stored response from its decision: the two go into the
+same commit.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Callable
 
 from ..registry.caller import Caller
 from ..registry.gateway import Gateway, ServiceDecision
+from ..registry.idempotency import Completion
 from ..registry.principals import Principal
 
 _MOST = 2_000  # requests decided in one go
@@ -33,11 +36,11 @@ class DecisionBatcher:
         self._callers: dict[tuple[str, str, str | None], Caller] = {}
         self._lock = threading.Lock()
 
-    async def decide(self, principal: Principal, ref: str, service: str, kind: str, at,
-                     purpose: str | None) -> ServiceDecision:
+    async def decide(self, principal: Principal, ref: str, service: str, kind: str, at, purpose: str | None,
+                     answer: Callable[[ServiceDecision], Completion] | None = None) -> ServiceDecision:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._queue.put((loop, future, principal, ref, service, kind, at, purpose))
+        self._queue.put((loop, future, principal, ref, service, kind, at, purpose, answer))
         if not self._threads:
             self._start()
         return await future
@@ -99,23 +102,25 @@ class DecisionBatcher:
 
     def _decide(self, batch: list) -> list:
         outcomes: list = [None] * len(batch)
-        by_caller: dict[Caller, list[tuple[int, object]]] = {}
-        for index, (_loop, _future, principal, ref, service, kind, at, purpose) in enumerate(batch):
+        by_caller: dict[Caller, list[tuple[int, object, object]]] = {}
+        for index, (_loop, _future, principal, ref, service, kind, at, purpose, answer) in enumerate(batch):
             try:
                 request = self._gateway.decision_request(principal, ref, service, kind=kind, at=at)
                 caller = self._caller(principal, purpose)
             except BaseException as exc:  # this request's own mistake: it fails alone
                 outcomes[index] = exc
                 continue
-            by_caller.setdefault(caller, []).append((index, request))
+            by_caller.setdefault(caller, []).append((index, request, answer))
         for caller, items in by_caller.items():
+            answers = [answer for _index, _request, answer in items]
             try:
-                decisions = self._gateway.decide_requests(caller, [request for _index, request in items])
+                decisions = self._gateway.decide_requests(caller, [request for _index, request, _answer in items],
+                                                          answers if any(answers) else None)
             except BaseException as exc:  # the commit failed: every request in it hears of it
-                for index, _request in items:
+                for index, _request, _answer in items:
                     outcomes[index] = exc
                 continue
-            for (index, _request), decision in zip(items, decisions):
+            for (index, _request, _answer), decision in zip(items, decisions):
                 outcomes[index] = decision
         return outcomes
 

@@ -7,6 +7,7 @@ import functools
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
+from typing import Any
 from concurrent.futures import ThreadPoolExecutor
 
 from fastapi import Header, Request, Security
@@ -15,7 +16,8 @@ from starlette.responses import Response
 
 from ..errors import ErrorKind, InvalidInput, SocialCreditError, Unauthenticated
 from ..registry import Registry
-from ..registry.idempotency import InFlight
+from ..registry.idempotency import Claim, Completion, InFlight, Stored
+from ..store import Tx
 from ..registry.principals import Principal
 from .batching import DecisionBatcher
 from .limits import Limiter
@@ -120,24 +122,63 @@ def fingerprint(request: Request, body: bytes) -> str:
 _FINAL = {ErrorKind.INVALID_INPUT, ErrorKind.NOT_FOUND, ErrorKind.CONFLICT, ErrorKind.FORBIDDEN, ErrorKind.TAMPERED}
 
 
-async def idempotent(request: Request, principal: Principal, produce: Callable[[], Awaitable[Response]]) -> Response:
+def stored(response: Response) -> Stored:
+    """A response as an idempotency record keeps it (its status, media type and body)."""
+    return Stored(response.status_code, response.media_type or JSON, bytes(response.body).decode("utf-8"))
+
+
+class Answer:
+    """How a write's result becomes its response and, under an Idempotency-Key, its stored one.
+
+    The write is handed `in_commit` (or, for a decision, `completion`): it makes the response
+    from its result and stores it in the write's own transaction, so the two commit together.
+    Without a key both are None and nothing more is written. `response` is the very response
+    that was stored, if one was.
+    """
+
+    def __init__(self, claim: Claim | None, render: Callable[[Any], Response]):
+        self._claim = claim
+        self._render = render
+        self._made: Response | None = None
+        self.in_commit = None if claim is None else self._store
+        self.completion = None if claim is None else self._completion
+
+    def _make(self, result) -> Response:
+        self._made = self._render(result)
+        return self._made
+
+    def _store(self, tx: Tx, result) -> None:
+        self._claim.store(tx, stored(self._make(result)))
+
+    def _completion(self, result) -> Completion:
+        return self._claim.completion(stored(self._make(result)))
+
+    def response(self, result) -> Response:
+        return self._made if self._made is not None else self._render(result)
+
+
+async def idempotent(request: Request, principal: Principal,
+                     produce: Callable[[Claim | None], Awaitable[Response]]) -> Response:
     """Run `produce` once per (principal, Idempotency-Key); a retry gets the stored response.
 
-    Outcomes that a retry could change (busy, rate limited, a server fault) are not stored:
-    the key is released and the same request may come again.
+    `produce` is given the key's claim (None without a key): a write stores its response in
+    its own transaction through an `Answer` on it. The response of one that did not (a read, a
+    refusal, a write that wrote nothing) is stored here, afterwards. Outcomes that a retry
+    could change (busy, rate limited, a server fault) are not stored: the key is released and
+    the same request may come again.
     """
     key = request.headers.get("idempotency-key")
     if key is None:
-        return await produce()
+        return await produce(None)
     ctx = context(request)
     ctx.idempotency.check_key(key)
     body = await request.body()
-    stored = await call(ctx.idempotency.begin, principal.name, key, fingerprint(request, body))
-    if stored is not None:
-        return Response(stored.body, status_code=stored.status, media_type=stored.content_type,
+    claim = await call(ctx.idempotency.begin, principal.name, key, fingerprint(request, body))
+    if isinstance(claim, Stored):
+        return Response(claim.body, status_code=claim.status, media_type=claim.content_type,
                         headers={"Idempotent-Replayed": "true"})
     try:
-        response = await produce()
+        response = await produce(claim)
     except SocialCreditError as exc:
         if exc.kind in _FINAL and not isinstance(exc, InFlight):
             response = from_error(exc, instance(request))
@@ -150,6 +191,6 @@ async def idempotent(request: Request, principal: Principal, produce: Callable[[
     if response.status_code >= 500 or response.status_code == 429:
         await call(ctx.idempotency.release, principal.name, key)
         return response
-    await call(ctx.idempotency.complete, principal.name, key, response.status_code,
-               response.media_type or JSON, bytes(response.body).decode("utf-8"))
+    if not claim.answered:
+        await call(ctx.idempotency.complete, claim, stored(response))
     return response

@@ -19,8 +19,8 @@ from ..registry.gateway import (Aggregates, LintReport, LoggedDecision, Me, Poli
 from ..registry.principals import Principal, PrincipalCreated, PrincipalList, PrincipalView
 from ..results import (Activation, AuditLog, ConsistencyProof, Explanation, InclusionProof, RatingWritten, Replay,
                        Reviews, StandingReport, TreeHead, VerifyReport)
-from .context import (Malformed, UnsupportedMedia, anonymous, authenticated, call, context, idempotent, instance,
-                      ok, purpose_header)
+from .context import (Answer, Malformed, UnsupportedMedia, anonymous, authenticated, call, context, idempotent,
+                      instance, ok, purpose_header)
 from .models import (EVENT_SCHEMA, DecisionRequest, PolicyRequest, PolicySource, PrincipalRequest, RatingRequest,
                      StandingQuery, SubjectQuery)
 from .problems import ERROR_RESPONSES, problem
@@ -80,16 +80,8 @@ async def submit_events(request: Request, principal: Caller,
     (403 when it refuses the batch). A JSON array, or JSON lines (`application/x-ndjson`)."""
     ctx = context(request)
 
-    async def produce() -> Response:
-        body = await request.body()
-        media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-
-        def submit():
-            events = _events(body, media)
-            return ctx.gateway.submit_events(principal, events, skip_invalid=skip_invalid,
-                                             max_events=ctx.settings.api_max_batch)
-
-        submission, refused = await call(submit)
+    def render(submitted: tuple[Submission, int]) -> Response:
+        submission, refused = submitted
         if submission.errors and not skip_invalid:
             first = submission.errors[0]
             status = 403 if refused else 422
@@ -98,6 +90,18 @@ async def submit_events(request: Request, principal: Caller,
                            f"{submission.rejected} event(s) refused, nothing written; {where}: {first.error}",
                            instance=instance(request), extra=submission.to_dict())
         return ok(submission)
+
+    async def produce(claim) -> Response:
+        body = await request.body()
+        media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+        answer = Answer(claim, render)
+
+        def submit():
+            events = _events(body, media)
+            return ctx.gateway.submit_events(principal, events, skip_invalid=skip_invalid,
+                                             max_events=ctx.settings.api_max_batch, in_commit=answer.in_commit)
+
+        return answer.response(await call(submit))
 
     return await idempotent(request, principal, produce)
 
@@ -146,9 +150,13 @@ async def decide(request: Request, principal: Caller, body: DecisionRequest, pur
     The service gets what the subject would be told: allowed, effect, measures, reasons."""
     ctx = context(request)
 
-    async def produce() -> Response:
-        decision = await ctx.decisions.decide(principal, body.subject, body.service, body.kind, body.at, purpose)
+    def render(decision: ServiceDecision) -> Response:
         return ok(decision, 201, {"Location": f"/v1/decisions/{decision.decision_id}"})
+
+    async def produce(claim) -> Response:
+        answer = Answer(claim, render)
+        return answer.response(await ctx.decisions.decide(principal, body.subject, body.service, body.kind, body.at,
+                                                          purpose, answer.completion))
 
     return await idempotent(request, principal, produce)
 
@@ -174,7 +182,7 @@ async def replay(request: Request, principal: Caller, decision_id: Annotated[str
 async def standing_query(request: Request, principal: Caller, body: StandingQuery, purpose: Purpose = None):
     ctx = context(request)
 
-    async def produce():
+    async def produce(_claim):
         return ok(await call(ctx.gateway.standing, principal, body.subject, kind=body.kind, at=body.at,
                              known_at=body.known_at, purpose=purpose))
 
@@ -186,7 +194,7 @@ async def standing_query(request: Request, principal: Caller, body: StandingQuer
 async def explanation_query(request: Request, principal: Caller, body: SubjectQuery, purpose: Purpose = None):
     ctx = context(request)
 
-    async def produce():
+    async def produce(_claim):
         return ok(await call(ctx.gateway.explanation, principal, body.subject, kind=body.kind, at=body.at,
                              purpose=purpose))
 
@@ -247,11 +255,15 @@ async def my_reviews(request: Request, principal: Caller, at: AtQuery = None, pu
 async def rate(request: Request, principal: Caller, body: RatingRequest):
     ctx = context(request)
 
-    async def produce():
-        result = await call(ctx.gateway.rate, principal, body.subject, body.stars, kind=body.kind,
-                            interaction=body.interaction, category=body.category, review=body.review,
-                            rater=body.rater, rater_kind=body.rater_kind, at=body.at)
-        return ok(result, 201 if not result.duplicate else 200)
+    def render(rating: RatingWritten) -> Response:
+        return ok(rating, 201 if not rating.duplicate else 200)
+
+    async def produce(claim):
+        answer = Answer(claim, render)
+        return answer.response(await call(ctx.gateway.rate, principal, body.subject, body.stars, kind=body.kind,
+                                          interaction=body.interaction, category=body.category, review=body.review,
+                                          rater=body.rater, rater_kind=body.rater_kind, at=body.at,
+                                          in_commit=answer.in_commit))
 
     return await idempotent(request, principal, produce)
 
@@ -284,7 +296,7 @@ async def consistency(request: Request, first: Annotated[int, Query(ge=0)],
 async def verify(request: Request, principal: Caller):
     ctx = context(request)
 
-    async def produce():
+    async def produce(_claim):
         return ok(await call(ctx.gateway.verify, principal))
 
     return await idempotent(request, principal, produce)
@@ -322,10 +334,14 @@ async def principals(request: Request, principal: Caller):
 async def add_principal(request: Request, principal: Caller, body: PrincipalRequest):
     ctx = context(request)
 
-    async def produce():
-        created = await call(ctx.gateway.add_principal, principal, body.name, body.role, grants=body.grants,
-                             subject=body.subject, kind=body.kind)
+    def render(created: PrincipalCreated) -> Response:
         return ok(created, 201, {"Location": f"/v1/principals/{created.principal.name}"})
+
+    async def produce(claim):
+        answer = Answer(claim, render)
+        return answer.response(await call(ctx.gateway.add_principal, principal, body.name, body.role,
+                                          grants=body.grants, subject=body.subject, kind=body.kind,
+                                          in_commit=answer.in_commit))
 
     return await idempotent(request, principal, produce)
 
@@ -383,7 +399,7 @@ def _policy_from(body: PolicySource | PolicyRequest):
 async def lint_policy(request: Request, principal: Caller, body: PolicySource):
     ctx = context(request)
 
-    async def produce():
+    async def produce(_claim):
         return ok(await call(lambda: ctx.gateway.lint(principal, lambda: _policy_from(body))))
 
     return await idempotent(request, principal, produce)
@@ -394,9 +410,12 @@ async def lint_policy(request: Request, principal: Caller, body: PolicySource):
 async def activate_policy(request: Request, principal: Caller, body: PolicyRequest):
     ctx = context(request)
 
-    async def produce():
-        result = await call(lambda: ctx.gateway.activate(principal, lambda: _policy_from(body), force=body.force,
-                                                         reason=body.reason))
-        return ok(result, 201)
+    def render(activation: Activation) -> Response:
+        return ok(activation, 201)
+
+    async def produce(claim):
+        answer = Answer(claim, render)
+        return answer.response(await call(lambda: ctx.gateway.activate(
+            principal, lambda: _policy_from(body), force=body.force, reason=body.reason, in_commit=answer.in_commit)))
 
     return await idempotent(request, principal, produce)

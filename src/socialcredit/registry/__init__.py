@@ -41,9 +41,10 @@ from ..scoring.engine import Engine, FoldEngine, engine_named  # noqa: F401  (en
 from ..scoring.explain import policy_ref
 from ..scoring.fold import Standing
 from ..store import Database, Store, parse_url, schema
-from ..store.database import Waiter
+from ..store.database import Tx, Waiter
 from .audit import AuditTrail
 from .caller import LIBRARY, Caller
+from .decisions import Answer as DecisionAnswer
 from .decisions import CheckRequest, Decisions
 from .ingest import Appender, RawEvents
 from .policies import PolicyBook
@@ -222,42 +223,55 @@ class Registry:
 
     @writes("put a policy in force")
     def activate(self, policy: Policy, *, caller: Caller = LIBRARY, force: bool = False, reason: str | None = None,
-                 on_wait: Waiter | None = None) -> Activation:
+                 on_wait: Waiter | None = None,
+                 in_commit: Callable[[Tx, Activation], None] | None = None) -> Activation:
         """Put a policy in force from now (a ledger entry), then rebuild every standing.
 
         A policy with lint errors is refused unless `force`, with a `reason`, which is kept in
-        the activation entry and the audit log.
+        the activation entry and the audit log. `in_commit` is called with the activation in the
+        transaction that writes its entry: what it writes commits with the entry.
         """
         counts = _lint_gate(policy, force, reason)
-        return self._activate(policy, caller, counts, reason if force and counts.error else None, on_wait)
+        return self._activate(policy, caller, counts, reason if force and counts.error else None, on_wait,
+                              in_commit)
 
     def _activate(self, policy: Policy, caller: Caller, counts: LintCounts, forced: str | None,
-                  on_wait: Waiter | None) -> Activation:
+                  on_wait: Waiter | None, in_commit: Callable[[Tx, Activation], None] | None = None) -> Activation:
         body = {"id": policy.id, "version": policy.version, "digest": policy.digest, "text": policy.text}
         if forced is not None:
             body["forced"] = {"reason": forced, "by": caller.principal, "lint_errors": counts.error}
         dropped = sorted(self.store.ledger.event_types() - set(policy.event_types))
         detail = {"policy": policy.label, "digest": policy.digest, "lint_errors": counts.error, "forced": forced}
-        entry, checkpoint = self.appender.append_policy(policy, body, caller, detail, on_wait)
+
+        def activation(entry, checkpoint) -> Activation:
+            return Activation(entry.seq, policy_ref(policy), checkpoint.size, checkpoint.root.hex(), counts, dropped,
+                              forced)
+
+        def answer(tx: Tx, written) -> None:
+            in_commit(tx, activation(*written))
+
+        entry, checkpoint = self.appender.append_policy(policy, body, caller, detail, on_wait,
+                                                        in_commit=None if in_commit is None else answer)
         from ..store import PolicyActivation
 
         self.policies.remember(PolicyActivation(entry.seq, entry.recorded_us, policy.digest, body), policy)
         self.standings.rebuild(on_wait=on_wait)
-        return Activation(entry.seq, policy_ref(policy), checkpoint.size, checkpoint.root.hex(), counts, dropped,
-                          forced)
+        return activation(entry, checkpoint)
 
     # -- writing -------------------------------------------------------------------------------
 
     @writes("ingest")
     def ingest(self, events: RawEvents, *, provider: str | None = None, skip_invalid: bool = False,
                progress: Callable[[int], None] | None = None, on_wait: Waiter | None = None,
-               clock: Callable[[], int] | None = None) -> IngestResult:
+               clock: Callable[[], int] | None = None,
+               in_commit: Callable[[Tx, IngestResult], None] | None = None) -> IngestResult:
         """Validate every event, then append the new ones in one transaction (or none of them).
 
         No event may be later than `clock` (default: the system clock) plus the allowed skew.
+        `in_commit` as `Appender.ingest` takes it.
         """
         return self.appender.ingest(events, provider=provider, skip_invalid=skip_invalid, progress=progress,
-                                    on_wait=on_wait, clock=clock)
+                                    on_wait=on_wait, clock=clock, in_commit=in_commit)
 
     @writes("void an entry")
     def void(self, seq: int, reason: str, *, caller: Caller = LIBRARY, on_wait: Waiter | None = None) -> Voided:
@@ -337,9 +351,10 @@ class Registry:
                                      for ref, service in requests], caller)
 
     @writes("check (every decision is logged)")
-    def check_subjects(self, requests: Sequence[CheckRequest], *, caller: Caller = LIBRARY) -> list[Decision]:
-        """`check_many` for subjects named by their pseudonyms."""
-        return self.decisions.check(list(requests), caller)
+    def check_subjects(self, requests: Sequence[CheckRequest], *, caller: Caller = LIBRARY,
+                       answers: Sequence[DecisionAnswer | None] | None = None) -> list[Decision]:
+        """`check_many` for subjects named by their pseudonyms; `answers` as `Decisions.check` takes them."""
+        return self.decisions.check(list(requests), caller, answers)
 
     def replay(self, decision_id: str, *, caller: Caller = LIBRARY) -> Replay:
         """Recompute a logged decision from the ledger as it was; it must come out the same."""

@@ -4,7 +4,9 @@ A decision is committed to the decision log (with its audit record) before `chec
 it, so a crash never loses a decision a service acted on, and another process can replay it
 at once. Each commit is an fsync, so commits are shared: concurrent callers' decisions go
 into the database together (group commit), and `check_many` decides a whole batch and
-commits it once.
+commits it once. A decision asked under an idempotency key has that key's stored response
+go into the same commit as the decision (registry/idempotency.py): a crash leaves both or
+neither.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import itertools
 import re
 import secrets
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from ..errors import InvalidInput, NotFound, excerpt
@@ -25,14 +27,19 @@ from ..scoring.compact import compact
 from ..scoring.decide import decide
 from ..scoring.explain import applied_measure, policy_ref, reason_views
 from ..store import DecisionRow, Store
+from ..store.principals import IdempotencyTable
 from .audit import AuditTrail
 from .caller import Caller
+from .idempotency import Completion
 from .policies import PolicyBook
 from .standings import Standings
 from .view import LedgerView
 
 
 _DECISION_ID = re.compile(r"d-[0-9a-f]{10}-[0-9a-f]{8,16}")  # as `_decide` makes them
+
+
+Answer = Callable[[Decision], Completion]  # a decision's idempotency completion, made from it
 
 
 class CheckRequest(NamedTuple):
@@ -45,7 +52,8 @@ class DecisionLog:
     """Appends decisions durably, sharing one commit among concurrent callers.
 
     A decision row is also the decision's audit record (who asked, in what role, for what
-    service, with what purpose): the audit log shows decisions from here.
+    service, with what purpose): the audit log shows decisions from here. The idempotency
+    records answered by decisions are completed in the commit that writes those decisions.
 
     The first caller to find no commit under way becomes the leader: it takes every row
     queued so far, commits them in one transaction and wakes the others whose rows went in.
@@ -57,21 +65,24 @@ class DecisionLog:
         self._lock = threading.Lock()
         self._done = threading.Condition(self._lock)
         self._decisions: list[DecisionRow] = []
+        self._completions: list[Completion] = []
+        self._idempotency = IdempotencyTable(store.db)
         self._next_batch = 0  # the batch that rows queued now will be committed in
         self._committed = -1  # the last batch committed (or failed)
         self._failures: dict[int, BaseException] = {}
         self._writing = False
         self.commits = 0  # how many transactions it took (the benchmark shows commits being shared)
 
-    def append(self, decisions: Sequence[DecisionRow]) -> None:
+    def append(self, decisions: Sequence[DecisionRow], completions: Sequence[Completion] = ()) -> None:
         """Return once these rows are committed; raise what the commit raised if it failed."""
-        self.wait(self.enqueue(decisions))
+        self.wait(self.enqueue(decisions, completions))
 
-    def enqueue(self, decisions: Sequence[DecisionRow]) -> int:
-        """Queue rows for the next commit (in this order, after every row queued before them);
-        returns the batch to `wait` for."""
+    def enqueue(self, decisions: Sequence[DecisionRow], completions: Sequence[Completion] = ()) -> int:
+        """Queue rows for the next commit (in this order, after every row queued before them),
+        and the idempotency records they answer; returns the batch to `wait` for."""
         with self._lock:
             self._decisions.extend(decisions)
+            self._completions.extend(completions)
             return self._next_batch
 
     def wait(self, mine: int) -> None:
@@ -88,8 +99,8 @@ class DecisionLog:
 
     def _lead(self) -> None:
         """Commit everything queued (called with the lock held; releases it while writing)."""
-        batch, decisions = self._next_batch, self._decisions
-        self._decisions = []
+        batch, decisions, completions = self._next_batch, self._decisions, self._completions
+        self._decisions, self._completions = [], []
         self._next_batch += 1
         self._writing = True
         self._lock.release()
@@ -97,6 +108,7 @@ class DecisionLog:
         try:
             with self._store.db.write() as tx:
                 self._store.decisions.insert(tx, decisions)
+                self._idempotency.complete_many(tx, completions, now_us())
             self.commits += 1
         except BaseException as exc:  # every caller in the batch must hear of it, Ctrl-C included
             failure = exc
@@ -127,19 +139,27 @@ class Decisions:
         # for the commit does not, so one caller decides while another's commit is on the disk.
         self._ordering = threading.Lock()
 
-    def check(self, requests: Sequence[CheckRequest], caller: Caller) -> list[Decision]:
-        """Decide each request; all of them are in the log when this returns."""
+    def check(self, requests: Sequence[CheckRequest], caller: Caller,
+              answers: Sequence[Answer | None] | None = None) -> list[Decision]:
+        """Decide each request; all of them are in the log when this returns.
+
+        `answers[i]`, if given, makes request i's idempotency completion from its decision: it
+        is committed with the decision.
+        """
         for request in requests:
             check_service_name(request.service)
         with self._ordering:
             self._view.maybe_sync()
-            decisions, rows = [], []
+            decisions, rows, completions = [], [], []
             recorded = now_us()
-            for request in requests:
+            for index, request in enumerate(requests):
                 decision, row = self._decide(request, caller, recorded)
                 decisions.append(decision)
                 rows.append(row)
-            batch = self.log.enqueue(rows)
+                answer = answers[index] if answers else None
+                if answer is not None:
+                    completions.append(answer(decision))
+            batch = self.log.enqueue(rows, completions)
         self.log.wait(batch)
         return decisions
 

@@ -16,7 +16,8 @@ rule about who may see or do what lives here, not in a front door:
     admin      principals and policy activation
 
 Each read of a subject's data and each decision goes into the audit log with the principal,
-its role and its purpose. Asking about someone else's record is refused without saying
+its role and its purpose. A write takes `in_commit` (a decision, `answers`): what it writes,
+an idempotency key's stored response, commits with the write (registry/idempotency.py). Asking about someone else's record is refused without saying
 whether that record exists, and a decision id another service made is "not found".
 """
 
@@ -25,7 +26,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -37,10 +38,12 @@ from ..results import (Activation, AppliedMeasure, AuditLog, ConsistencyProof, E
                        IngestResult, PolicyRef, RatingWritten, Reason, Replay, Result, Reviews, StandingReport,
                        TreeHead, VerifyReport)
 from ..scoring.explain import policy_ref
+from ..store import Tx
 from ..store.principals import SubmissionRow, SubmissionsTable
 from .caller import Caller
 from .decisions import CheckRequest, check_service_name
-from .principals import Principal, require_role
+from .idempotency import Completion
+from .principals import Principal, PrincipalCreated, require_role
 
 if TYPE_CHECKING:
     from . import Registry
@@ -193,9 +196,15 @@ class Gateway:
     # -- providers -----------------------------------------------------------------------------
 
     def submit_events(self, principal: Principal, events: Iterable[tuple[int | None, Any]], *,
-                      skip_invalid: bool = False, max_events: int | None = None) -> tuple[Submission, int]:
+                      skip_invalid: bool = False, max_events: int | None = None,
+                      in_commit: Callable[[Tx, tuple[Submission, int]], None] | None = None
+                      ) -> tuple[Submission, int]:
         """Ingest a provider's batch as `ingest` does; returns the result and how many events the
-        provider was not allowed to send (outside its grants, or naming another provider)."""
+        provider was not allowed to send (outside its grants, or naming another provider).
+
+        The submission's record is written in the batch's transaction, and so is what
+        `in_commit` writes, given what this returns; a batch that writes no event has its
+        submission recorded on its own (and `in_commit` is not called)."""
         require_role(principal, "provider", doing="submitting events")
         checked: list[tuple[int | None, Any]] = []
         refused = 0
@@ -209,17 +218,30 @@ class Gateway:
             if max_events is not None and len(checked) > max_events:
                 raise InvalidInput(f"a batch holds at most {max_events} events (SOCIALCREDIT_API_MAX_BATCH); "
                                    "send the rest in another batch")
-        result = self.registry.ingest(checked, provider=principal.name, skip_invalid=skip_invalid)
+        recorded: list[Submission] = []
+
+        def record(tx: Tx, result: IngestResult) -> None:
+            submission = self._record_submission(tx, principal, result)
+            if in_commit is not None:
+                in_commit(tx, (submission, refused))
+            recorded.append(submission)
+
+        result = self.registry.ingest(checked, provider=principal.name, skip_invalid=skip_invalid, in_commit=record)
+        if recorded:
+            return recorded[0], refused
+        with self.registry.store.db.write() as tx:
+            return self._record_submission(tx, principal, result), refused
+
+    def _record_submission(self, tx: Tx, principal: Principal, result: IngestResult) -> Submission:
         submission_id = f"s-{secrets.token_hex(8)}"
         recorded = now_us()
         submission = Submission(result.accepted, result.duplicates, result.rejected, result.errors,
                                 result.ledger_size, result.root, result.written,
                                 folded_incrementally=result.folded_incrementally, folded_whole=result.folded_whole,
                                 submission=submission_id, submitted_at=format_instant(recorded))
-        with self.registry.store.db.write() as tx:
-            self.submissions.insert(tx, SubmissionRow(submission_id, principal.name, recorded,
-                                                      json.dumps(submission.to_dict())))
-        return submission, refused
+        self.submissions.insert(tx, SubmissionRow(submission_id, principal.name, recorded,
+                                                  json.dumps(submission.to_dict())))
+        return submission
 
     @staticmethod
     def _provider_problem(principal: Principal, raw: dict) -> str | None:
@@ -262,11 +284,16 @@ class Gateway:
         check_service_name(service)
         return CheckRequest(self.registry.pseudonym(ref, kind), service, instant(at))
 
-    def decide_requests(self, caller: Caller, requests: list[CheckRequest]) -> list[ServiceDecision]:
-        """Decide checked requests of one caller: logged (one commit for all) before they return."""
-        return [ServiceDecision(d.decision_id, d.allowed, d.effect, d.service, d.at, d.measures, d.reasons, d.policy,
-                                d.ledger_size, d.service_known)
-                for d in self.registry.check_subjects(requests, caller=caller)]
+    def decide_requests(self, caller: Caller, requests: list[CheckRequest],
+                        answers: Sequence[Callable[[ServiceDecision], Completion] | None] | None = None
+                        ) -> list[ServiceDecision]:
+        """Decide checked requests of one caller: logged (one commit for all) before they return.
+
+        `answers[i]`, if given, makes request i's idempotency completion from its decision: it is
+        committed with the decision."""
+        made = None if answers is None else [None if answer is None else _as_service_decision(answer)
+                                             for answer in answers]
+        return [_service_decision(d) for d in self.registry.check_subjects(requests, caller=caller, answers=made)]
 
     def _decision_row(self, principal: Principal, decision_id: str):
         require_role(principal, "service", *READERS, doing="reading a decision")
@@ -363,7 +390,8 @@ class Gateway:
 
     def rate(self, principal: Principal, ratee: str, stars: int, *, kind: str = "person",
              interaction: str | None = None, category: str | None = None, review: str | None = None,
-             rater: str | None = None, rater_kind: str = "person", at=None) -> RatingWritten:
+             rater: str | None = None, rater_kind: str = "person", at=None,
+             in_commit: Callable[[Tx, RatingWritten], None] | None = None) -> RatingWritten:
         """A rating by the key's subject; a `rater` named in the request must be that subject."""
         from . import instant
 
@@ -373,7 +401,7 @@ class Gateway:
         if self.registry.pseudonym(ratee, kind) == rater_subject:
             raise InvalidInput("a subject cannot rate itself")
         return self.registry.ratings.rate_as(rater_subject, ratee, stars, instant(at), interaction=interaction,
-                                             category=category, review=review, ratee_kind=kind)
+                                             category=category, review=review, ratee_kind=kind, in_commit=in_commit)
 
     # -- auditors ------------------------------------------------------------------------------
 
@@ -473,17 +501,19 @@ class Gateway:
         require_role(principal, "admin", doing="linting a policy")
         return lint_report(policy() if callable(policy) else policy)
 
-    def activate(self, principal: Principal, policy: Policy, *, force: bool = False,
-                 reason: str | None = None) -> Activation:
+    def activate(self, principal: Principal, policy: Policy, *, force: bool = False, reason: str | None = None,
+                 in_commit: Callable[[Tx, Activation], None] | None = None) -> Activation:
         require_role(principal, "admin", doing="putting a policy in force")
         policy = policy() if callable(policy) else policy  # read only once the caller may
-        return self.registry.activate(policy, caller=principal.caller(), force=force, reason=reason)
+        return self.registry.activate(policy, caller=principal.caller(), force=force, reason=reason,
+                                      in_commit=in_commit)
 
     def add_principal(self, principal: Principal, name: str, role: str, *, grants=(), subject: str | None = None,
-                      kind: str = "person"):
+                      kind: str = "person",
+                      in_commit: Callable[[Tx, PrincipalCreated], None] | None = None) -> PrincipalCreated:
         require_role(principal, "admin", doing="adding a principal")
         return self.registry.principals.add(name, role, grants=grants, subject=subject, kind=kind,
-                                            caller=principal.caller())
+                                            caller=principal.caller(), in_commit=in_commit)
 
     def principals(self, principal: Principal):
         require_role(principal, "admin", doing="listing principals")
@@ -496,6 +526,16 @@ class Gateway:
     def revoke_principal(self, principal: Principal, name: str):
         require_role(principal, "admin", doing="revoking a principal")
         return self.registry.principals.revoke(name, caller=principal.caller())
+
+
+def _service_decision(d) -> ServiceDecision:
+    """What a service is told of a decision (registry/decisions.py's `Decision`)."""
+    return ServiceDecision(d.decision_id, d.allowed, d.effect, d.service, d.at, d.measures, d.reasons, d.policy,
+                           d.ledger_size, d.service_known)
+
+
+def _as_service_decision(answer: Callable[[ServiceDecision], Completion]):
+    return lambda decision: answer(_service_decision(decision))
 
 
 def lint_report(policy: Policy) -> LintReport:

@@ -1,12 +1,20 @@
 """Idempotency keys, as the best payment APIs keep them.
 
 A write request may carry a key of the caller's choosing. The first request under a key
-claims it (a `pending` record holding the request's fingerprint and a lease); when it is done
-its response is stored with the record. Then, under the same principal and key:
+claims it (a `pending` record holding the request's fingerprint and a lease); its response
+is stored with the record. Then, under the same principal and key:
 
     same fingerprint, done        the stored response again; nothing more is written
     same fingerprint, pending     Conflict (in flight: try again in a moment)
     another fingerprint           InvalidInput, nothing written: a key names one request
+
+The response of a request whose work writes is stored by the work itself, in the work's own
+transaction (a `Claim`: `store` for a write of its own, `completion` for a row that rides in
+the decision log's group commit): the work and its stored response commit together or not at
+all. So a process that dies at any moment leaves one of two things behind: nothing written
+and the record pending (a retry does the work, once), or the work and its response both
+committed (a retry gets the response and writes nothing). A request whose work writes
+nothing (a refusal, a read, a duplicate) has its response stored afterwards, on its own.
 
 A response that says "try again" (busy, rate limited, a server fault) is not stored: the
 record is released, and the same request may be sent again under the same key.
@@ -14,7 +22,6 @@ record is released, and the same request may be sent again under the same key.
 A process that dies with a request in flight leaves its record pending. A retry takes it
 over at once when its owner is known to be gone (a process on this host that no longer
 runs), or else once the lease (`SOCIALCREDIT_IDEMPOTENCY_LEASE`, default 60 s) has run out.
-The work itself is safe to run twice: events are deduplicated by (provider, key).
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from typing import NamedTuple
 
 from ..errors import Conflict, InvalidInput
 from ..instants import US_PER_SECOND, now_us
-from ..store import Store
+from ..store import Store, Tx
 from ..store.principals import IdempotencyRow, IdempotencyTable
 
 DEFAULT_LEASE_S = 60.0
@@ -49,6 +56,41 @@ class Stored(NamedTuple):
     status: int
     content_type: str
     body: str
+
+
+class Completion(NamedTuple):
+    """A claimed key's response, as the row that marks its record done."""
+
+    principal: str
+    key: str
+    owner: str
+    status: int
+    content_type: str
+    body: str
+
+
+class Claim:
+    """A key held by the request in flight under it: its response goes in with its work.
+
+    `answered` says the response went into the work's transaction: once the work has
+    returned, the two are committed.
+    """
+
+    def __init__(self, table: IdempotencyTable, principal: str, key: str, owner: str):
+        self._table = table
+        self.principal = principal
+        self.key = key
+        self.owner = owner
+        self.answered = False
+
+    def completion(self, response: Stored) -> Completion:
+        """The row to write in the work's transaction (the decision log's group commit writes it)."""
+        self.answered = True
+        return Completion(self.principal, self.key, self.owner, *response)
+
+    def store(self, tx: Tx, response: Stored) -> None:
+        """Store the response in `tx`, the transaction of the work it answers."""
+        self._table.complete_many(tx, [self.completion(response)], now_us())
 
 
 def lease_from_env() -> float:
@@ -79,19 +121,20 @@ class Idempotency:
             raise InvalidInput("Idempotency-Key must be 1 to 255 visible ASCII characters (a UUID is a good one)")
         return key
 
-    def begin(self, principal: str, key: str, fingerprint: str) -> Stored | None:
-        """Claim the key for this request (None: go ahead), or the stored response of the same request."""
+    def begin(self, principal: str, key: str, fingerprint: str) -> Claim | Stored:
+        """Claim the key for this request (go ahead), or the stored response of the same request."""
         self.check_key(key)
         now = now_us()
         lease_until = now + int(self.lease_s * US_PER_SECOND)
         with self._store.db.write() as tx:
             self._sweep(tx, now)
+            claim = Claim(self.table, principal, key, self.owner)
             if self.table.claim(tx, principal, key, fingerprint, self.owner, lease_until, now):
-                return None
+                return claim
             row = self.table.get(tx, principal, key)
             if row is None:  # released between the two statements (PostgreSQL): claim it again
                 if self.table.claim(tx, principal, key, fingerprint, self.owner, lease_until, now):
-                    return None
+                    return claim
                 raise InFlight(f"Idempotency-Key {key!r} is in use by a request in flight; try again")
             if row.fingerprint != fingerprint:
                 raise InvalidInput(f"Idempotency-Key {key!r} was used for a different request (another body, "
@@ -100,16 +143,17 @@ class Idempotency:
                 return Stored(row.status, row.content_type, row.response)
             if self._owner_gone(row, now) and self.table.take_over(tx, principal, key, row.owner, self.owner,
                                                                     lease_until):
-                return None
+                return claim
             # On this host the owner's end is seen at once; elsewhere only the lease tells.
             local = row.owner.startswith(self._host + ":")
             wait = 1.0 if local else max(1.0, (row.lease_until_us - now) / US_PER_SECOND)
             raise InFlight(f"a request under Idempotency-Key {key!r} is still in flight; try again in a moment",
                            retry_after_s=wait)
 
-    def complete(self, principal: str, key: str, status: int, content_type: str, body: str) -> None:
+    def complete(self, claim: Claim, response: Stored) -> None:
+        """Store the response of a request whose work wrote nothing, in a transaction of its own."""
         with self._store.db.write() as tx:
-            self.table.complete(tx, principal, key, self.owner, status, content_type, body, now_us())
+            claim.store(tx, response)
 
     def release(self, principal: str, key: str) -> None:
         with self._store.db.write() as tx:

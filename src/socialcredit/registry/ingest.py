@@ -9,6 +9,8 @@
         canonical bodies, Merkle leaves, the checkpoint
         entries + checkpoint, then the touched subjects' materialized standings (folding
         only the new events of a subject whose fold state can take them: scoring/incremental.py)
+        whatever the caller's `in_commit` writes with the result (a submission's record, an
+        idempotency key's stored response)
     commit, or on any error or Ctrl-C roll back: all of the batch or none of it
 """
 
@@ -47,6 +49,7 @@ STREAM_CHUNK = 20_000  # events a longer batch is read, validated and appended i
 _STREAM_SUBJECTS = 250  # subjects materialized at a time at the end of a streamed batch (bounds memory)
 
 RawEvents = Iterable[tuple[int | None, dict | InputError] | dict]
+InCommit = Callable[[Tx, IngestResult], None]  # called in the writing transaction, with its result
 
 
 class Appender:
@@ -65,14 +68,16 @@ class Appender:
 
     def ingest(self, events: RawEvents, *, provider: str | None = None, skip_invalid: bool = False,
                progress: Callable[[int], None] | None = None, on_wait: Waiter | None = None,
-               clock: Callable[[], int] | None = None) -> IngestResult:
+               clock: Callable[[], int] | None = None, in_commit: InCommit | None = None) -> IngestResult:
         """Validate every event, then append the new ones in one transaction (or none of them).
 
         `events` are dicts, or (line, dict | InputError) pairs from `read_events`. With
         `skip_invalid` the good events go in and the bad ones are listed; without it one bad
         event refuses the whole batch and nothing is written. `clock` is the registry's time,
         which no event may be later than (beyond the allowed skew); default the system clock,
-        a simulation passes its own.
+        a simulation passes its own. `in_commit`, if given, is called in that transaction with
+        the result as it will be returned, just before the commit: what it writes commits with
+        the batch or not at all (it is not called when nothing is written).
         """
         with _no_cyclic_gc():
             policy = self._policies.current
@@ -86,15 +91,15 @@ class Appender:
             following = next(items, None)
             if following is not None:
                 return self._stream(policy, validator, valid, errors, chain((following,), items), skip_invalid,
-                                    progress, on_wait)
+                                    progress, on_wait, in_commit)
             result = IngestResult(rejected=len(errors), errors=errors)
             if errors and not skip_invalid:
                 return self._unwritten(result, self._store.ledger.last_checkpoint())
-            return self.append_events(policy, valid, result, skip_invalid, on_wait)
+            return self.append_events(policy, valid, result, skip_invalid, on_wait, in_commit)
 
     def _stream(self, policy: Policy, validator: Validator, valid: list[ValidEvent], invalid: list[IngestProblem],
                 rest: Iterator, skip_invalid: bool, progress: Callable[[int], None] | None,
-                on_wait: Waiter | None) -> IngestResult:
+                on_wait: Waiter | None, in_commit: InCommit | None) -> IngestResult:
         """A long batch in chunks of `STREAM_CHUNK`, all in one transaction: read, validate,
         deduplicate and append a chunk, then the next; then the touched subjects' standings and
         one checkpoint.
@@ -138,13 +143,12 @@ class Appender:
                 self._materialize_since(tx, policy, first, size, recorded, result)
                 checkpoint = Checkpoint(frontier.size, frontier.root(), frontier.to_json(), now_us())
                 self._store.ledger.append_checkpoint(tx, checkpoint)
+                _written(result, checkpoint.size - first, checkpoint)
+                if in_commit is not None:
+                    in_commit(tx, result)
         except _Unwritten as refused:
             return self._unwritten(refused.result, self._store.ledger.last_checkpoint())
         self._view.appended_many(checkpoint.size)
-        result.accepted = checkpoint.size - first
-        result.written = True
-        result.ledger_size = checkpoint.size
-        result.root = checkpoint.root.hex()
         return result
 
     def _append_chunk(self, tx: Tx, policy: Policy, valid: list[ValidEvent], first: int, size: int,
@@ -176,8 +180,9 @@ class Appender:
             self._materialize(tx, policy, new, first, size, recorded, result)
 
     def append_events(self, policy: Policy, valid: list[ValidEvent], result: IngestResult, skip_invalid: bool,
-                      on_wait: Waiter | None = None) -> IngestResult:
-        """Deduplicate, assess ratings, append, checkpoint and materialize, in one transaction."""
+                      on_wait: Waiter | None = None, in_commit: InCommit | None = None) -> IngestResult:
+        """Deduplicate, assess ratings, append, checkpoint and materialize, in one transaction
+        (with what `in_commit` writes, as `ingest` says)."""
         with self._store.db.write(append=True, on_wait=on_wait) as tx:
             checkpoint = self._store.ledger.last_checkpoint(tx)
             size = checkpoint.size if checkpoint else 0
@@ -203,11 +208,10 @@ class Appender:
             entries = [_event_entry(size + n, recorded, fresh[i], assessment.derived.get(i))
                        for n, i in enumerate(kept)]
             new_checkpoint, touched = self._write(tx, policy, checkpoint, entries, result=result)
+            _written(result, len(entries), new_checkpoint)
+            if in_commit is not None:
+                in_commit(tx, result)
         self._view.appended(new_checkpoint.size, touched.histories, touched.advanced)
-        result.accepted = len(entries)
-        result.written = True
-        result.ledger_size = new_checkpoint.size
-        result.root = new_checkpoint.root.hex()
         return result
 
     def _assess_ratings(self, tx: Tx, policy: Policy, fresh: list[ValidEvent], size: int):
@@ -261,8 +265,11 @@ class Appender:
         return entry
 
     def append_policy(self, policy: Policy, body: dict, caller: Caller, detail: dict,
-                      on_wait: Waiter | None = None) -> tuple[Entry, Checkpoint]:
-        """A policy activation entry, audited in the same transaction."""
+                      on_wait: Waiter | None = None,
+                      in_commit: Callable[[Tx, tuple[Entry, Checkpoint]], None] | None = None
+                      ) -> tuple[Entry, Checkpoint]:
+        """A policy activation entry, audited in the same transaction (with what `in_commit`
+        writes, given the entry and its checkpoint)."""
         from ..ledger.entries import POLICY
 
         with self._store.db.write(append=True, on_wait=on_wait) as tx:
@@ -277,6 +284,8 @@ class Appender:
             self._store.ledger.append(tx, rows, new_checkpoint, nodes)
             self._store.audit.insert(tx, [audit_row(caller, "activate", None, detail)])
             keep_snapshot(self._store, tx, policy)
+            if in_commit is not None:
+                in_commit(tx, (entry, new_checkpoint))
         return entry, new_checkpoint
 
     # -- writing ------------------------------------------------------------------------------
@@ -388,6 +397,14 @@ class Appender:
         else:
             found.update((subject, []) for subject in missing)
         return found
+
+
+def _written(result: IngestResult, accepted: int, checkpoint: Checkpoint) -> None:
+    """The result of a batch that wrote: filled in before its commit, so `in_commit` sees it whole."""
+    result.accepted = accepted
+    result.written = True
+    result.ledger_size = checkpoint.size
+    result.root = checkpoint.root.hex()
 
 
 def _frontier(checkpoint: Checkpoint | None) -> merkle.Frontier:

@@ -34,7 +34,7 @@ from ..errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticate
 from ..instants import format_instant, now_us
 from ..intake.identity import identifier_in
 from ..results import Result
-from ..store import Store
+from ..store import Store, Tx
 from ..store.principals import PrincipalRow, PrincipalsTable
 from .audit import audit_row
 from .caller import Caller
@@ -164,8 +164,12 @@ class Principals:
     # -- managing ------------------------------------------------------------------------------
 
     def add(self, name: str, role: str, *, grants: Sequence[str] = (), subject: str | None = None,
-            kind: str = "person", caller: Caller) -> PrincipalCreated:
-        """A new principal and its key (returned once). A subject key is bound to `subject`."""
+            kind: str = "person", caller: Caller,
+            in_commit: Callable[[Tx, PrincipalCreated], None] | None = None) -> PrincipalCreated:
+        """A new principal and its key (returned once). A subject key is bound to `subject`.
+
+        `in_commit` is called with the new principal in the transaction that writes it: what it
+        writes commits with the principal."""
         check_name(name)
         if role not in ROLES:
             raise InvalidInput(f"role {role!r} is not one of {', '.join(ROLES)}")
@@ -192,7 +196,10 @@ class Principals:
             self._store.audit.insert(tx, [audit_row(caller, "principal.add", pseudonym,
                                                     {"name": name, "role": role, "grants": grants,
                                                      "key_id": key_id}, at_us=now)])
-        return PrincipalCreated(_view(row), key)
+            created = PrincipalCreated(_view(row), key)
+            if in_commit is not None:
+                in_commit(tx, created)
+        return created
 
     def revoke(self, name: str, *, caller: Caller) -> PrincipalView:
         """The principal's key stops working (within a second in every process); the row stays."""

@@ -17,7 +17,7 @@ from ..intake.validation import configured_clock_skew_us, refuse_future
 from ..policy.compiled import Policy
 from ..results import EntryWritten, IngestResult, RatingWritten, Reviews, Ring, TrustedSubject, TrustReport
 from ..scoring.explain import rating_view
-from ..store import Store
+from ..store import Store, Tx
 from .audit import AuditTrail
 from .caller import Caller
 from .ingest import Appender
@@ -57,9 +57,13 @@ class Ratings:
         return self._rating_written(interaction, lambda: self._one(event))
 
     def rate_as(self, rater_subject: str, ratee: str, stars: int, at_us: int, *, interaction: str | None = None,
-                category: str | None = None, review: str | None = None, ratee_kind: str = "person") -> RatingWritten:
+                category: str | None = None, review: str | None = None, ratee_kind: str = "person",
+                in_commit: Callable[[Tx, RatingWritten], None] | None = None) -> RatingWritten:
         """`rate` for a rater known only by pseudonym (a subject's API key is bound to one): the
-        same event, key, limits, consent and weight, without the rater's reference."""
+        same event, key, limits, consent and weight, without the rater's reference.
+
+        `in_commit` is called with the rating in the transaction that writes it: what it writes
+        commits with the rating (a duplicate writes nothing, and is not given to it)."""
         from ..intake.validation import ValidEvent
         from ..ledger.entries import attributes_json
 
@@ -76,8 +80,11 @@ class Ratings:
                 attributes[name] = rater_subject  # already a pseudonym: not pseudonymized again
         event = ValidEvent(None, subject, ratee_kind, spec.event, at_us, RATING_PROVIDER, key, attributes,
                            attributes_json(attributes))
-        return self._rating_written(interaction, lambda: self._written(
-            self._appender.append_events(policy, [event], IngestResult(), skip_invalid=False)))
+        def answer(tx: Tx, result: IngestResult) -> None:
+            in_commit(tx, self._rating(self._written(result), tx))
+
+        return self._rating_written(interaction, lambda: self._written(self._appender.append_events(
+            policy, [event], IngestResult(), skip_invalid=False, in_commit=None if in_commit is None else answer)))
 
     def _rating_written(self, interaction: str, write: Callable[[], EntryWritten]) -> RatingWritten:
         """A rating's entry written, with the weight and why the registry fixed for it."""
@@ -86,7 +93,11 @@ class Ratings:
         except Conflict:
             raise Conflict(f"this rater already rated this subject for interaction {interaction!r}; "
                            "a second rating of the same interaction is refused") from None
-        derived = self._store.ledger.entry(written.entry).derived if written.entry is not None else None
+        return self._rating(written)
+
+    def _rating(self, written: EntryWritten, tx: Tx | None = None) -> RatingWritten:
+        """The rating's entry as written, with the weight and why fixed for it (read in `tx` if given)."""
+        derived = self._store.ledger.entry(written.entry, tx).derived if written.entry is not None else None
         return RatingWritten(written.accepted, written.duplicate, written.entry, written.ledger_size, written.root,
                              derived["weight"] if derived else None, derived["why"] if derived else None)
 

@@ -6,6 +6,7 @@ do, how a key is checked and when a lease may be taken over is decided above (re
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from .database import Database, Tx
@@ -111,12 +112,13 @@ class IdempotencyTable:
                             "AND state = 'pending' AND owner = ?", (owner, lease_until_us, principal, key, old_owner))
         return cursor.rowcount == 1
 
-    def complete(self, tx: Tx, principal: str, key: str, owner: str, status: int, content_type: str,
-                 response: str, now: int) -> bool:
-        cursor = tx.execute("UPDATE idempotency SET state = 'done', status = ?, content_type = ?, response = ?, "
-                            "completed_us = ? WHERE principal = ? AND key = ? AND state = 'pending' AND owner = ?",
-                            (status, content_type, response, now, principal, key, owner))
-        return cursor.rowcount == 1
+    def complete_many(self, tx: Tx, completions: Sequence[Sequence], now: int) -> None:
+        """Mark records done with their responses: (principal, key, owner, status, content_type,
+        response) each, a record only while that owner holds it pending."""
+        tx.executemany("UPDATE idempotency SET state = 'done', status = ?, content_type = ?, response = ?, "
+                       "completed_us = ? WHERE principal = ? AND key = ? AND state = 'pending' AND owner = ?",
+                       [(status, content_type, response, now, principal, key, owner)
+                        for principal, key, owner, status, content_type, response in completions])
 
     def release(self, tx: Tx, principal: str, key: str, owner: str) -> None:
         tx.execute("DELETE FROM idempotency WHERE principal = ? AND key = ? AND state = 'pending' AND owner = ?",
