@@ -16,9 +16,11 @@ rule about who may see or do what lives here, not in a front door:
     admin      principals and policy activation
 
 Each read of a subject's data and each decision goes into the audit log with the principal,
-its role and its purpose. A write takes `in_commit` (a decision, `answers`): what it writes,
-an idempotency key's stored response, commits with the write (registry/idempotency.py). Asking about someone else's record is refused without saying
+its role and its purpose. Asking about someone else's record is refused without saying
 whether that record exists, and a decision id another service made is "not found".
+
+A write takes `in_commit` (decisions: `answers`): what that writes (an idempotency key's
+stored response) commits in the write's own transaction (registry/idempotency.py).
 """
 
 from __future__ import annotations
