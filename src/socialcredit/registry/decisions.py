@@ -108,7 +108,8 @@ class DecisionLog:
         try:
             with self._store.db.write() as tx:
                 self._store.decisions.insert(tx, decisions)
-                self._idempotency.complete_many(tx, completions, now_us())
+                if completions:
+                    self._idempotency.complete_many(tx, completions, now_us())
             self.commits += 1
         except BaseException as exc:  # every caller in the batch must hear of it, Ctrl-C included
             failure = exc
