@@ -7,8 +7,8 @@ import functools
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from fastapi import Header, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -17,7 +17,6 @@ from starlette.responses import Response
 from ..errors import ErrorKind, InvalidInput, SocialCreditError, Unauthenticated
 from ..registry import Registry
 from ..registry.idempotency import Claim, Completion, InFlight, Stored
-from ..store import Tx
 from ..registry.principals import Principal
 from .batching import DecisionBatcher
 from .limits import Limiter
@@ -147,7 +146,7 @@ class Answer:
         self._made = self._render(result)
         return self._made
 
-    def _store(self, tx: Tx, result) -> None:
+    def _store(self, tx, result) -> None:  # tx: the write's own transaction
         self._claim.store(tx, stored(self._make(result)))
 
     def _completion(self, result) -> Completion:
