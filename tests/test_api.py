@@ -146,6 +146,21 @@ def test_idempotency_same_key_same_body_replays_and_writes_nothing_more(service)
     assert theirs.status_code == 201 and theirs.json()["decision_id"] != first.json()["decision_id"]
 
 
+def test_idempotency_keeps_no_api_key_a_retry_is_told_the_principal_is_there(service):
+    client, registry, cast = service
+    headers = {**bearer(cast.keys["admin"]), "Idempotency-Key": "add-gate-9"}
+    body = {"name": "gate-9", "role": "service", "grants": ["venue.*"]}
+    first = client.post("/v1/principals", json=body, headers=headers)
+    assert first.status_code == 201 and first.json()["api_key"].startswith("sc_")
+    with registry.store.db.read() as tx:
+        kept = [row[0] for row in tx.all("SELECT response FROM idempotency WHERE response IS NOT NULL")]
+    assert kept and not [b for b in kept if first.json()["api_key"] in b or "sc_" in b]  # a hash only, elsewhere
+    again = client.post("/v1/principals", json=body, headers=headers)
+    assert again.status_code == 409 and again.headers["idempotent-replayed"] == "true"
+    assert "gate-9" in again.json()["detail"] and "revoke" in again.json()["detail"]
+    assert [p.name for p in registry.principals.list().principals].count("gate-9") == 1  # added once
+
+
 def test_idempotency_a_request_in_flight_gets_409(service):
     client, registry, cast = service
     body = json.dumps([_penalty("slow")]).encode()

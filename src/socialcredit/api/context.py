@@ -132,19 +132,22 @@ class Answer:
     The write is handed `in_commit` (or, for a decision, `completion`): it makes the response
     from its result and stores it in the write's own transaction, so the two commit together.
     Without a key both are None and nothing more is written. `response` is the very response
-    that was stored, if one was.
+    that was stored, if one was; or, with `keep`, what `render` makes, while `keep` makes what
+    a retry is given instead (an answer holding a secret that must not be kept).
     """
 
-    def __init__(self, claim: Claim | None, render: Callable[[Any], Response]):
+    def __init__(self, claim: Claim | None, render: Callable[[Any], Response],
+                 keep: Callable[[Any], Response] | None = None):
         self._claim = claim
         self._render = render
+        self._keep = keep
         self._made: Response | None = None
         self.in_commit = None if claim is None else self._store
         self.completion = None if claim is None else self._completion
 
     def _make(self, result) -> Response:
         self._made = self._render(result)
-        return self._made
+        return self._made if self._keep is None else self._keep(result)
 
     def _store(self, tx, result) -> None:  # tx: the write's own transaction
         self._claim.store(tx, stored(self._make(result)))

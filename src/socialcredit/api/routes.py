@@ -337,8 +337,16 @@ async def add_principal(request: Request, principal: Caller, body: PrincipalRequ
     def render(created: PrincipalCreated) -> Response:
         return ok(created, 201, {"Location": f"/v1/principals/{created.principal.name}"})
 
+    def keep(created: PrincipalCreated) -> Response:
+        # A key is kept only as its Argon2id hash, so a retry under the Idempotency-Key is told
+        # the principal is there, not given the key again.
+        return problem(409, "conflict", f"the principal {created.principal.name} was added by the first request "
+                                        "under this Idempotency-Key; its key was shown to that request only and "
+                                        "is not kept: revoke the principal and add it again for a new key",
+                       instance=f"/v1/principals/{created.principal.name}")
+
     async def produce(claim):
-        answer = Answer(claim, render)
+        answer = Answer(claim, render, keep)
         return answer.response(await call(ctx.gateway.add_principal, principal, body.name, body.role,
                                           grants=body.grants, subject=body.subject, kind=body.kind,
                                           in_commit=answer.in_commit))
