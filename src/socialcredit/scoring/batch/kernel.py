@@ -61,7 +61,9 @@ class BatchResult:
     and its reasons as rows reason_* between measure_offsets[m][i] and measure_offsets[m][i+1].
     The standing's reasons: rows reason_* between reason_offsets[i] and reason_offsets[i+1].
     A reason row: rule index (policy.rules), seq, points, occurred, until (NONE), effect (raw:
-    CompactStanding rounds it to 6 places with Python's round).
+    CompactStanding rounds it to 6 places with Python's round), subject, capped; the rows are
+    every contribution, grouped by subject, each subject's in the fold's order (what an
+    incremental fold state records: batch/states.py).
     Subjects in `fallback` (index -> CompactStanding) were folded one by one; their columns
     hold nothing meaningful. `fallback_reasons` counts why.
     """
@@ -86,6 +88,8 @@ class BatchResult:
     contrib_occurred: np.ndarray
     contrib_until: np.ndarray
     contrib_effect: np.ndarray
+    contrib_subject: np.ndarray  # the subject of each contribution (they come grouped by subject, in fold order)
+    contrib_capped: np.ndarray  # bool: refused by its rule's cap (until NONE)
     fallback: dict = field(default_factory=dict)
     fallback_reasons: Counter = field(default_factory=Counter)
 
@@ -285,7 +289,7 @@ class _Clock:
 # -- the kernel ---------------------------------------------------------------------------------
 
 
-def _needs_fallback(policy: Policy) -> dict[str, str]:
+def fallback_types(policy: Policy) -> dict[str, str]:
     """Event types whose presence sends a subject to the fold, and why."""
     why: dict[str, str] = {}
     for event_type in policy.list_triggers_by_event:
@@ -404,10 +408,10 @@ def _score_chunk(policy: Policy, columns: dict, at_us: int, known_at: int | None
         is_event &= ~voided
 
     # subjects the kernel leaves to the fold
-    fallback_types = _needs_fallback(policy)
+    folded_types = fallback_types(policy)
     fallback_why: dict[int, str] = {}
-    if fallback_types:
-        type_why = [fallback_types.get(name) for name in type_names]
+    if folded_types:
+        type_why = [folded_types.get(name) for name in type_names]
         flagged = np.array([w is not None for w in type_why] + [False], dtype=bool)
         hit = is_event & flagged[type_code]
         for s, code in zip(subject[hit].tolist(), type_code[hit].tolist()):
@@ -610,7 +614,7 @@ def _score_chunk(policy: Policy, columns: dict, at_us: int, known_at: int | None
         measure_active=measure_active, measure_until=measure_until, measure_offsets=measure_offsets,
         measure_rows=measure_rows, reason_offsets=reason_offsets, reason_rows=ranked,
         contrib_rule=c_rule, contrib_seq=c_seq, contrib_points=points, contrib_occurred=c_occurred,
-        contrib_until=until, contrib_effect=effect,
+        contrib_until=until, contrib_effect=effect, contrib_subject=c_subject, contrib_capped=capped,
     )
     if fallback_why:
         _fold_the_rest(result, policy, columns, fallback_why, subject, at_us, known_at)
