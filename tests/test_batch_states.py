@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from socialcredit.ledger.entries import EVENT
 from socialcredit.scoring import incremental
 from socialcredit.scoring.batch import ColumnBuilder, columnarize, score_columns, subset
-from socialcredit.scoring.batch.states import fold_states
+from socialcredit.scoring.batch.states import compact_standings, fold_states
 from socialcredit.scoring.compact import compact
 from socialcredit.scoring.fold import fold
 
@@ -83,3 +83,32 @@ def test_a_subset_is_sorted_by_subject_and_keeps_each_subjects_order():
     assert part["subject"].tolist() == [0, 0, 0, 1]
     assert part["seq"].tolist() == [1, 3, 6, 4]
     assert part["occurred_us"].tolist() == [1_000, 3_000, 6_000, 4_000]
+
+
+@pytest.mark.parametrize("pack", sorted(PACKS))
+def test_the_kernel_evaluates_advanced_states_as_the_fold(pack):
+    policy = PACKS[pack]
+    if not incremental.supports(policy):
+        pytest.skip("no incremental fold under this policy")
+
+    @SETTINGS
+    @given(populations(policy, subjects=5, size=60), st.floats(0, 1))
+    def check(population, share):
+        histories, at_us, _known_at = population
+        histories = _events_only_until(histories, at_us)
+        states, expected = [], []
+        for subject, history in histories:
+            ordered = sorted(history, key=lambda e: (e.occurred_us, e.seq))
+            cut = int(len(ordered) * share)
+            state = incremental.build(policy, ordered[:cut])
+            if incremental.can_advance(policy, state, ordered[cut:], at_us):
+                incremental.advance(policy, state, ordered[cut:])
+            else:
+                state = incremental.build(policy, history)
+            states.append((subject, state))
+            expected.append((subject, compact(fold(policy, history, at_us, None, subject))))
+        got = list(compact_standings(policy, states, at_us))
+        assert got == expected
+        assert [s.to_json() for _, s in got] == [s.to_json() for _, s in expected]
+
+    check()

@@ -46,6 +46,7 @@ MAX_SEQ = 2**63  # entry numbers are 64-bit: a larger one names no entry (and wo
 STREAM_CHUNK = 20_000  # events a longer batch is read, validated and appended in at a time
 _STREAM_SUBJECTS = 250  # subjects materialized at a time at the end of a streamed batch (bounds memory)
 _KERNEL_ROWS = 150_000  # events of new subjects scored by the kernel at a time (bounds memory)
+_KERNEL_STATES = 200  # advanced fold states from which on the kernel evaluates them together
 
 RawEvents = Iterable[tuple[int | None, dict | InputError] | dict]
 
@@ -372,6 +373,7 @@ class Appender:
         states: list[FoldStateRow] = []
         advanced: list[str] = []
         if use_states:
+            moved: list[tuple[str, incremental.FoldState]] = []
             for subject, row in self._store.fold_states.get_many(tx, subjects).items():
                 if row.policy_digest != policy.digest:
                     continue
@@ -379,9 +381,10 @@ class Appender:
                 new = new_by_subject[subject]
                 if incremental.can_advance(policy, state, new, as_of):
                     incremental.advance(policy, state, new)
-                    pairs.append((subject, compact(incremental.standing_at(policy, state, as_of, subject))))
+                    moved.append((subject, state))
                     states.append(FoldStateRow(subject, policy.digest, size, state.to_json()))
                     advanced.append(subject)
+            pairs.extend(_standings_of_states(policy, moved, as_of))
         done = set(advanced)
         rest = [s for s in subjects if s not in done]
         prior = self.prior_histories(tx, rest, first_new)
@@ -455,6 +458,17 @@ class Appender:
         else:
             found.update((subject, []) for subject in missing)
         return found
+
+
+def _standings_of_states(policy: Policy, states: list[tuple[str, "incremental.FoldState"]],
+                         as_of: int) -> list[tuple[str, CompactStanding]]:
+    """The compact standing each advanced fold state gives at `as_of`: by the batch kernel for
+    many at once, one by one for a few (no NumPy for a small batch: a check's process stays lean)."""
+    if len(states) < _KERNEL_STATES:
+        return [(subject, compact(incremental.standing_at(policy, state, as_of, subject))) for subject, state in states]
+    from ..scoring.batch.states import compact_standings
+
+    return list(compact_standings(policy, states, as_of))
 
 
 def _frontier(checkpoint: Checkpoint | None) -> merkle.Frontier:

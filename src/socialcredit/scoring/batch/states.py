@@ -1,4 +1,6 @@
-"""Incremental fold states (scoring/incremental.py) from the batch kernel's contributions.
+"""Incremental fold states (scoring/incremental.py) and the batch kernel, both ways: states read
+off the kernel's contributions (`fold_states`), and standings of many states at once evaluated
+by the kernel from their records (`compact_standings`).
 
 A streamed ingest scores the subjects it meets for the first time with the kernel; their fold
 states are then read off the kernel's columns rather than folded again one by one:
@@ -19,14 +21,17 @@ Held equal to `incremental.build` of the same histories (tests/test_batch_states
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterator
 
 import numpy as np
 
 from ...policy.compiled import Policy
+from .. import incremental
+from ..compact import CompactStanding, compact
 from ..incremental import CAPPED, LIFETIME, LISTING, FoldState
 from . import calendar
-from .kernel import NONE
+from .kernel import NONE, score_records
 
 
 def fold_states(policy: Policy, columns: dict, result) -> Iterator[tuple[str, FoldState]]:
@@ -80,3 +85,35 @@ def _piece_states(policy: Policy, piece, start: int, horizons: list[int]) -> Ite
             records.append((seq, ids[r], occurred, until if how == LIFETIME else None, how))
         latest = horizons[start + i]
         yield subject, FoldState(digest, None if latest == NONE else latest, [], {}, records, counted)
+
+
+def compact_standings(policy: Policy, states: list[tuple[str, FoldState]],
+                      at_us: int) -> Iterator[tuple[str, CompactStanding]]:
+    """(subject, compact(incremental.standing_at(policy, state, at_us, subject))) for each, in
+    order: the states without list stays evaluated together by the kernel (`score_records`),
+    the others one by one. Every state's horizon must be no later than `at_us`."""
+    rule_index = {rule.id: r for r, rule in enumerate(policy.rules)}
+    vectorized = [not state.spells and all(record[4] != LISTING for record in state.records)
+                  for _subject, state in states]
+    chosen = [pair for pair, fits in zip(states, vectorized) if fits]
+    subject, rule, seq, occurred, until, capped = (array("q") for _ in range(6))
+    horizons = array("q")
+    for i, (_pseudonym, state) in enumerate(chosen):
+        horizons.append(NONE if state.horizon is None else state.horizon)
+        for record_seq, rule_id, record_occurred, record_until, how in state.records:
+            subject.append(i)
+            rule.append(rule_index[rule_id])
+            seq.append(record_seq)
+            occurred.append(record_occurred)
+            until.append(NONE if record_until is None else record_until)
+            capped.append(how == CAPPED)
+    records = {name: np.array(values, dtype=np.int64) for name, values in
+               (("subject", subject), ("rule", rule), ("seq", seq), ("occurred", occurred), ("until", until))}
+    records["capped"] = np.array(capped, dtype=bool)
+    scored = score_records(policy, [pseudonym for pseudonym, _state in chosen], records,
+                           np.array(horizons, dtype=np.int64), at_us).standings()
+    for (pseudonym, state), fits in zip(states, vectorized):
+        if fits:
+            yield next(scored)
+        else:
+            yield pseudonym, compact(incremental.standing_at(policy, state, at_us, pseudonym))
