@@ -4,6 +4,7 @@ the one the incremental fold would have kept."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -17,7 +18,7 @@ from socialcredit.scoring.fold import fold
 
 from test_batch_engine import DAY, PACKS, SETTINGS, populations
 
-import numpy as np
+INCREMENTAL_PACKS = sorted(name for name, policy in PACKS.items() if incremental.supports(policy))
 
 
 def _events_only_until(histories, at_us):
@@ -25,11 +26,9 @@ def _events_only_until(histories, at_us):
     return [(s, [e for e in h if e.kind == EVENT and e.occurred_us <= at_us]) for s, h in histories]
 
 
-@pytest.mark.parametrize("pack", sorted(PACKS))
+@pytest.mark.parametrize("pack", INCREMENTAL_PACKS)
 def test_states_from_the_kernel_equal_the_incremental_build(pack):
     policy = PACKS[pack]
-    if not incremental.supports(policy):
-        pytest.skip("no incremental fold under this policy")
 
     @SETTINGS
     @given(populations(policy, subjects=5, size=60))
@@ -85,11 +84,9 @@ def test_a_subset_is_sorted_by_subject_and_keeps_each_subjects_order():
     assert part["occurred_us"].tolist() == [1_000, 3_000, 6_000, 4_000]
 
 
-@pytest.mark.parametrize("pack", sorted(PACKS))
+@pytest.mark.parametrize("pack", INCREMENTAL_PACKS)
 def test_the_kernel_evaluates_advanced_states_as_the_fold(pack):
     policy = PACKS[pack]
-    if not incremental.supports(policy):
-        pytest.skip("no incremental fold under this policy")
 
     @SETTINGS
     @given(populations(policy, subjects=5, size=60), st.floats(0, 1))
