@@ -45,7 +45,7 @@ _READ_CHUNK = 2_000  # subjects whose histories are read per query
 MAX_SEQ = 2**63  # entry numbers are 64-bit: a larger one names no entry (and would not fit a query)
 STREAM_CHUNK = 20_000  # events a longer batch is read, validated and appended in at a time
 _STREAM_SUBJECTS = 250  # subjects materialized at a time at the end of a streamed batch (bounds memory)
-_KERNEL_ROWS = 40000  # events of new subjects scored by the kernel at a time (bounds memory)
+_KERNEL_ROWS = 40_000  # events of new subjects scored by the kernel at a time (bounds memory)
 _KERNEL_STATES = 200  # advanced fold states from which on the kernel evaluates them together
 
 RawEvents = Iterable[tuple[int | None, dict | InputError] | dict]
