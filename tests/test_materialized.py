@@ -167,6 +167,24 @@ def test_a_large_batch_equals_the_fold(make_registry):
     _assert_materialized_equals_fold(registry, sample)
 
 
+def test_a_large_append_of_known_subjects_folds_incrementally_and_equals_the_fold(make_registry):
+    """More than a few hundred subjects whose states advance: the kernel evaluates them
+    together (scoring/batch/states.py), those on a list one by one; all equal the fold."""
+    registry = make_registry()
+    now = now_us()
+    subjects = 1_200
+
+    def batch(first_day: int, tag: str):
+        return [{"subject": f"app{i}", "type": t, "occurred_at": format_instant(now - (first_day - j - i % 5) * DAY),
+                 "provider": "gen", "key": f"{tag}{i}-{j}", "attributes": a}
+                for i in range(subjects) for j, (t, a) in enumerate(RONGCHENG_TYPES[i % 4: i % 4 + 3])]
+
+    assert registry.ingest(batch(700, "a")).accepted == 3 * subjects
+    result = registry.ingest(batch(300, "b"))
+    assert (result.accepted, result.folded_incrementally, result.folded_whole) == (3 * subjects, subjects, 0)
+    _assert_materialized_equals_fold(registry, [registry.pseudonym(f"app{i}") for i in range(0, subjects, 7)])
+
+
 NOSEDIVE_EVENTS = st.lists(
     st.tuples(
         st.integers(0, 3),  # ratee

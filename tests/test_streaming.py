@@ -105,10 +105,18 @@ def test_a_streamed_batch_equals_the_batch_in_one_piece(tmp_path_factory, histor
         assert b == compact(fold(streamed.policy, entries, at, None, subject))
         assert streamed.store.standings.get(subject).known_size == whole.store.standings.get(
             whole.pseudonym(ref)).known_size
+        # the fold state kept for the next batch: the kernel's (a new subject's) is the fold's
+        assert _fold_state(streamed, subject) == _fold_state(whole, whole.pseudonym(ref))
         assert [(e.seq, e.type, e.occurred_us, e.key) for e in entries] == [
             (e.seq, e.type, e.occurred_us, e.key)
             for e in whole.store.ledger.entries_for_subject(whole.pseudonym(ref))]
     assert streamed.verify().ok is True
+
+
+def _fold_state(registry: Registry, subject: str) -> tuple | None:
+    with registry.store.db.read() as t:
+        row = registry.store.fold_states.get_many(t, [subject]).get(subject)
+    return None if row is None else (row.policy_digest, row.known_size, row.body)
 
 
 def _events(prefix: str, count: int, day0: int = 400):

@@ -89,10 +89,22 @@ def ingest(
         raise typer.Exit(EXIT_ERROR)
 
 
+_PROGRESS_LINES = 1_000  # lines read between two advances of the bar (an advance costs a lock and the clock)
+
+
 def _counting(stream, bar, task, by_bytes: bool):
+    if bar.disable:  # --json, or stderr not a terminal: nothing to count for
+        yield from stream
+        return
+    read = lines = 0
     for line in stream:
-        bar.advance(task, len(line.encode("utf-8")) if by_bytes else 1)
+        read += len(line.encode("utf-8")) if by_bytes else 1
+        lines += 1
+        if lines == _PROGRESS_LINES:
+            bar.advance(task, read)
+            read = lines = 0
         yield line
+    bar.advance(task, read)
 
 
 @app.command()

@@ -42,6 +42,7 @@ import datetime
 import functools
 import hmac
 import json
+import operator
 import os
 import re
 import stat
@@ -201,7 +202,7 @@ _DIGITS = frozenset("0123456789")
 
 
 def _is_ascii_digits(s: str) -> bool:
-    return all(c in _DIGITS for c in s)
+    return s.isascii() and s.isdigit()  # isdigit alone takes other scripts' digits (and superscripts)
 
 
 def _looks_like_resident_id(s: str) -> bool:
@@ -209,7 +210,7 @@ def _looks_like_resident_id(s: str) -> bool:
 
 
 def _resident_check(first17: str) -> str:
-    total = sum(int(c) * w for c, w in zip(first17, RESIDENT_ID_WEIGHTS))
+    total = sum(map(operator.mul, map(int, first17), RESIDENT_ID_WEIGHTS))
     return RESIDENT_ID_CHECK[total % 11]
 
 
@@ -434,7 +435,8 @@ def normalize_reference(ref: str, kind: SubjectKind) -> str:
         return _normalize_organization(ref)
     # NFKC first so that an ID typed in full-width digits is still recognized
     # as an ID (and not silently accepted as a different "username").
-    stripped = unicodedata.normalize("NFKC", ref).strip()
+    # (ASCII text is its own NFKC form: the usual reference skips the normalization.)
+    stripped = (ref if ref.isascii() else unicodedata.normalize("NFKC", ref)).strip()
     if _looks_like_resident_id(stripped):
         return _normalize_resident_id(stripped)
     if len(stripped) == 18 and is_valid_uscc(stripped):
@@ -458,7 +460,7 @@ def normalize_reference(ref: str, kind: SubjectKind) -> str:
 
 _PSEUDONYM_HEX = 32
 _FINGERPRINT_LABEL = b"socialcredit:key-fingerprint:v1"  # never "person:" / "organization:"
-_CACHE_SIZE = 65536
+_CACHE_SIZE = 131_072  # a batch file names up to this many subjects before one is computed twice (~300 bytes each)
 _MIN_KEY_BYTES = 16
 
 

@@ -47,6 +47,8 @@ _READ_CHUNK = 2_000  # subjects whose histories are read per query
 MAX_SEQ = 2**63  # entry numbers are 64-bit: a larger one names no entry (and would not fit a query)
 STREAM_CHUNK = 20_000  # events a longer batch is read, validated and appended in at a time
 _STREAM_SUBJECTS = 250  # subjects materialized at a time at the end of a streamed batch (bounds memory)
+_KERNEL_ROWS = 40_000  # events of new subjects scored by the kernel at a time (bounds memory)
+_KERNEL_STATES = 200  # advanced fold states from which on the kernel evaluates them together
 
 RawEvents = Iterable[tuple[int | None, dict | InputError] | dict]
 InCommit = Callable[[Tx, IngestResult], None]  # called in the writing transaction, with its result
@@ -107,8 +109,11 @@ class Appender:
         The outcome is the one-piece batch's: without `skip_invalid`, one bad line (the rest
         are still read, so that every bad line is listed) or one conflicting key rolls all of
         it back; a key reused within the batch is reported with the line that used it first.
-        Memory holds one chunk, the batch's line numbers (8 bytes an event) and the caches.
+        Memory holds one chunk, the batch's line numbers and what the kernel reads of each
+        event (8 bytes a value: `ColumnBuilder`) and the caches.
         """
+        from ..scoring.batch import ColumnBuilder  # NumPy: only for a batch long enough to stream
+
         result = IngestResult()
         conflicts: list[IngestProblem] = []
         lines = array("q")  # the input line of each entry this batch wrote, by seq - first
@@ -122,10 +127,11 @@ class Appender:
                 frontier = _frontier(before)
                 recorded = now_us()
                 writing = skip_invalid or not invalid
+                written = ColumnBuilder(policy)  # what the batch wrote, as the kernel's columns
                 while True:
                     if writing and valid:
                         size = self._append_chunk(tx, policy, valid, first, size, frontier, recorded, lines,
-                                                  conflicts, result)
+                                                  conflicts, result, written)
                     chunk = list(islice(rest, STREAM_CHUNK))
                     if not chunk:
                         break
@@ -140,7 +146,7 @@ class Appender:
                 result.rejected = len(result.errors)
                 if size == first:
                     raise _Unwritten(result)
-                self._materialize_since(tx, policy, first, size, recorded, result)
+                self._materialize_since(tx, policy, first, size, recorded, result, written)
                 checkpoint = Checkpoint(frontier.size, frontier.root(), frontier.to_json(), now_us())
                 self._store.ledger.append_checkpoint(tx, checkpoint)
                 _written(result, checkpoint.size - first, checkpoint)
@@ -153,8 +159,9 @@ class Appender:
 
     def _append_chunk(self, tx: Tx, policy: Policy, valid: list[ValidEvent], first: int, size: int,
                       frontier: merkle.Frontier, recorded: int, lines: array, conflicts: list[IngestProblem],
-                      result: IngestResult) -> int:
-        """One chunk of a streamed batch: its new events appended (materialized at the end)."""
+                      result: IngestResult, written) -> int:
+        """One chunk of a streamed batch: its new events appended, and added to `written` (a
+        ColumnBuilder) to be materialized at the end."""
         existing = self._store.ledger.existing_events(tx, [(e.provider, e.key) for e in valid]) if size else {}
         sorted_out = sort_out(valid, existing, lambda seq: lines[seq - first] if seq >= first else None)
         result.duplicates += sorted_out.duplicates
@@ -165,19 +172,81 @@ class Appender:
         lines.extend(-1 if event.line is None else event.line for event in sorted_out.fresh)
         rows, nodes = self._hash_rows(policy, frontier, entries)
         self._store.ledger.append_rows(tx, rows, nodes)
+        code, add = written.subject_code, written.add_event
+        for entry in entries:
+            add(code(entry.subject), entry.seq, entry.type, entry.occurred_us, entry.attributes)
         return size + len(entries)
 
     def _materialize_since(self, tx: Tx, policy: Policy, first: int, size: int, recorded: int,
-                           result: IngestResult) -> None:
+                           result: IngestResult, written) -> None:
         """The standings of every subject a streamed batch touched, each folded once, at the end
         (a subject's events are spread over the chunks: folding it per chunk folded it again and
-        again), from its new entries read back in this transaction (and its history if needed),
-        a few hundred subjects at a time."""
-        subjects = sorted(self._store.ledger.subjects_since(first, tx))
+        again).
+
+        Subjects the ledger did not know before this batch are scored together by the batch
+        kernel from `written` (the batch's events as columns), and their fold states read off
+        its columns (`_materialize_new`); the rest (and any the kernel would leave to the fold)
+        from their new entries read back in this transaction and their states or histories
+        (`_materialize`), a few hundred subjects at a time."""
+        new = self._kernel_subjects(tx, policy, first, recorded, written)
+        if new is not None:
+            self._materialize_new(tx, policy, written, new, size, recorded, result)
+        subjects = sorted(s for code, s in enumerate(written.subjects) if new is None or not new[code])
         for start in range(0, len(subjects), _STREAM_SUBJECTS):
             chunk = subjects[start : start + _STREAM_SUBJECTS]
-            new = self._store.ledger.entries_for_subjects(chunk, tx, since=first)
-            self._materialize(tx, policy, new, first, size, recorded, result)
+            entries = self._store.ledger.entries_for_subjects(chunk, tx, since=first)
+            self._materialize(tx, policy, entries, first, size, recorded, result)
+
+    def _kernel_subjects(self, tx: Tx, policy: Policy, first: int, as_of: int, written):
+        """Which of the batch's subjects (by code in `written`) the kernel scores: those with no
+        entry before the batch, no event the kernel leaves to the fold (lists) and none after
+        `as_of` (the fold leaves future events out, a state cannot); None when the materialized
+        standings are not the fold's with states kept (see `_materialize`)."""
+        if not (incremental.supports(policy) and self._standings.engine.name == "fold"):
+            return None
+        import numpy as np
+
+        from ..scoring.batch.kernel import fallback_types
+
+        columns = written.columns()
+        subject = columns["subject"]
+        scored = np.ones(len(written.subjects), dtype=bool)
+        folded = fallback_types(policy)
+        flagged = np.array([name in folded for name in columns["type_names"]] + [False], dtype=bool)
+        scored[subject[flagged[columns["type"]]]] = False
+        scored[subject[columns["occurred_us"] > as_of]] = False
+        known = self._store.ledger.subjects_known_before(written.subjects, first, tx) if first else ()
+        for pseudonym in known:
+            scored[written.subject_code(pseudonym)] = False
+        return scored
+
+    def _materialize_new(self, tx: Tx, policy: Policy, written, scored, size: int, as_of: int,
+                         result: IngestResult) -> None:
+        """The standings and fold states of the subjects `scored` marks, by the batch kernel,
+        in groups of about `_KERNEL_ROWS` events (bounds memory)."""
+        import numpy as np
+
+        from ..scoring.batch import score_columns, subset
+        from ..scoring.batch.states import fold_states
+
+        columns = written.columns()
+        subject = columns["subject"]
+        codes = np.flatnonzero(scored)
+        rows_before = np.cumsum(np.bincount(subject, minlength=scored.size)[codes])
+        cuts = np.searchsorted(rows_before, np.arange(_KERNEL_ROWS, int(rows_before[-1]) if codes.size else 0,
+                                                      _KERNEL_ROWS), side="right")
+        for group in np.split(codes, cuts):
+            if not group.size:
+                continue
+            chosen = np.zeros(scored.size, dtype=bool)
+            chosen[group] = True
+            part = subset(columns, np.flatnonzero(chosen[subject]))
+            scores = score_columns(policy, part, as_of)
+            self._store.standings.put(tx, [standing_row(pseudonym, standing, size)
+                                           for pseudonym, standing in scores.standings()])
+            self._store.fold_states.put(tx, [FoldStateRow(pseudonym, policy.digest, size, state.to_json())
+                                             for pseudonym, state in fold_states(policy, part, scores)])
+            result.folded_whole += len(group)
 
     def append_events(self, policy: Policy, valid: list[ValidEvent], result: IngestResult, skip_invalid: bool,
                       on_wait: Waiter | None = None, in_commit: InCommit | None = None) -> IngestResult:
@@ -314,6 +383,7 @@ class Appender:
         states: list[FoldStateRow] = []
         advanced: list[str] = []
         if use_states:
+            moved: list[tuple[str, incremental.FoldState]] = []
             for subject, row in self._store.fold_states.get_many(tx, subjects).items():
                 if row.policy_digest != policy.digest:
                     continue
@@ -321,9 +391,10 @@ class Appender:
                 new = new_by_subject[subject]
                 if incremental.can_advance(policy, state, new, as_of):
                     incremental.advance(policy, state, new)
-                    pairs.append((subject, compact(incremental.standing_at(policy, state, as_of, subject))))
+                    moved.append((subject, state))
                     states.append(FoldStateRow(subject, policy.digest, size, state.to_json()))
                     advanced.append(subject)
+            pairs.extend(_standings_of_states(policy, moved, as_of))
         done = set(advanced)
         rest = [s for s in subjects if s not in done]
         prior = self.prior_histories(tx, rest, first_new)
@@ -405,6 +476,17 @@ def _written(result: IngestResult, accepted: int, checkpoint: Checkpoint) -> Non
     result.written = True
     result.ledger_size = checkpoint.size
     result.root = checkpoint.root.hex()
+
+
+def _standings_of_states(policy: Policy, states: list[tuple[str, "incremental.FoldState"]],
+                         as_of: int) -> list[tuple[str, CompactStanding]]:
+    """The compact standing each advanced fold state gives at `as_of`: by the batch kernel for
+    many at once, one by one for a few (no NumPy for a small batch: a check's process stays lean)."""
+    if len(states) < _KERNEL_STATES:
+        return [(subject, compact(incremental.standing_at(policy, state, as_of, subject))) for subject, state in states]
+    from ..scoring.batch.states import compact_standings
+
+    return list(compact_standings(policy, states, as_of))
 
 
 def _frontier(checkpoint: Checkpoint | None) -> merkle.Frontier:

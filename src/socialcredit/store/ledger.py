@@ -163,6 +163,16 @@ class LedgerTables:
                     result.setdefault(entry.subject, []).append(entry)
         return result
 
+    def subjects_known_before(self, subjects: Iterable[str], before: int, tx: Tx | None = None) -> set[str]:
+        """The subjects among `subjects` with an entry before seq `before` (one index probe each)."""
+        found: set[str] = set()
+        with self.db.reading(tx) as t:
+            for chunk in _chunks(list(subjects)):
+                found.update(row[0] for row in t.all(
+                    f"SELECT DISTINCT subject FROM entries WHERE subject IN ({t.marks(len(chunk))}) AND seq < ?",
+                    [*chunk, before]))
+        return found
+
     def entries_for_subject(self, subject: str, tx: Tx | None = None) -> list[Entry]:
         return self.entries_for_subjects([subject], tx).get(subject, [])
 

@@ -46,6 +46,7 @@ the count and the reasons.
 from __future__ import annotations
 
 import os
+from array import array
 from collections.abc import Iterable, Iterator
 
 import numpy as np
@@ -56,7 +57,7 @@ from ..compact import CompactStanding
 from ..fold import Standing, fold
 from .kernel import NONE, BatchResult, score_columns
 
-__all__ = ["BatchEngine", "BatchResult", "NONE", "columnarize", "score_columns"]
+__all__ = ["BatchEngine", "BatchResult", "ColumnBuilder", "NONE", "columnarize", "score_columns", "subset"]
 
 
 def matched_attributes(policy: Policy) -> list[str]:
@@ -69,58 +70,121 @@ def matched_attributes(policy: Policy) -> list[str]:
     return names
 
 
+class ColumnBuilder:
+    """The kernel's columns grown an entry at a time, 8 bytes a value (a million events take
+    tens of MB, where lists of Python ints would take hundreds): what `columnarize` and a
+    streamed ingest (registry/ingest.py) build the kernel's input with.
+
+    Subjects get codes in the order they are first named; rows are kept in the order added
+    (`columns()` returns them as they are; `subset` sorts a selection by subject).
+    """
+
+    def __init__(self, policy: Policy, keep_entries: bool = False):
+        self.names = matched_attributes(policy)
+        self.subjects: list[str] = []
+        self._codes: dict[str, int] = {}
+        self.subject, self.seq, self.target = array("q"), array("q"), array("q")
+        self.type, self.occurred, self.kind = array("q"), array("q"), array("b")
+        self._type_index: dict[str, int] = {}
+        self._attribute_codes = {name: array("q") for name in self.names}
+        self._attribute_values: dict[str, dict] = {name: {} for name in self.names}
+        self.entries: list | None = [] if keep_entries else None
+
+    def __len__(self) -> int:
+        return len(self.seq)
+
+    def subject_code(self, pseudonym: str) -> int:
+        code = self._codes.get(pseudonym)
+        if code is None:
+            code = self._codes[pseudonym] = len(self.subjects)
+            self.subjects.append(pseudonym)
+        return code
+
+    def new_subject(self, pseudonym: str) -> int:
+        """A code for a subject not named before (a history of its own, as `columnarize` is given)."""
+        self.subjects.append(pseudonym)
+        return len(self.subjects) - 1
+
+    def add_event(self, code: int, seq: int, event_type: str, occurred_us: int, attributes: dict,
+                  entry=None) -> None:
+        type_code = self._type_index.get(event_type)
+        if type_code is None:
+            type_code = self._type_index[event_type] = len(self._type_index)
+        self.subject.append(code)
+        self.seq.append(seq)
+        self.kind.append(0)
+        self.target.append(-1)
+        self.type.append(type_code)
+        self.occurred.append(occurred_us)
+        for name in self.names:
+            value = attributes.get(name)
+            if value is None:
+                self._attribute_codes[name].append(-1)
+            else:
+                seen = self._attribute_values[name]
+                self._attribute_codes[name].append(seen.setdefault(value, len(seen)))
+        if self.entries is not None:
+            self.entries.append(entry)
+
+    def add_void(self, code: int, seq: int, target: int, entry=None) -> None:
+        self.subject.append(code)
+        self.seq.append(seq)
+        self.kind.append(1)
+        self.target.append(target)
+        self.type.append(-1)
+        self.occurred.append(0)
+        for name in self.names:
+            self._attribute_codes[name].append(-1)
+        if self.entries is not None:
+            self.entries.append(entry)
+
+    def columns(self) -> dict:
+        """The kernel's columns (NumPy views of the arrays: add nothing while they are in use)."""
+        def view(values: array, dtype) -> np.ndarray:
+            return np.frombuffer(values, dtype=dtype) if len(values) else np.zeros(0, dtype=dtype)
+
+        return {
+            "subjects": self.subjects,
+            "subject": view(self.subject, np.int64),
+            "seq": view(self.seq, np.int64),
+            "kind": view(self.kind, np.int8),
+            "target": view(self.target, np.int64),
+            "type": view(self.type, np.int64),
+            "type_names": list(self._type_index),
+            "occurred_us": view(self.occurred, np.int64),
+            "attributes": {name: (view(self._attribute_codes[name], np.int64), list(self._attribute_values[name]))
+                           for name in self.names},
+            "entry": self.entries,
+        }
+
+
+def subset(columns: dict, rows: np.ndarray) -> dict:
+    """The columns of the given rows, sorted by subject (stably: each subject's rows keep their
+    order), the subjects they name coded afresh from 0 in the order of their old codes."""
+    order = rows[np.argsort(columns["subject"][rows], kind="stable")]
+    codes, subject = np.unique(columns["subject"][order], return_inverse=True)
+    subjects = columns["subjects"]
+    part = {"subjects": [subjects[c] for c in codes.tolist()], "subject": subject.astype(np.int64),
+            "type_names": columns["type_names"],
+            "attributes": {name: (codes_[order], values) for name, (codes_, values) in columns["attributes"].items()}}
+    for name in ("seq", "kind", "target", "type", "occurred_us"):
+        part[name] = columns[name][order]
+    entries = columns.get("entry")
+    part["entry"] = None if entries is None else [entries[i] for i in order.tolist()]
+    return part
+
+
 def columnarize(policy: Policy, histories: Iterable[tuple[str, list]]) -> dict:
     """Plain histories (subject, entries in seq order) to the kernel's columns."""
-    subjects: list[str] = []
-    subject, seq, kind, target, type_code, occurred, entries = [], [], [], [], [], [], []
-    type_index: dict[str, int] = {}
-    names = matched_attributes(policy)
-    attribute_codes: dict[str, list[int]] = {name: [] for name in names}
-    attribute_values: dict[str, dict] = {name: {} for name in names}
-    for i, (pseudonym, history) in enumerate(histories):
-        subjects.append(pseudonym)
+    builder = ColumnBuilder(policy, keep_entries=True)
+    for pseudonym, history in histories:
+        code = builder.new_subject(pseudonym)
         for entry in history:
             if entry.kind == EVENT:
-                kind.append(0)
-                target.append(-1)
-                code = type_index.get(entry.type)
-                if code is None:
-                    code = type_index[entry.type] = len(type_index)
-                type_code.append(code)
-                occurred.append(entry.occurred_us)
-                found = entry.attributes
-                for name in names:
-                    value = found.get(name)
-                    if value is None:
-                        attribute_codes[name].append(-1)
-                    else:
-                        seen = attribute_values[name]
-                        attribute_codes[name].append(seen.setdefault(value, len(seen)))
+                builder.add_event(code, entry.seq, entry.type, entry.occurred_us, entry.attributes, entry)
             elif entry.kind == VOID:
-                kind.append(1)
-                target.append(entry.target)
-                type_code.append(-1)
-                occurred.append(0)
-                for name in names:
-                    attribute_codes[name].append(-1)
-            else:
-                continue
-            subject.append(i)
-            seq.append(entry.seq)
-            entries.append(entry)
-    return {
-        "subjects": subjects,
-        "subject": np.array(subject, dtype=np.int64),
-        "seq": np.array(seq, dtype=np.int64),
-        "kind": np.array(kind, dtype=np.int8),
-        "target": np.array(target, dtype=np.int64),
-        "type": np.array(type_code, dtype=np.int64),
-        "type_names": list(type_index),
-        "occurred_us": np.array(occurred, dtype=np.int64),
-        "attributes": {name: (np.array(attribute_codes[name], dtype=np.int64), list(attribute_values[name]))
-                       for name in names},
-        "entry": entries,
-    }
+                builder.add_void(code, entry.seq, entry.target, entry)
+    return builder.columns()
 
 
 class BatchEngine:

@@ -61,7 +61,9 @@ class BatchResult:
     and its reasons as rows reason_* between measure_offsets[m][i] and measure_offsets[m][i+1].
     The standing's reasons: rows reason_* between reason_offsets[i] and reason_offsets[i+1].
     A reason row: rule index (policy.rules), seq, points, occurred, until (NONE), effect (raw:
-    CompactStanding rounds it to 6 places with Python's round).
+    CompactStanding rounds it to 6 places with Python's round), subject, capped; the rows are
+    every contribution, grouped by subject, each subject's in the fold's order (what an
+    incremental fold state records: batch/states.py).
     Subjects in `fallback` (index -> CompactStanding) were folded one by one; their columns
     hold nothing meaningful. `fallback_reasons` counts why.
     """
@@ -86,6 +88,8 @@ class BatchResult:
     contrib_occurred: np.ndarray
     contrib_until: np.ndarray
     contrib_effect: np.ndarray
+    contrib_subject: np.ndarray  # the subject of each contribution (they come grouped by subject, in fold order)
+    contrib_capped: np.ndarray  # bool: refused by its rule's cap (until NONE)
     fallback: dict = field(default_factory=dict)
     fallback_reasons: Counter = field(default_factory=Counter)
 
@@ -285,7 +289,7 @@ class _Clock:
 # -- the kernel ---------------------------------------------------------------------------------
 
 
-def _needs_fallback(policy: Policy) -> dict[str, str]:
+def fallback_types(policy: Policy) -> dict[str, str]:
     """Event types whose presence sends a subject to the fold, and why."""
     why: dict[str, str] = {}
     for event_type in policy.list_triggers_by_event:
@@ -404,10 +408,10 @@ def _score_chunk(policy: Policy, columns: dict, at_us: int, known_at: int | None
         is_event &= ~voided
 
     # subjects the kernel leaves to the fold
-    fallback_types = _needs_fallback(policy)
+    folded_types = fallback_types(policy)
     fallback_why: dict[int, str] = {}
-    if fallback_types:
-        type_why = [fallback_types.get(name) for name in type_names]
+    if folded_types:
+        type_why = [folded_types.get(name) for name in type_names]
         flagged = np.array([w is not None for w in type_why] + [False], dtype=bool)
         hit = is_event & flagged[type_code]
         for s, code in zip(subject[hit].tolist(), type_code[hit].tolist()):
@@ -482,11 +486,6 @@ def _score_chunk(policy: Policy, columns: dict, at_us: int, known_at: int | None
     else:
         c_subject, c_occurred, c_seq = ev_subject[c_event], ev_occurred[c_event], ev_seq[c_event]
     rules = policy.rules
-    R = len(rules)
-    rule_points = np.array([r.points for r in rules] + [0.0], dtype=np.float64)
-    rule_dim = np.array([r.dimension for r in rules] + [-1], dtype=np.int64)
-    rule_cap = np.array([np.inf if r.score_cap is None else r.score_cap for r in rules] + [np.inf], dtype=np.float64)
-    rule_has_cap = np.array([r.score_cap is not None for r in rules] + [False], dtype=bool)
 
     # caps per calendar period: runs of (subject, period) within a rule, in time order
     capped = np.zeros(c_rule.size, dtype=bool)
@@ -517,6 +516,39 @@ def _score_chunk(policy: Policy, columns: dict, at_us: int, known_at: int | None
             mine = np.flatnonzero(which == j) if len(lifetimes) > 1 else np.flatnonzero(which >= 0)
             until[mine] = calendar.after(lifetime, c_occurred[mine])
     # (a rule counting until a listing ends: its subjects are with the fold; `until` stays unused)
+    result = _evaluate(policy, subjects, clock, c_subject, c_occurred, c_seq, c_rule, capped, until, at_us)
+    if fallback_why:
+        _fold_the_rest(result, policy, columns, fallback_why, subject, at_us, known_at)
+    return result
+
+
+def score_records(policy: Policy, subjects: list, records: dict, horizons: np.ndarray, at_us: int) -> BatchResult:
+    """Every subject's standing at `at_us` from its fold-state records (scoring/incremental.py)
+    rather than from its events: what the kernel computes after caps and lifetimes.
+
+    `records` holds the columns subject (index into `subjects`, grouped by subject, each
+    subject's records in the fold's order), rule (index into policy.rules), seq, occurred,
+    until (NONE for none) and capped (bool); `horizons` each subject's latest event (NONE:
+    none), no later than `at_us`. No record may count until a listing ends and no subject be on
+    a list (a state with list stays is evaluated by `incremental.standing_at`)."""
+    n = len(subjects)
+    clock = _Clock(n, at_us)
+    has = horizons != NONE
+    clock.add(np.flatnonzero(has), horizons[has])
+    return _evaluate(policy, list(subjects), clock, records["subject"], records["occurred"], records["seq"],
+                     records["rule"], records["capped"], records["until"], at_us)
+
+
+def _evaluate(policy: Policy, subjects: list, clock: "_Clock", c_subject, c_occurred, c_seq, c_rule, capped, until,
+              at_us: int) -> BatchResult:
+    """The standings from the records (contributions in fold order, whether a cap refused each,
+    until when each counts): points, sums, score, tiers, effects, reasons, measures, validity."""
+    n = len(subjects)
+    rules = policy.rules
+    rule_points = np.array([r.points for r in rules] + [0.0], dtype=np.float64)
+    rule_dim = np.array([r.dimension for r in rules] + [-1], dtype=np.int64)
+    rule_cap = np.array([np.inf if r.score_cap is None else r.score_cap for r in rules] + [np.inf], dtype=np.float64)
+    rule_has_cap = np.array([r.score_cap is not None for r in rules] + [False], dtype=bool)
     live = ~capped
     clock.add(c_subject, until)  # a capped record's until is NONE: no change point
     counts = live & (at_us < until)
@@ -610,10 +642,8 @@ def _score_chunk(policy: Policy, columns: dict, at_us: int, known_at: int | None
         measure_active=measure_active, measure_until=measure_until, measure_offsets=measure_offsets,
         measure_rows=measure_rows, reason_offsets=reason_offsets, reason_rows=ranked,
         contrib_rule=c_rule, contrib_seq=c_seq, contrib_points=points, contrib_occurred=c_occurred,
-        contrib_until=until, contrib_effect=effect,
+        contrib_until=until, contrib_effect=effect, contrib_subject=c_subject, contrib_capped=capped,
     )
-    if fallback_why:
-        _fold_the_rest(result, policy, columns, fallback_why, subject, at_us, known_at)
     return result
 
 

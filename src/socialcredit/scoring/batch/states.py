@@ -1,0 +1,119 @@
+"""Incremental fold states (scoring/incremental.py) and the batch kernel, both ways: states read
+off the kernel's contributions (`fold_states`), and standings of many states at once evaluated
+by the kernel from their records (`compact_standings`).
+
+A streamed ingest scores the subjects it meets for the first time with the kernel; their fold
+states are then read off the kernel's columns rather than folded again one by one:
+
+    records    the kernel's contributions, each subject's in the fold's order (event by
+               event in (occurred, seq) order, an event's rules in the policy's order):
+               (seq, rule, occurred, until, how), how CAPPED for one its cap refused,
+               LIFETIME for a rule with a lifetime, LISTING for the rest
+    counted    per (rule, calendar period) the records its cap let through, keyed in the
+               order `advance` first meets them
+    horizon    the latest occurred_at among the subject's events (all of them, whatever
+               rules they meet)
+    spells     none: a subject with an event that touches a list goes to the fold (the
+               kernel's fallback), and so must its state
+
+Held equal to `incremental.build` of the same histories (tests/test_batch_states.py).
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterator
+
+import numpy as np
+
+from ...policy.compiled import Policy
+from .. import incremental
+from ..compact import CompactStanding, compact
+from ..incremental import CAPPED, LIFETIME, LISTING, FoldState
+from . import calendar
+from .kernel import NONE, score_records
+
+
+def fold_states(policy: Policy, columns: dict, result) -> Iterator[tuple[str, FoldState]]:
+    """(subject, its fold state) for every subject the kernel scored from `columns` (a
+    BatchResult or a PiecedResult of them); subjects it folded one by one are not given.
+
+    The kernel must have scored at an instant no earlier than any event in `columns` (it
+    leaves later events out; a state folds every event): the caller sends a subject with an
+    event after that instant to the fold."""
+    pieces = getattr(result, "pieces", None) or [result]
+    starts = getattr(result, "starts", None) or [0]
+    n = len(columns["subjects"])
+    horizon = np.full(n, NONE, dtype=np.int64)
+    events = columns["kind"] == 0
+    np.maximum.at(horizon, columns["subject"][events], columns["occurred_us"][events])
+    horizons = horizon.tolist()
+    for piece, start in zip(pieces, starts):
+        yield from _piece_states(policy, piece, start, horizons)
+
+
+def _piece_states(policy: Policy, piece, start: int, horizons: list[int]) -> Iterator[tuple[str, FoldState]]:
+    rules = policy.rules
+    rule = piece.contrib_rule
+    capped = piece.contrib_capped
+    # the period each record a cap let through counts in (NONE: its rule has no cap, or it was refused)
+    period = np.full(rule.size, NONE, dtype=np.int64)
+    for r, spec in enumerate(rules):
+        if spec.cap_count is not None:
+            mine = np.flatnonzero((rule == r) & ~capped)
+            if mine.size:
+                period[mine] = calendar.period_starts(piece.contrib_occurred[mine], spec.cap_period, policy.zone)
+    ids = [spec.id for spec in rules]
+    how_of = [LISTING if spec.lifetime is None else LIFETIME for spec in rules]
+    offsets = np.searchsorted(piece.contrib_subject, np.arange(len(piece.subjects) + 1)).tolist()
+    columns = (rule.tolist(), piece.contrib_seq.tolist(), piece.contrib_occurred.tolist(),
+               piece.contrib_until.tolist(), capped.tolist(), period.tolist())
+    rows = list(zip(*columns))
+    digest = policy.digest
+    for i, subject in enumerate(piece.subjects):
+        if i in piece.fallback:
+            continue
+        records, counted = [], {}
+        for r, seq, occurred, until, refused, starts_at in rows[offsets[i]:offsets[i + 1]]:
+            if refused:
+                records.append((seq, ids[r], occurred, None, CAPPED))
+                continue
+            if starts_at != NONE:
+                key = (ids[r], starts_at)
+                counted[key] = counted.get(key, 0) + 1
+            how = how_of[r]
+            records.append((seq, ids[r], occurred, until if how == LIFETIME else None, how))
+        latest = horizons[start + i]
+        yield subject, FoldState(digest, None if latest == NONE else latest, [], {}, records, counted)
+
+
+def compact_standings(policy: Policy, states: list[tuple[str, FoldState]],
+                      at_us: int) -> Iterator[tuple[str, CompactStanding]]:
+    """(subject, compact(incremental.standing_at(policy, state, at_us, subject))) for each, in
+    order: the states without list stays evaluated together by the kernel (`score_records`),
+    the others one by one. Every state's horizon must be no later than `at_us`."""
+    rule_index = {rule.id: r for r, rule in enumerate(policy.rules)}
+    vectorized = [not state.spells and all(record[4] != LISTING for record in state.records)
+                  for _subject, state in states]
+    chosen = [pair for pair, fits in zip(states, vectorized) if fits]
+    subject, rule, seq, occurred, until, capped = (array("q") for _ in range(6))
+    horizons = array("q")
+    for i, (_pseudonym, state) in enumerate(chosen):
+        horizons.append(NONE if state.horizon is None else state.horizon)
+        for record_seq, rule_id, record_occurred, record_until, how in state.records:
+            subject.append(i)
+            rule.append(rule_index[rule_id])
+            seq.append(record_seq)
+            occurred.append(record_occurred)
+            until.append(NONE if record_until is None else record_until)
+            capped.append(how == CAPPED)
+    records = {name: np.array(values, dtype=np.int64) for name, values in
+               (("subject", subject), ("rule", rule), ("seq", seq), ("occurred", occurred), ("until", until))}
+    records["capped"] = np.array(capped, dtype=bool)
+    scored = score_records(policy, [pseudonym for pseudonym, _state in chosen], records,
+                           np.array(horizons, dtype=np.int64), at_us).standings()
+    for (pseudonym, state), fits in zip(states, vectorized):
+        if fits:
+            yield next(scored)
+        else:
+            yield pseudonym, compact(incremental.standing_at(policy, state, at_us, pseudonym))
