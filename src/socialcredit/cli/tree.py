@@ -5,7 +5,7 @@ CLI's thirty commands, tens of milliseconds: most of a short command's own work)
 process runs one command. Here each group holds a mapping that builds a command the first time
 Click asks for it by name: `socialcredit check ...` builds `check` and nothing else, while
 `--help` (which lists every command) builds them all. What is built is exactly what Typer
-builds; only when changes.
+builds; only when it is built changes.
 """
 
 from __future__ import annotations
