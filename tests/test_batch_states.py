@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from socialcredit.ledger.entries import EVENT
+from socialcredit.ledger.entries import EVENT, VOID
 from socialcredit.scoring import incremental
 from socialcredit.scoring.batch import ColumnBuilder, columnarize, score_columns, subset
-from socialcredit.scoring.batch.states import compact_standings, fold_states
+from socialcredit.scoring.batch.states import compact_standings, fold_states, whole_states
 from socialcredit.scoring.compact import compact
 from socialcredit.scoring.fold import fold
 
@@ -46,6 +46,26 @@ def test_states_from_the_kernel_equal_the_incremental_build(pack):
             assert states[subject].to_json() == expected.to_json()
             assert compact(incremental.standing_at(policy, states[subject], at_us, subject)) == \
                 compact(fold(policy, history, at_us, None, subject))
+
+    check()
+
+
+@pytest.mark.parametrize("pack", INCREMENTAL_PACKS)
+def test_whole_histories_with_voids_give_the_folds_standings_and_the_built_states(pack):
+    """What a non-streamed ingest asks of the kernel for subjects it refolds whole: histories
+    read back from the ledger, voids included, every event no later than the instant."""
+    policy = PACKS[pack]
+
+    @SETTINGS
+    @given(populations(policy, subjects=5, size=60))
+    def check(population):
+        histories, at_us, _known_at = population
+        histories = [(s, [e for e in h if e.kind == VOID or e.occurred_us <= at_us]) for s, h in histories]
+        got = list(whole_states(policy, histories, at_us))
+        assert [subject for subject, _standing, _state in got] == [subject for subject, _history in histories]
+        for (subject, history), (_subject, standing, state) in zip(histories, got):
+            assert standing == compact(fold(policy, history, at_us, None, subject))
+            assert state.to_json() == incremental.build(policy, history).to_json()
 
     check()
 

@@ -399,17 +399,15 @@ class Appender:
         rest = [s for s in subjects if s not in done]
         prior = self.prior_histories(tx, rest, first_new)
         histories = {s: prior.get(s, []) + new_by_subject[s] for s in rest}
-        whole: list[tuple[str, list[Entry]]] = []
-        dropped: list[str] = []
-        for subject in rest:
-            history = histories[subject]
-            state = incremental.build(policy, history) if use_states else None
-            if state is not None and (state.horizon is None or state.horizon <= as_of):
-                pairs.append((subject, compact(incremental.standing_at(policy, state, as_of, subject))))
-                states.append(FoldStateRow(subject, policy.digest, size, state.to_json()))
-            else:  # events after `as_of` (the fold leaves them out), or no incremental fold: the engine
-                whole.append((subject, history))
-                dropped.append(subject)
+        # A state keeps every event, the fold leaves out those after `as_of`: such a subject
+        # (or any, without states) is folded by the engine and keeps no state.
+        kept = [(s, histories[s]) for s in rest if not _has_later_event(histories[s], as_of)] if use_states else []
+        for subject, standing, state in _rebuilt_states(policy, kept, as_of):
+            pairs.append((subject, standing))
+            states.append(FoldStateRow(subject, policy.digest, size, state.to_json()))
+        stateful = {subject for subject, _history in kept}
+        whole = [(s, histories[s]) for s in rest if s not in stateful]
+        dropped = [subject for subject, _history in whole]
         pairs.extend(self._standings.engine.compact_standings(policy, whole, as_of))
         self._store.standings.put(tx, [standing_row(subject, standing, size) for subject, standing in pairs])
         if states:
@@ -476,6 +474,25 @@ def _written(result: IngestResult, accepted: int, checkpoint: Checkpoint) -> Non
     result.written = True
     result.ledger_size = checkpoint.size
     result.root = checkpoint.root.hex()
+
+
+def _has_later_event(history: list[Entry], as_of: int) -> bool:
+    return any(entry.kind == EVENT and entry.occurred_us > as_of for entry in history)
+
+
+def _rebuilt_states(policy: Policy, histories: list[tuple[str, list[Entry]]],
+                    as_of: int) -> Iterator[tuple[str, CompactStanding, "incremental.FoldState"]]:
+    """(subject, standing at `as_of`, fold state) of whole histories with no event after
+    `as_of`: by the batch kernel for many at once, one by one for a few (no NumPy for a small
+    batch)."""
+    if len(histories) >= _KERNEL_STATES:
+        from ..scoring.batch.states import whole_states
+
+        yield from whole_states(policy, histories, as_of)
+        return
+    for subject, history in histories:
+        state = incremental.build(policy, history)
+        yield subject, compact(incremental.standing_at(policy, state, as_of, subject)), state
 
 
 def _standings_of_states(policy: Policy, states: list[tuple[str, "incremental.FoldState"]],

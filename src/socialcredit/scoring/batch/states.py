@@ -11,8 +11,8 @@ states are then read off the kernel's columns rather than folded again one by on
                LIFETIME for a rule with a lifetime, LISTING for the rest
     counted    per (rule, calendar period) the records its cap let through, keyed in the
                order `advance` first meets them
-    horizon    the latest occurred_at among the subject's events (all of them, whatever
-               rules they meet)
+    horizon    the latest occurred_at among the subject's events that no void cancels (all
+               of them, whatever rules they meet)
     spells     none: a subject with an event that touches a list goes to the fold (the
                kernel's fallback), and so must its state
 
@@ -31,7 +31,7 @@ from .. import incremental
 from ..compact import CompactStanding, compact
 from ..incremental import CAPPED, LIFETIME, LISTING, FoldState
 from . import calendar
-from .kernel import NONE, score_records
+from .kernel import NONE, score_columns, score_records
 
 
 def fold_states(policy: Policy, columns: dict, result) -> Iterator[tuple[str, FoldState]]:
@@ -46,6 +46,9 @@ def fold_states(policy: Policy, columns: dict, result) -> Iterator[tuple[str, Fo
     n = len(columns["subjects"])
     horizon = np.full(n, NONE, dtype=np.int64)
     events = columns["kind"] == 0
+    voids = columns["kind"] == 1
+    if voids.any():  # a voided event is not folded, so it sets no horizon
+        events &= ~np.isin(columns["seq"], columns["target"][voids])
     np.maximum.at(horizon, columns["subject"][events], columns["occurred_us"][events])
     horizons = horizon.tolist()
     for piece, start in zip(pieces, starts):
@@ -85,6 +88,24 @@ def _piece_states(policy: Policy, piece, start: int, horizons: list[int]) -> Ite
             records.append((seq, ids[r], occurred, until if how == LIFETIME else None, how))
         latest = horizons[start + i]
         yield subject, FoldState(digest, None if latest == NONE else latest, [], {}, records, counted)
+
+
+def whole_states(policy: Policy, histories: list[tuple[str, list]],
+                 at_us: int) -> Iterator[tuple[str, CompactStanding, FoldState]]:
+    """(subject, its compact standing at `at_us`, its fold state) for whole histories, in order:
+    what `compact(fold(...))` and `incremental.build` give, by the kernel for all of them at
+    once (a subject the kernel folds one by one has its state built one by one too).
+
+    No history may hold an event after `at_us` (the fold leaves it out, a state cannot): the
+    caller folds such a subject itself."""
+    from . import columnarize
+
+    columns = columnarize(policy, histories)
+    result = score_columns(policy, columns, at_us)
+    states = dict(fold_states(policy, columns, result))
+    for (subject, history), (_pseudonym, standing) in zip(histories, result.standings()):
+        state = states.get(subject)
+        yield subject, standing, state if state is not None else incremental.build(policy, history)
 
 
 def compact_standings(policy: Policy, states: list[tuple[str, FoldState]],
