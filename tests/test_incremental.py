@@ -123,13 +123,12 @@ def _event(seq, event_type, day, **attributes):
     return Entry(seq, EVENT, 0, "s", "person", event_type, BASE + day * DAY, "p", str(seq), attributes)
 
 
-def test_an_event_before_the_horizon_or_a_void_falls_back_and_a_later_one_advances():
+def test_a_void_or_an_event_after_at_falls_back_and_a_later_one_advances():
     policy = POLICIES["rongcheng"]
     state = incremental.build(policy, [_event(1, "traffic.violation", 10), _event(2, "civic.volunteering", 20)])
     assert state.horizon == BASE + 20 * DAY
     at = BASE + 100 * DAY
     assert incremental.can_advance(policy, state, [_event(3, "traffic.violation", 20)], at)  # the same instant: after
-    assert not incremental.can_advance(policy, state, [_event(3, "traffic.violation", 19)], at)
     assert not incremental.can_advance(policy, state, [Entry(3, VOID, 0, "s", target=1, reason="x")], at)
     assert not incremental.can_advance(policy, state, [_event(3, "traffic.violation", 120)], at)  # after `at`
     assert not incremental.can_advance(POLICIES["sesame"], state, [_event(3, "traffic.violation", 30)], at)
@@ -149,3 +148,73 @@ def test_monthly_caps_carry_over_from_one_batch_to_the_next():
     expected = fold(policy, history + later, at)
     assert [c.status for c in got.contributions if c.rule is capped][-1] == "capped"
     assert compact(got) == compact(expected)
+
+
+def _advanced_equals_fold(policy, history, batch, at):
+    state = incremental.advance(policy, incremental.build(policy, history), batch)
+    got, expected = incremental.standing_at(policy, state, at, "s"), fold(policy, history + batch, at, None, "s")
+    assert compact(got) == compact(expected) and _records(got) == _records(expected)
+    assert state.records == incremental.build(policy, history + batch).records
+    return state
+
+
+def test_an_event_before_the_horizon_goes_in_at_its_place_in_the_folds_order():
+    """A provider's events come out of time order; one that meets no list and no full cap is
+    folded where the fold would put it, and the state's horizon stays the latest event's."""
+    policy = POLICIES["rongcheng"]
+    history = [_event(1, "traffic.violation", 10), _event(2, "civic.volunteering", 20), _event(3, "traffic.violation", 40)]
+    at = BASE + 100 * DAY
+    batch = [_event(4, "traffic.violation", 19), _event(5, "traffic.violation", 10), _event(6, "traffic.violation", 50)]
+    assert incremental.can_advance(policy, incremental.build(policy, history), batch, at)
+    state = _advanced_equals_fold(policy, history, batch, at)
+    assert [record[0] for record in state.records] == [1, 5, 4, 2, 3, 6]
+    assert state.horizon == BASE + 50 * DAY
+
+
+def test_an_early_event_a_full_cap_would_refuse_falls_back_and_one_with_room_advances():
+    policy = POLICIES["rongcheng"]
+    capped = next(r for r in policy.rules if r.cap_count == 2 and r.cap_period == "P1M")
+    history = [_event(1, capped.event, 3), _event(2, "traffic.violation", 60)]
+    at = BASE + 100 * DAY
+    state = incremental.build(policy, history)
+    assert incremental.can_advance(policy, state, [_event(3, capped.event, 5)], at)  # one of two: room for another
+    _advanced_equals_fold(policy, history, [_event(3, capped.event, 5)], at)
+    # two more early ones in that month: the fold would refuse one, maybe one already folded
+    assert not incremental.can_advance(policy, state, [_event(3, capped.event, 5), _event(4, capped.event, 2)], at)
+
+
+def test_an_early_event_that_touches_a_list_falls_back():
+    policy = POLICIES["china-judgment-defaulters"]
+    listing = next(iter(policy.list_triggers_by_event))
+    history = [_event(1, listing, 10), _event(2, listing, 30)]
+    state = incremental.build(policy, history)
+    assert not incremental.can_advance(policy, state, [_event(3, listing, 20)], BASE + 100 * DAY)
+
+
+@st.composite
+def crowded_months(draw, policy):
+    """Events of capped rules (and one plain type) on few days, in any order: batches whose
+    early events meet caps that are full, nearly full or not."""
+    capped = sorted({rule.event for rule in policy.rules if rule.cap_count is not None})
+    plain = sorted(set(policy.event_types) - set(policy.list_triggers_by_event) - set(capped))[:1]
+    rng = random.Random(draw(st.integers(0, 2**32 - 1)))
+    count = draw(st.integers(2, 30))
+    entries = [Entry(seq, EVENT, 0, "s", "person", event_type, BASE + rng.randint(0, 70) * DAY, "p", str(seq),
+                     _attributes(policy, event_type, rng))
+               for seq in range(1, count + 1) for event_type in [rng.choice(capped + plain)]]
+    cuts = sorted(set(draw(st.lists(st.integers(1, count), max_size=4))) | {count})
+    batches, start = [], 0
+    for cut in cuts:
+        batches.append(entries[start:cut])
+        start = cut
+    return batches, [BASE + 80 * DAY] * len(batches)
+
+
+@pytest.mark.parametrize("pack", ["rongcheng", "sesame"])
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_early_events_under_monthly_caps_fold_as_the_fold(pack, data):
+    policy = POLICIES[pack]
+    batches, ats = data.draw(crowded_months(policy))
+    advanced, fell_back = _check(policy, batches, ats)
+    assert advanced + fell_back == len(batches)

@@ -17,8 +17,11 @@ It holds only where the fold's order is kept and nothing old changes (`can_advan
 - the policy has no rating dimensions and no "latest value" dimensions (those read the events
   themselves when evaluated: nosedive, peeple): `supports` is False and the caller folds;
 - every new entry is an event (a void cancels an old one: fold the history again);
-- no new event occurred before the state's horizon (the latest occurred_at folded): an
-  event out of order would change the cap counts and list stays after it;
+- a new event that occurred before the state's horizon (the latest occurred_at folded) is
+  taken only where its place in the fold's order changes nothing else: it enters, leaves
+  or extends no list (later list stays would change), and every cap it meets still has
+  room in its period once it and the batch's other early events count (else a later
+  record would be refused in its stead); its records go in at their place in that order;
 - nothing folded lies after `at` (the fold leaves events in the future out).
 
 Otherwise the caller folds the whole history again (`build`), and counts it. Property tests
@@ -29,6 +32,7 @@ histories split into random batches, for every pack.
 from __future__ import annotations
 
 import json
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -98,21 +102,46 @@ def can_advance(policy: Policy, state: FoldState, new_entries: Sequence[Entry], 
         return False
     horizon = state.horizon
     latest = horizon
+    early: dict[tuple[str, int], int] = {}  # (rule, period) -> early events it would count
     for entry in new_entries:
-        if entry.kind != EVENT or (horizon is not None and entry.occurred_us < horizon):
+        if entry.kind != EVENT:
+            return False
+        if horizon is not None and entry.occurred_us < horizon and not _fits_early(policy, state, entry, early):
             return False
         if latest is None or entry.occurred_us > latest:
             latest = entry.occurred_us
     return latest is None or latest <= at_us
 
 
+def _fits_early(policy: Policy, state: FoldState, event: Entry, early: dict[tuple[str, int], int]) -> bool:
+    """Whether an event before the horizon can go in at its place (see the module's notes);
+    counts it in `early`, the cap periods the batch's early events fill."""
+    if policy.list_triggers_by_event.get(event.type):
+        return False
+    for rule in policy.rules_by_event.get(event.type, ()):
+        if rule.cap_count is None or (rule.match and not matches(rule.match, event.attributes)):
+            continue
+        period = (rule.id, period_start(event.occurred_us, rule.cap_period, policy.zone))
+        early[period] = early.get(period, 0) + 1
+        if state.counted.get(period, 0) + early[period] > rule.cap_count:
+            return False
+    return True
+
+
 def advance(policy: Policy, state: FoldState, new_events: Sequence[Entry]) -> FoldState:
-    """Fold `new_events` (events only, none before the horizon, seqs after the state's) into
-    `state`, in place; returns it."""
-    records, counted, zone = state.records, state.counted, policy.zone
+    """Fold `new_events` (events only, seqs after the state's, any before the horizon as
+    `can_advance` allows) into `state`, in place; returns it."""
+    counted, zone = state.counted, policy.zone
     for event in sorted(new_events, key=lambda e: (e.occurred_us, e.seq)):
-        list_step(policy, event, state.spells, state.open_by_case)
         occurred = event.occurred_us
+        if state.horizon is not None and occurred < state.horizon:
+            # its records go after every record of an event no later than it: the fold's
+            # (occurred, seq) order, its seq being the latest yet
+            at = bisect_right(state.records, occurred, key=_occurred)
+            records = []
+        else:
+            at, records = None, state.records
+            list_step(policy, event, state.spells, state.open_by_case)
         for rule in policy.rules_by_event.get(event.type, ()):
             if rule.match and not matches(rule.match, event.attributes):
                 continue
@@ -127,9 +156,15 @@ def advance(policy: Policy, state: FoldState, new_events: Sequence[Entry]) -> Fo
                 records.append((event.seq, rule.id, occurred, rule.lifetime.after(occurred), LIFETIME))
             else:
                 records.append((event.seq, rule.id, occurred, None, LISTING))
-        if state.horizon is None or occurred > state.horizon:
+        if at is not None:
+            state.records[at:at] = records
+        elif state.horizon is None or occurred > state.horizon:
             state.horizon = occurred
     return state
+
+
+def _occurred(record: tuple) -> int:
+    return record[2]
 
 
 def standing_at(policy: Policy, state: FoldState, at_us: int, subject: str | None = None) -> Standing:
