@@ -158,7 +158,10 @@ def fail(message: str, code: int = EXIT_ERROR):
 
 
 def warn(message: str) -> None:
-    err.print(f"warning: {escape(message)}", highlight=False, soft_wrap=True)
+    # Plain text, one line, as Rich would print it unstyled: a warning does not make a
+    # quick command (`check`) pay for importing Rich.
+    sys.stderr.write(f"warning: {message}\n")
+    sys.stderr.flush()
 
 
 def print_json(value) -> None:
