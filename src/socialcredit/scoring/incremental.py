@@ -31,10 +31,11 @@ histories split into random batches, for every pack.
 
 from __future__ import annotations
 
-import json
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+import orjson
 
 from ..instants import period_start
 from ..ledger.entries import EVENT, VOID, Entry
@@ -55,8 +56,13 @@ class FoldState:
     counted: dict[tuple[str, int], int]  # (rule, period start) -> records counted in that period
 
     def to_json(self) -> str:
+        # orjson: a state is written for every touched subject at every append, ten times faster than json
+        return orjson.dumps(self.stored_form(), option=orjson.OPT_SERIALIZE_NUMPY).decode()
+
+    def stored_form(self) -> dict:
+        """The value `to_json` writes (tuples in it are written as arrays)."""
         index = {id(s): n for n, s in enumerate(self.spells)}
-        return json.dumps({
+        return {
             "policy": self.policy_digest,
             "horizon": self.horizon,
             "spells": [[s.list_id, s.case, s.seq, s.since_us, s.until_us, s.trigger, s.left_seq, s.extended, s.cap_us,
@@ -64,11 +70,11 @@ class FoldState:
             "open": [[slot[0], slot[1], index[id(s)]] for slot, s in self.open_by_case.items()],
             "records": self.records,
             "counted": [[rule, start, n] for (rule, start), n in self.counted.items()],
-        }, separators=(",", ":"))
+        }
 
     @classmethod
     def from_json(cls, text: str) -> "FoldState":
-        data = json.loads(text)
+        data = orjson.loads(text)
         spells = [Spell(list_id, case, seq, since, until, trigger, left, extended, cap, refused,
                         [tuple(x) for x in extensions])
                   for list_id, case, seq, since, until, trigger, left, extended, cap, refused, extensions
