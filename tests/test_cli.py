@@ -12,6 +12,7 @@ import os
 import re
 import sqlite3
 import stat
+from itertools import takewhile
 from pathlib import Path
 
 import pytest
@@ -792,7 +793,9 @@ def test_demo_shows_no_subject_id_in_full_and_its_hint_works(tmp_path):
     references = (tmp_path / "town.db.subjects").read_text(encoding="utf-8").splitlines()
     assert references and oct((tmp_path / "town.db.subjects").stat().st_mode & 0o777) == "0o600"
     assert not [ref for ref in references if ref in shown.output]  # masked everywhere, the hint included
-    hint = next(line for line in shown.output.splitlines() if line.startswith("Try:"))
+    lines = shown.output.splitlines()
+    start = next(n for n, line in enumerate(lines) if line.startswith("Try:"))
+    hint = " ".join(line.strip() for line in takewhile(str.strip, lines[start:]))  # wrapped in a deep folder
     assert f"explain @{tmp_path}/town.db.subjects" in hint
     explained = runner.invoke(app, ["--db", url, "explain", f"@{tmp_path}/town.db.subjects",
                                     *(["--kind", "organization"] if "--kind organization" in hint else [])], env=ENV)
