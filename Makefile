@@ -21,8 +21,10 @@ demo: compiled
 	rm -f demo.db demo.db.key demo.db.subjects demo.db-wal demo.db-shm
 	$(BIN)/socialcredit --db sqlite:///demo.db demo --seed 7
 
+# One pytest worker per core (at most 4): the suite's tests are independent (each its own
+# database, port and PostgreSQL schema), and half its time is spent waiting on fsync and servers.
 test: compiled
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4
 
 bench: compiled
 	$(BIN)/python bench/bench_ingest.py
