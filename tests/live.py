@@ -39,8 +39,10 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 class Server:
-    def __init__(self, url: str, key_file: Path, log: Path, *, workers: int = 1, env: dict[str, str] | None = None):
+    def __init__(self, url: str, key_file: Path, log: Path, *, workers: int = 1, env: dict[str, str] | None = None,
+                 log_level: str = "warning"):
         self.url = url
+        self.log_level = log_level
         self.key_file = key_file
         self.log = log
         self.workers = workers
@@ -51,7 +53,7 @@ class Server:
 
     def start(self, timeout_s: float = 60) -> "Server":
         command = [sys.executable, "-m", "socialcredit", "--db", self.url, "--key-file", str(self.key_file), "serve",
-                   "--port", str(self.port), "--workers", str(self.workers), "--log-level", "warning"]
+                   "--port", str(self.port), "--workers", str(self.workers), "--log-level", self.log_level]
         stream = self.log.open("ab")
         self.process = subprocess.Popen(command, stdout=stream, stderr=stream, env=clean_env(**self.env),
                                         start_new_session=True)

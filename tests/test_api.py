@@ -390,7 +390,8 @@ def test_the_server_logs_no_raw_reference_and_the_cli_talks_to_it(make_registry,
     def run(*args):
         return runner.invoke(cli, list(args), env=env)
 
-    with Server(database_url, tmp_path / "registry.key", log, env={"SOCIALCREDIT_API_RATE_LIMITS": "{}"}) as server:
+    with Server(database_url, tmp_path / "registry.key", log, env={"SOCIALCREDIT_API_RATE_LIMITS": "{}"},
+                log_level="info") as server:
         remote = ("--server", server.base, "--api-key")
         # A bad line refuses the file, as locally: the same words, exit 2.
         bad = run("ingest", str(events), *remote, court)
@@ -414,6 +415,23 @@ def test_the_server_logs_no_raw_reference_and_the_cli_talks_to_it(make_registry,
     text = log.read_text()
     assert DEFAULTER not in text and DEFAULTER.lower() not in text
     assert "POST /v1/standings/query 200" in text  # the access log names the route
+
+
+def test_the_access_log_follows_the_log_level(make_registry, database_url, tmp_path):
+    registry = make_registry("china-judgment-defaulters")
+    auditor = registry.principals.add("auditor", "auditor", caller=OPERATOR).api_key
+    registry.close()
+    written = {}
+    for level in ("info", "warning"):
+        log = tmp_path / f"{level}.log"
+        with Server(database_url, tmp_path / "registry.key", log, log_level=level) as server:
+            assert httpx.post(server.base + "/v1/standings/query", json={"subject": DEFAULTER},
+                              headers=bearer(auditor)).status_code == 200
+            assert httpx.post(server.base + "/v1/decisions", json={"subject": DEFAULTER, "service": "transport.air"},
+                              headers=bearer(auditor)).status_code == 403  # the lean path logs as well
+        written[level] = log.read_text()
+    assert "POST /v1/standings/query 200" in written["info"] and "POST /v1/decisions 403" in written["info"]
+    assert "POST /v1" not in written["warning"]  # at warning, as uvicorn's own: no line a request
 
 
 def test_concurrent_decisions_are_batched_and_a_bad_one_fails_alone(service):

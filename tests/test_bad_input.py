@@ -498,3 +498,7 @@ def test_void_of_an_entry_that_is_not_an_event_is_a_one_line_error(reg):
     assert_user_error(reg.run("void", "0", "--reason", "oops"), "entry #0 is not an event")
     assert_user_error(reg.run("void", "7", "--reason", "oops"), "entry #7 is not an event")
     assert reg.size() == 1
+
+
+def test_serve_with_an_unknown_log_level_is_a_one_line_error(reg):
+    assert_user_error(reg.run("serve", "--log-level", "loud", "--port", "9"), "--log-level must be one of", "'loud'")

@@ -7,8 +7,11 @@ from typing import Annotated
 
 import typer
 
+from ..errors import InvalidInput, excerpt
 from ..registry import Registry
 from .app import app, err, handles_errors, settings
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 APP = "socialcredit.api:create_app"  # the factory, by name: each worker process makes its own app
 
@@ -31,6 +34,9 @@ def serve(
     """
     import uvicorn
 
+    if log_level.lower() not in LOG_LEVELS:
+        raise InvalidInput(f"--log-level must be one of {', '.join(LOG_LEVELS)}, got {excerpt(log_level)}")
+    log_level = log_level.lower()
     Registry.open(settings.db, key_file=settings.key_file).close()  # a wrong --db fails here, in one line
     os.environ["SOCIALCREDIT_DB"] = settings.db
     if settings.key_file is not None:
@@ -39,10 +45,10 @@ def serve(
     err.print(f"serving {settings.db} on http://{host}:{port}/v1 with {workers} worker(s)", highlight=False,
               markup=False)
     uvicorn.run(APP, factory=True, host=host, port=port, workers=workers, log_level=log_level, access_log=False,
-                log_config=_log_config(), proxy_headers=False, server_header=False)
+                log_config=_log_config(log_level), proxy_headers=False, server_header=False)
 
 
-def _log_config() -> dict:
+def _log_config(level: str) -> dict:
     from uvicorn.config import LOGGING_CONFIG
 
     config = {**LOGGING_CONFIG, "loggers": dict(LOGGING_CONFIG["loggers"]), "formatters": dict(LOGGING_CONFIG["formatters"]),
@@ -52,5 +58,6 @@ def _log_config() -> dict:
     config["formatters"]["socialcredit"] = {"()": "socialcredit.api.logs.LineFormatter"}
     config["handlers"]["socialcredit"] = {"formatter": "socialcredit", "class": "socialcredit.api.logs.TurnHandler",
                                           "stream": "ext://sys.stderr"}
-    config["loggers"]["socialcredit.api"] = {"handlers": ["socialcredit"], "level": "INFO", "propagate": False}
+    # At --log-level warning or above, no line a request (the access log is INFO), as uvicorn's own.
+    config["loggers"]["socialcredit.api"] = {"handlers": ["socialcredit"], "level": level.upper(), "propagate": False}
     return config
