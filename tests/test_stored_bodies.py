@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_incremental import PACKS, POLICIES, scenarios
@@ -23,9 +22,8 @@ def _same_text_as_json(body: str, value) -> None:
     assert json.loads(body) == json.loads(canonical_json(value))
 
 
-@pytest.mark.parametrize("pack", PACKS)
-@settings(max_examples=30, deadline=None)
-@given(data=st.data())
+@settings(max_examples=150, deadline=None)
+@given(pack=st.sampled_from(PACKS), data=st.data())
 def test_a_stored_standing_and_state_read_back_as_written_and_as_json_wrote_them(pack, data):
     policy = POLICIES[pack]
     batches, ats = data.draw(scenarios(policy))
