@@ -22,6 +22,7 @@ from socialcredit.instants import Duration, zone_named
 from socialcredit.ledger.entries import EVENT, VOID, Entry
 from socialcredit.policy.load import load_policy, pack_names, parse_policy
 from socialcredit.scoring.batch import BatchEngine, calendar, columnarize, score_columns
+from socialcredit.scoring.batch.kernel import _order_in_groups
 from socialcredit.scoring.compact import compact
 from socialcredit.scoring.engine import engine_named
 from socialcredit.scoring.fold import fold
@@ -318,6 +319,22 @@ def test_calendar_arrays_equal_instants(zone_name, values, duration, period):
     assert calendar.after(lasting, near).tolist() == [lasting.after(v) for v in near.tolist()]
     utc = Duration.parse(duration).in_zone(timezone.utc)
     assert calendar.after(utc, array).tolist() == [utc.after(v) for v in values]
+
+
+# -- the kernel's sort of rows within their groups --------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from([(instants.EARLIEST_US, instants.END_US - 1), (0, 999)]).flatmap(
+           lambda keys: st.lists(st.tuples(st.integers(0, 40), st.integers(*keys)), max_size=60)),
+       st.sampled_from([1 << 62, 5_000, 1_000, 1]))
+def test_the_order_in_groups_is_lexsorts(rows, room):
+    # room: the kernel's; small enough that the groups go in slices (keys within 1,000: 5 or 1 a
+    # slice); smaller than any span, which leaves it to lexsort
+    rows.sort(key=lambda row: row[0])  # the groups come in order; the keys in any order, with ties
+    groups = np.array([g for g, _k in rows], dtype=np.int64)
+    keys = np.array([k for _g, k in rows], dtype=np.int64)
+    assert _order_in_groups(groups, keys, room).tolist() == np.lexsort((keys, groups)).tolist()
 
 
 # -- the engine seam and the CLI --------------------------------------------------------------
