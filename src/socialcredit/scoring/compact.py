@@ -68,7 +68,7 @@ class CompactStanding:
         )
 
     def to_json(self) -> str:
-        return orjson.dumps(self.stored_form(), option=orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY).decode()
+        return body_json(self.stored_form())
 
     def stored_form(self) -> dict:
         """The value `to_json` writes (tuples in it are written as arrays)."""
@@ -100,6 +100,12 @@ class CompactStanding:
             valid_until_us=data["valid_until"],
             cacheable=cacheable,
         )
+
+
+def body_json(value) -> str:
+    """How a derived body (a standing, a fold state) is written: JSON with sorted keys and no
+    spaces, by orjson. Never a hashed body: orjson writes some floats unlike json (`0.00001`)."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
 TOP_RULE_REASONS = 4  # the records a standing keeps among its own reasons (FCRA's "four key factors")
