@@ -34,9 +34,9 @@ def serve(
     """
     import uvicorn
 
-    if log_level.lower() not in LOG_LEVELS:
+    level = log_level.lower()
+    if level not in LOG_LEVELS:
         raise InvalidInput(f"--log-level must be one of {', '.join(LOG_LEVELS)}, got {excerpt(log_level)}")
-    log_level = log_level.lower()
     Registry.open(settings.db, key_file=settings.key_file).close()  # a wrong --db fails here, in one line
     os.environ["SOCIALCREDIT_DB"] = settings.db
     if settings.key_file is not None:
@@ -44,8 +44,8 @@ def serve(
     os.environ["SOCIALCREDIT_API_WORKERS"] = str(workers)
     err.print(f"serving {settings.db} on http://{host}:{port}/v1 with {workers} worker(s)", highlight=False,
               markup=False)
-    uvicorn.run(APP, factory=True, host=host, port=port, workers=workers, log_level=log_level, access_log=False,
-                log_config=_log_config(log_level), proxy_headers=False, server_header=False)
+    uvicorn.run(APP, factory=True, host=host, port=port, workers=workers, log_level=level, access_log=False,
+                log_config=_log_config(level), proxy_headers=False, server_header=False)
 
 
 def _log_config(level: str) -> dict:
