@@ -23,7 +23,7 @@ from socialcredit.ledger.entries import EVENT, VOID, Entry
 from socialcredit.policy.load import load_policy, pack_names, parse_policy
 from socialcredit.scoring.batch import BatchEngine, calendar, columnarize, score_columns
 from socialcredit.scoring.batch.kernel import _order_in_groups
-from socialcredit.scoring.compact import compact
+from socialcredit.scoring.compact import compact, stored_fields
 from socialcredit.scoring.engine import engine_named
 from socialcredit.scoring.fold import fold
 
@@ -107,6 +107,8 @@ def _assert_equal_to_the_fold(policy, histories, at_us, known_at=None):
     result = score_columns(policy, columnarize(policy, histories), at_us, known_at)
     assert len(result) == len(histories)
     in_bulk = list(result.standings())
+    # the rows a materialization writes, made without the objects, are the objects' own
+    assert list(result.stored_rows()) == [(subject, stored_fields(standing)) for subject, standing in in_bulk]
     for i, (subject, history) in enumerate(histories):
         expected = compact(fold(policy, history, at_us, known_at, subject))
         got = result.compact(i)
@@ -155,6 +157,7 @@ def test_threads_cut_the_subjects_and_change_nothing(population, workers):
     finally:
         kernel._PARALLEL_ROWS, kernel._CHUNK_ROWS = saved
     assert list(cut.standings()) == list(whole.standings()) == list(pieces.standings())
+    assert list(cut.stored_rows()) == list(whole.stored_rows()) == list(pieces.stored_rows())
     assert cut.fallback_reasons == whole.fallback_reasons == pieces.fallback_reasons
 
 

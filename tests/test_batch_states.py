@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from socialcredit.ledger.entries import EVENT, VOID
 from socialcredit.scoring import incremental
 from socialcredit.scoring.batch import ColumnBuilder, columnarize, score_columns, subset
-from socialcredit.scoring.batch.states import compact_standings, fold_states, whole_states
-from socialcredit.scoring.compact import compact
+from socialcredit.scoring.batch.states import compact_standings, fold_states, stored_standings, whole_states
+from socialcredit.scoring.compact import compact, stored_fields
 from socialcredit.scoring.fold import fold
 
 from test_batch_engine import DAY, PACKS, SETTINGS, populations
@@ -127,5 +127,6 @@ def test_the_kernel_evaluates_advanced_states_as_the_fold(pack):
         got = list(compact_standings(policy, states, at_us))
         assert got == expected
         assert [s.to_json() for _, s in got] == [s.to_json() for _, s in expected]
+        assert list(stored_standings(policy, states, at_us)) == [(s, stored_fields(c)) for s, c in expected]
 
     check()

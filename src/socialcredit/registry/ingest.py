@@ -34,8 +34,8 @@ from ..policy.compiled import Policy
 from ..ratings import intake as ratings_intake
 from ..results import IngestProblem, IngestResult
 from ..scoring import incremental
-from ..scoring.compact import CompactStanding, compact
-from ..store import Checkpoint, FoldStateRow, Store, Tx, entry_row
+from ..scoring.compact import CompactStanding, compact, stored_fields
+from ..store import Checkpoint, FoldStateRow, StandingRow, Store, Tx, entry_row
 from ..store.database import Waiter
 from .audit import AuditTrail, audit_row
 from .caller import Caller
@@ -242,8 +242,9 @@ class Appender:
             chosen[group] = True
             part = subset(columns, np.flatnonzero(chosen[subject]))
             scores = score_columns(policy, part, as_of)
-            self._store.standings.put(tx, [standing_row(pseudonym, standing, size)
-                                           for pseudonym, standing in scores.standings()])
+            digest = policy.digest
+            self._store.standings.put(tx, [StandingRow(pseudonym, digest, size, *fields)
+                                           for pseudonym, fields in scores.stored_rows()])
             self._store.fold_states.put(tx, [FoldStateRow(pseudonym, policy.digest, size, state.to_json())
                                              for pseudonym, state in fold_states(policy, part, scores)])
             result.folded_whole += len(group)
@@ -379,7 +380,8 @@ class Appender:
         """
         use_states = incremental.supports(policy) and self._standings.engine.name == "fold"
         subjects = sorted(new_by_subject)
-        pairs: list[tuple[str, CompactStanding]] = []
+        digest = policy.digest
+        rows: list[StandingRow] = []
         states: list[FoldStateRow] = []
         advanced: list[str] = []
         if use_states:
@@ -394,7 +396,8 @@ class Appender:
                     moved.append((subject, state))
                     states.append(FoldStateRow(subject, policy.digest, size, state.to_json()))
                     advanced.append(subject)
-            pairs.extend(_standings_of_states(policy, moved, as_of))
+            rows.extend(StandingRow(subject, digest, size, *fields)
+                        for subject, fields in _stored_standings_of_states(policy, moved, as_of))
         done = set(advanced)
         rest = [s for s in subjects if s not in done]
         prior = self.prior_histories(tx, rest, first_new)
@@ -403,13 +406,14 @@ class Appender:
         # (or any, without states) is folded by the engine and keeps no state.
         kept = [(s, histories[s]) for s in rest if not _has_later_event(histories[s], as_of)] if use_states else []
         for subject, standing, state in _rebuilt_states(policy, kept, as_of):
-            pairs.append((subject, standing))
+            rows.append(standing_row(subject, standing, size))
             states.append(FoldStateRow(subject, policy.digest, size, state.to_json()))
         stateful = {subject for subject, _history in kept}
         whole = [(s, histories[s]) for s in rest if s not in stateful]
         dropped = [subject for subject, _history in whole]
-        pairs.extend(self._standings.engine.compact_standings(policy, whole, as_of))
-        self._store.standings.put(tx, [standing_row(subject, standing, size) for subject, standing in pairs])
+        rows.extend(standing_row(subject, standing, size)
+                    for subject, standing in self._standings.engine.compact_standings(policy, whole, as_of))
+        self._store.standings.put(tx, rows)
         if states:
             self._store.fold_states.put(tx, states)
         if dropped:
@@ -495,15 +499,17 @@ def _rebuilt_states(policy: Policy, histories: list[tuple[str, list[Entry]]],
         yield subject, compact(incremental.standing_at(policy, state, as_of, subject)), state
 
 
-def _standings_of_states(policy: Policy, states: list[tuple[str, "incremental.FoldState"]],
-                         as_of: int) -> list[tuple[str, CompactStanding]]:
-    """The compact standing each advanced fold state gives at `as_of`: by the batch kernel for
-    many at once, one by one for a few (no NumPy for a small batch: a check's process stays lean)."""
+def _stored_standings_of_states(policy: Policy, states: list[tuple[str, "incremental.FoldState"]],
+                                as_of: int) -> list[tuple[str, tuple]]:
+    """(subject, `compact.stored_fields` of the standing its advanced fold state gives at
+    `as_of`): by the batch kernel for many at once, one by one for a few (no NumPy for a small
+    batch: a check's process stays lean)."""
     if len(states) < _KERNEL_STATES:
-        return [(subject, compact(incremental.standing_at(policy, state, as_of, subject))) for subject, state in states]
-    from ..scoring.batch.states import compact_standings
+        return [(subject, stored_fields(compact(incremental.standing_at(policy, state, as_of, subject))))
+                for subject, state in states]
+    from ..scoring.batch.states import stored_standings
 
-    return list(compact_standings(policy, states, as_of))
+    return list(stored_standings(policy, states, as_of))
 
 
 def _frontier(checkpoint: Checkpoint | None) -> merkle.Frontier:

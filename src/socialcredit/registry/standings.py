@@ -15,7 +15,7 @@ from ..instants import format_instant, now_us
 from ..ledger.entries import Entry
 from ..policy.compiled import Policy
 from ..results import Explanation, Rebuilt, StandingReport
-from ..scoring.compact import CompactStanding, compact
+from ..scoring.compact import CompactStanding, compact, stored_fields
 from ..scoring.engine import Engine
 from ..scoring.explain import explain_entries, rating_view, standing_parts
 from ..scoring.fold import Standing
@@ -30,8 +30,7 @@ _REBUILD_CHUNK = 2_000
 
 
 def standing_row(subject: str, standing: CompactStanding, size: int) -> StandingRow:
-    return StandingRow(subject, standing.policy_digest, size, standing.valid_from_us, standing.valid_until_us,
-                       standing.cacheable, float(standing.score), standing.tier, standing.to_json())
+    return StandingRow(subject, standing.policy_digest, size, *stored_fields(standing))
 
 
 class Standings:

@@ -72,17 +72,10 @@ class CompactStanding:
 
     def stored_form(self) -> dict:
         """The value `to_json` writes (tuples in it are written as arrays)."""
-        return {
-            "score": self.score,
-            "tier": self.tier,
-            "dimensions": list(self.dimensions),
-            "lists": [list(s) for s in self.lists],
-            "measures": [[mid, m.until_us, [_encode_reason(r) for r in m.reasons]] for mid, m in self.measures.items()],
-            "reasons": [_encode_reason(r) for r in self.reasons],
-            "policy": self.policy_digest,
-            "valid_from": self.valid_from_us,
-            "valid_until": self.valid_until_us,
-        }
+        return stored_form(self.score, self.tier, list(self.dimensions), [list(s) for s in self.lists],
+                           [[mid, m.until_us, [encode_reason(r) for r in m.reasons]] for mid, m in self.measures.items()],
+                           [encode_reason(r) for r in self.reasons], self.policy_digest, self.valid_from_us,
+                           self.valid_until_us)
 
     @classmethod
     def from_json(cls, text: str, cacheable: bool = True) -> "CompactStanding":
@@ -100,6 +93,22 @@ class CompactStanding:
             valid_until_us=data["valid_until"],
             cacheable=cacheable,
         )
+
+
+def stored_form(score, tier, dimensions: list, lists: list, measures: list, reasons: list, policy_digest: str,
+                valid_from_us: int | None, valid_until_us: int | None) -> dict:
+    """A stored standing from its parts already encoded (reasons by `encode_reason`, measures
+    as `[id, until, [reasons]]`): one definition for `CompactStanding.stored_form` and the
+    batch kernel, which writes its rows without making the objects."""
+    return {"score": score, "tier": tier, "dimensions": dimensions, "lists": lists, "measures": measures,
+            "reasons": reasons, "policy": policy_digest, "valid_from": valid_from_us, "valid_until": valid_until_us}
+
+
+def stored_fields(standing: CompactStanding) -> tuple:
+    """(valid_from, valid_until, cacheable, score, tier, body): a standing as its stored row
+    holds it, beside its subject, policy and ledger size."""
+    return (standing.valid_from_us, standing.valid_until_us, standing.cacheable, float(standing.score), standing.tier,
+            standing.to_json())
 
 
 def body_json(value) -> str:
@@ -141,7 +150,7 @@ def compact(standing: Standing) -> CompactStanding:
     )
 
 
-def _encode_reason(reason: Reason) -> list:
+def encode_reason(reason: Reason) -> list:
     case = f"{reason.weight:g}" if reason.kind == "rating" else reason.case
     item = [reason.kind, reason.ident, reason.seq, reason.points, reason.occurred_us, reason.until_us, case]
     if reason.effect is not None:

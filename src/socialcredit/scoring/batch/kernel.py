@@ -40,7 +40,7 @@ import numpy as np
 
 from ...ledger.entries import EVENT, VOID, Entry
 from ...policy.compiled import Policy
-from ..compact import CompactStanding, MeasureState, compact, top_reasons
+from ..compact import TOP_RULE_REASONS, CompactStanding, MeasureState, body_json, compact, stored_fields, stored_form, top_reasons
 from ..fold import Reason, fold
 from . import calendar
 
@@ -144,14 +144,19 @@ class BatchResult:
             cacheable=bool(self.cacheable[i]),
         )
 
-    def _reasons(self, rows: np.ndarray) -> list[Reason]:
-        """Reason objects of contribution rows, in bulk (what `_reason` makes one by one)."""
+    def _reasons(self, rows: np.ndarray, encoded: bool) -> list:
+        """The Reasons of contribution rows, in bulk (what `_reason` makes one by one), or with
+        `encoded` the lists a stored standing holds for them (`compact.encode_reason`)."""
         rules = self.policy.rules
         ids = [rule.id for rule in rules]
         caps = [rule.score_cap is not None and not rule.points for rule in rules]
         columns = (self.contrib_rule[rows].tolist(), self.contrib_seq[rows].tolist(),
                    self.contrib_points[rows].tolist(), self.contrib_occurred[rows].tolist(),
                    self.contrib_until[rows].tolist(), self.contrib_effect[rows].tolist())
+        if encoded:
+            return [["cap", ids[r], s, p, o, None if u == NONE else u, None] if caps[r] else
+                    ["rule", ids[r], s, p, o, None if u == NONE else u, None, round(e, 6)]
+                    for r, s, p, o, u, e in zip(*columns)]
         return [Reason("cap", ids[r], s, p, o, None if u == NONE else u) if caps[r] else
                 Reason("rule", ids[r], s, p, o, None if u == NONE else u, None, 0.0, round(e, 6))
                 for r, s, p, o, u, e in zip(*columns)]
@@ -159,13 +164,49 @@ class BatchResult:
     def standings(self):
         """(subject, CompactStanding) for every subject, in order: `compact(i)` for each, with
         the columns turned into Python values in bulk."""
+        digest = self.policy.digest
+        for subject, parts in self._parts(encoded=False):
+            if parts.__class__ is CompactStanding:
+                yield subject, parts
+                continue
+            score, tier, dimensions, measures, reasons, valid_from, valid_until, cacheable = parts
+            yield subject, CompactStanding(
+                score=score, tier=tier, dimensions=dimensions, lists=(),
+                measures={mid: MeasureState(until, found) for mid, until, found in measures},
+                reasons=reasons, policy_digest=digest, valid_from_us=valid_from, valid_until_us=valid_until,
+                cacheable=cacheable)
+
+    def stored_rows(self):
+        """(subject, `compact.stored_fields` of its standing) for every subject, in order: each
+        of `standings()` as the registry stores it, made from the columns without the objects
+        (a materialization writes a row for every subject)."""
+        digest = self.policy.digest
+        for subject, parts in self._parts(encoded=True):
+            if parts.__class__ is CompactStanding:
+                yield subject, stored_fields(parts)
+                continue
+            score, tier, dimensions, measures, reasons, valid_from, valid_until, cacheable = parts
+            body = body_json(stored_form(score, tier, dimensions, [], measures, reasons, digest, valid_from, valid_until))
+            yield subject, (valid_from, valid_until, cacheable, float(score), tier, body)
+
+    def _parts(self, encoded: bool):
+        """(subject, parts) for every subject, in order: a folded subject's CompactStanding, or
+        (score, tier, dimensions, measures as (id, until, reasons), reasons, valid_from,
+        valid_until, cacheable) with the reasons as `_reasons(encoded)` makes them."""
         policy = self.policy
         decimals = policy.scale.decimals
         number = int if decimals == 0 else float
-        reasons = self._reasons(self.reason_rows)
+        # Reasons only for the rows a stored standing keeps: each subject's first
+        # TOP_RULE_REASONS ranked rows (every kernel reason is a rule's or a cap's: a subject on
+        # a list or with ratings is folded) and the rows its measures name.
+        ranked, offsets = self.reason_rows, self.reason_offsets
+        kept = ranked[_rank_in_runs(self.contrib_subject[ranked]) < TOP_RULE_REASONS]
+        needed = np.unique(np.concatenate([kept, *self.measure_rows]))
+        reasons = self._reasons(needed, encoded)
         position = np.empty(self.contrib_rule.size, dtype=np.int64)
-        position[self.reason_rows] = np.arange(self.reason_rows.size)
-        offsets = self.reason_offsets.tolist()
+        position[needed] = np.arange(needed.size)
+        top = [reasons[p] for p in position[kept].tolist()]
+        offsets = np.concatenate(([0], np.cumsum(np.minimum(np.diff(offsets), TOP_RULE_REASONS)))).tolist()
         scores, tiers = self.score.tolist(), self.tier.tolist()
         dimensions = self.dimensions.tolist()
         valid_from, valid_until, cacheable = self.valid_from.tolist(), self.valid_until.tolist(), self.cacheable.tolist()
@@ -178,33 +219,23 @@ class BatchResult:
             key = (measure.kind, measure.list_id, measure.tiers, measure.threshold, measure.dimension)
             measures.append((measure.id, key, active.tolist(), self.measure_until[m].tolist(),
                              self.measure_offsets[m].tolist(), position[self.measure_rows[m]].tolist()))
-        digest = policy.digest
         for i, subject in enumerate(self.subjects):
             folded = self.fallback.get(i)
             if folded is not None:
                 yield subject, folded
                 continue
-            in_force, shared = {}, {}
+            in_force, shared = [], {}
             for mid, key, active, until, moffsets, mrows in measures:
                 if active[i]:
                     found = shared.get(key)
                     if found is None:
                         found = shared[key] = tuple(reasons[r] for r in mrows[moffsets[i]:moffsets[i + 1]])
                     end = until[i]
-                    in_force[mid] = MeasureState(None if end == NONE else end, found)
+                    in_force.append((mid, None if end == NONE else end, found))
             tier, vf, vu = tiers[i], valid_from[i], valid_until[i]
-            yield subject, CompactStanding(
-                score=number(scores[i]),
-                tier=None if tier < 0 else tier_ids[tier],
-                dimensions=tuple(number(v) for v in dimensions[i]),
-                lists=(),
-                measures=in_force,
-                reasons=top_reasons(tuple(reasons[offsets[i]:offsets[i + 1]])),
-                policy_digest=digest,
-                valid_from_us=None if vf == NONE else vf,
-                valid_until_us=None if vu == NONE else vu,
-                cacheable=cacheable[i],
-            )
+            yield subject, (number(scores[i]), None if tier < 0 else tier_ids[tier],
+                            tuple(number(v) for v in dimensions[i]), in_force, tuple(top[offsets[i]:offsets[i + 1]]),
+                            None if vf == NONE else vf, None if vu == NONE else vu, cacheable[i])
 
 
 def _python_number(value, decimals: int):
@@ -412,6 +443,10 @@ class PiecedResult:
     def standings(self):
         for piece in self.pieces:
             yield from piece.standings()
+
+    def stored_rows(self):
+        for piece in self.pieces:
+            yield from piece.stored_rows()
 
 
 def _score_chunk(policy: Policy, columns: dict, at_us: int, known_at: int | None = None) -> BatchResult:

@@ -21,14 +21,13 @@ Held equal to `incremental.build` of the same histories (tests/test_batch_states
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Iterator
 
 import numpy as np
 
 from ...policy.compiled import Policy
 from .. import incremental
-from ..compact import CompactStanding, compact
+from ..compact import CompactStanding, compact, stored_fields
 from ..incremental import CAPPED, LIFETIME, LISTING, FoldState
 from . import calendar
 from .kernel import NONE, score_columns, score_records
@@ -113,28 +112,37 @@ def compact_standings(policy: Policy, states: list[tuple[str, FoldState]],
     """(subject, compact(incremental.standing_at(policy, state, at_us, subject))) for each, in
     order: the states without list stays evaluated together by the kernel (`score_records`),
     the others one by one. Every state's horizon must be no later than `at_us`."""
+    return _evaluated(policy, states, at_us, stored=False)
+
+
+def stored_standings(policy: Policy, states: list[tuple[str, FoldState]], at_us: int) -> Iterator[tuple[str, tuple]]:
+    """(subject, `compact.stored_fields` of what `compact_standings` gives it): the rows a
+    materialization writes, the kernel's made without the objects (`BatchResult.stored_rows`)."""
+    return _evaluated(policy, states, at_us, stored=True)
+
+
+def _evaluated(policy: Policy, states: list[tuple[str, FoldState]], at_us: int, stored: bool) -> Iterator:
     rule_index = {rule.id: r for r, rule in enumerate(policy.rules)}
     vectorized = [not state.spells and all(record[4] != LISTING for record in state.records)
                   for _subject, state in states]
     chosen = [pair for pair, fits in zip(states, vectorized) if fits]
-    subject, rule, seq, occurred, until, capped = (array("q") for _ in range(6))
-    horizons = array("q")
-    for i, (_pseudonym, state) in enumerate(chosen):
-        horizons.append(NONE if state.horizon is None else state.horizon)
-        for record_seq, rule_id, record_occurred, record_until, how in state.records:
-            subject.append(i)
-            rule.append(rule_index[rule_id])
-            seq.append(record_seq)
-            occurred.append(record_occurred)
-            until.append(NONE if record_until is None else record_until)
-            capped.append(how == CAPPED)
-    records = {name: np.array(values, dtype=np.int64) for name, values in
-               (("subject", subject), ("rule", rule), ("seq", seq), ("occurred", occurred), ("until", until))}
-    records["capped"] = np.array(capped, dtype=bool)
-    scored = score_records(policy, [pseudonym for pseudonym, _state in chosen], records,
-                           np.array(horizons, dtype=np.int64), at_us).standings()
+    flat = [record for _pseudonym, state in chosen for record in state.records]
+    seq, rule_id, occurred, until, how = zip(*flat) if flat else ((), (), (), (), ())
+    records = {
+        "subject": np.repeat(np.arange(len(chosen), dtype=np.int64), [len(state.records) for _p, state in chosen]),
+        "rule": np.array([rule_index[r] for r in rule_id], dtype=np.int64),
+        "seq": np.array(seq, dtype=np.int64),
+        "occurred": np.array(occurred, dtype=np.int64),
+        "until": np.array([NONE if u is None else u for u in until], dtype=np.int64),
+        "capped": np.array(how, dtype=np.int64) == CAPPED,
+    }
+    horizons = [NONE if state.horizon is None else state.horizon for _pseudonym, state in chosen]
+    result = score_records(policy, [pseudonym for pseudonym, _state in chosen], records,
+                           np.array(horizons, dtype=np.int64), at_us)
+    scored = result.stored_rows() if stored else result.standings()
     for (pseudonym, state), fits in zip(states, vectorized):
         if fits:
             yield next(scored)
         else:
-            yield pseudonym, compact(incremental.standing_at(policy, state, at_us, pseudonym))
+            standing = compact(incremental.standing_at(policy, state, at_us, pseudonym))
+            yield pseudonym, stored_fields(standing) if stored else standing
