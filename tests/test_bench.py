@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).parent.parent / "bench"
 
 
@@ -28,6 +30,9 @@ def test_ingest_bench_reports_every_shape_against_its_anchor():
         assert result["events"] > 0 and result["subjects"] > 0
         assert result["events"] == result["subjects"] * result["events_per_subject"]
         assert result["events_per_second"] > 0 and result["anchor_rows_per_second"] > 0
+        assert result["indexed_anchor_rows_per_second"] > 0
+        assert result["indexed_anchor_seconds"] == pytest.approx(result["events"] / result["indexed_anchor_rows_per_second"],
+                                                                 rel=0.05, abs=0.002)
         assert result["peak_rss_mb"] > 0
         assert result["standings"] == result["subjects"]
         assert _ratio_of_the_rates(result)
