@@ -9,6 +9,7 @@ The chunk is made tiny here (`STREAM_CHUNK`), so that a few events cross several
 from __future__ import annotations
 
 import itertools
+import json
 from contextlib import contextmanager
 
 import pytest
@@ -16,10 +17,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from socialcredit.instants import format_instant, now_us
+from socialcredit.intake import parallel
+from socialcredit.intake.readers import read_events, read_jsonl
 from socialcredit.registry import Registry
 from socialcredit.registry import ingest as ingest_module
 from socialcredit.scoring.compact import compact
 from socialcredit.scoring.fold import fold
+
+from processes import clean_env, cli, session_members, start
 
 DAY = 86_400_000_000
 _counter = itertools.count()
@@ -69,6 +74,27 @@ def _close_pairs():
         registry.close()
 
 
+JUNK = ["", "   ", "{not json", "[1, 2]", '{"subject": "x", "type": "traffic.violation", "color": 1}']
+
+
+@contextmanager
+def blocks_of(size: int):
+    saved = parallel.BLOCK
+    parallel.BLOCK = size
+    try:
+        yield
+    finally:
+        parallel.BLOCK = saved
+
+
+def _lines(batch: list[dict], junk: list[tuple[int, str]]) -> list[str]:
+    """The batch as JSON lines, with blank and bad lines put in at the drawn places."""
+    lines = [json.dumps(event) + "\n" for event in batch]
+    for place, line in sorted(junk, reverse=True):
+        lines.insert(min(place, len(lines)), line + "\n")
+    return lines
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     history=st.lists(st.tuples(st.integers(0, 3), st.sampled_from(TYPES), st.integers(-900, 0), st.integers(0, 6)),
@@ -76,8 +102,14 @@ def _close_pairs():
     chunk=st.integers(1, 6),
     skip_invalid=st.booleans(),
     repeat=st.booleans(),
+    junk=st.lists(st.tuples(st.integers(0, 30), st.sampled_from(JUNK)), max_size=3),
+    as_file=st.booleans(),
+    block=st.integers(1, 5),
 )
-def test_a_streamed_batch_equals_the_batch_in_one_piece(tmp_path_factory, history, chunk, skip_invalid, repeat):
+def test_a_streamed_batch_equals_the_batch_in_one_piece(tmp_path_factory, history, chunk, skip_invalid, repeat, junk,
+                                                        as_file, block):
+    """`as_file`: the streamed registry reads JSON lines as a file is read (`read_events`): the
+    lines after the first chunk are parsed and validated by a second process."""
     whole, streamed = _pair(tmp_path_factory)
     run = next(_counter)
     now = now_us()
@@ -87,9 +119,11 @@ def test_a_streamed_batch_equals_the_batch_in_one_piece(tmp_path_factory, histor
               for person, (event_type, attributes), day, key in history]
     batches = [events, events[: len(events) // 2]] if repeat else [events]  # the second: all already in
     for batch in batches:
-        one = whole.ingest(batch, skip_invalid=skip_invalid)
-        with chunks_of(chunk):
-            other = streamed.ingest(batch, skip_invalid=skip_invalid)
+        lines = _lines(batch, junk)
+        one = whole.ingest(list(read_jsonl(lines)), skip_invalid=skip_invalid)
+        with chunks_of(chunk), blocks_of(block):
+            other = streamed.ingest(read_events(lines, "jsonl") if as_file else list(read_jsonl(lines)),
+                                    skip_invalid=skip_invalid)
         assert _answer(other) == _answer(one)
         assert other.ledger_size == one.ledger_size == streamed.size() == whole.size()
     for person in range(4):
@@ -155,3 +189,25 @@ def test_a_key_reused_across_chunks_names_the_line_that_used_it(make_registry):
     with chunks_of(5):
         result = registry.ingest(events + [events[3], changed], skip_invalid=True)
     assert (result.accepted, result.duplicates, result.rejected, result.written) == (20, 1, 1, True)
+
+
+def test_a_long_file_not_utf_8_late_is_refused_in_one_line_and_writes_nothing(make_registry, tmp_path):
+    """The rest of a long file is read by a thread for the second process: a read error
+    there (bytes that are not UTF-8, past the first chunk) is the CLI's one-line refusal, as
+    it is when this process reads them, and no process of the ingest is left."""
+    registry = make_registry()
+    size = registry.size()
+    path = tmp_path / "late.jsonl"
+    count = ingest_module.STREAM_CHUNK + 3 * parallel.BLOCK
+    with path.open("wb") as out:
+        for event in _events("utf", count):
+            out.write(json.dumps(event).encode() + b"\n")
+        out.write(b'{"subject": "caf\xe9"}\n')  # Latin-1, as an old exporter writes it
+    done = start(cli(registry.store.db.url.text, "--key-file", str(tmp_path / "registry.key"), "ingest", str(path)),
+                 clean_env())
+    stdout, stderr = done.communicate(timeout=120)
+    assert done.returncode == 2, stderr
+    (line,) = stderr.strip().splitlines()
+    assert line.startswith(f"error: {path}: not UTF-8 text (invalid continuation byte at byte "), line
+    assert session_members(done.pid) == []
+    assert registry.size() == size

@@ -28,28 +28,48 @@ class InputError(InvalidInput):
         self.line = line
 
 
-def read_jsonl(stream: Iterable[str]) -> Iterator[tuple[int, dict | InputError]]:
+def read_jsonl(stream: Iterable[str], start: int = 1) -> Iterator[tuple[int, dict | InputError]]:
     """One JSON object a line, read strictly: what is not JSON (NaN, a name given twice in one
-    object) is refused rather than read one way or another."""
-    for number, line in enumerate(stream, start=1):
-        if not line.strip():
-            continue
-        try:
-            value = _STRICT_JSON.decode(line.rstrip("\r\n"))
-        except json.JSONDecodeError as exc:
-            yield number, InputError(number, f"not valid JSON ({exc.msg} at column {exc.colno})")
-            continue
-        except _Refused as exc:
-            yield number, InputError(number, str(exc))
-            continue
-        except RecursionError:  # the decoder recurses once for each level
-            yield number, InputError(number, "not valid JSON: nested too deeply (an event is an object whose "
-                                             "attributes are one object of plain values)")
-            continue
-        if not isinstance(value, dict):
-            yield number, InputError(number, "expected a JSON object with subject, type, occurred_at, provider, key")
-            continue
-        yield number, value
+    object) is refused rather than read one way or another. `start` numbers the first line."""
+    for number, line in enumerate(stream, start=start):
+        if line.strip():
+            yield number, parse_line(number, line)
+
+
+def parse_line(number: int, line: str) -> dict | InputError:
+    """One line of JSON lines that is not blank: its object, or what is wrong with it."""
+    try:
+        value = _STRICT_JSON.decode(line.rstrip("\r\n"))
+    except json.JSONDecodeError as exc:
+        return InputError(number, f"not valid JSON ({exc.msg} at column {exc.colno})")
+    except _Refused as exc:
+        return InputError(number, str(exc))
+    except RecursionError:  # the decoder recurses once for each level
+        return InputError(number, "not valid JSON: nested too deeply (an event is an object whose attributes are "
+                                  "one object of plain values)")
+    if not isinstance(value, dict):
+        return InputError(number, "expected a JSON object with subject, type, occurred_at, provider, key")
+    return value
+
+
+class JsonLines:
+    """A JSON lines input, read as it is iterated (as `read_jsonl`), that can hand the lines
+    it has not read yet to another reader: a long file's rest is read and validated in a
+    second process while this one appends (intake/parallel.py)."""
+
+    def __init__(self, stream: Iterable[str]):
+        self._lines = iter(stream)
+        self._read = 0  # lines read so far, blank ones too
+
+    def __iter__(self) -> Iterator[tuple[int, dict | InputError]]:
+        for line in self._lines:
+            self._read += 1
+            if line.strip():
+                yield self._read, parse_line(self._read, line)
+
+    def rest(self) -> tuple[int, Iterator[str]]:
+        """(the number of the next line, the lines not read yet): iterate no more after this."""
+        return self._read + 1, self._lines
 
 
 class _Refused(ValueError):
@@ -148,9 +168,9 @@ def _csv_problem(reason: str) -> str:
     return f"not valid CSV ({reason})"
 
 
-def read_events(stream: Iterable[str], fmt: str) -> Iterator[tuple[int, dict | InputError]]:
+def read_events(stream: Iterable[str], fmt: str) -> Iterable[tuple[int, dict | InputError]]:
     if fmt == "jsonl":
-        return read_jsonl(stream)
+        return JsonLines(stream)
     if fmt == "csv":
         return read_csv(stream)
     raise InvalidInput(f"unknown format {excerpt(fmt)} (jsonl or csv)")

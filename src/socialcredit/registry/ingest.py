@@ -2,7 +2,9 @@
 
     validate every event (policy catalogue, pseudonyms)      nothing written yet
         (a batch longer than STREAM_CHUNK streams: each chunk is validated and appended
-        in turn, in the one transaction below, and memory holds one chunk)
+        in turn, in the one transaction below, and memory holds one chunk; the rest of a
+        JSON lines file is parsed and validated by a second process meanwhile:
+        intake/parallel.py)
     one write transaction holding the append lock:
         catch up with other processes; refuse if the policy changed meanwhile
         deduplicate by (provider, key); assess ratings (limits, the rater's weight)
@@ -19,7 +21,7 @@ from __future__ import annotations
 import gc
 from array import array
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from itertools import chain, islice
 from typing import NamedTuple
 
@@ -27,6 +29,7 @@ from ..errors import Conflict, InvalidInput, NotFound, Tampered
 from ..instants import format_instant, now_us
 from ..intake.dedupe import sort_out
 from ..intake.identity import Pseudonymizer
+from ..intake.readers import JsonLines
 from ..intake.validation import REGISTRY_PROVIDER, InputError, ValidEvent, Validator
 from ..ledger import merkle, subtrees
 from ..ledger.entries import EVENT, VOID, Entry, attributes_json
@@ -90,10 +93,12 @@ class Appender:
             # one streams, chunk by chunk, in one transaction.
             head = list(islice(items, None if policy.ratings is not None else STREAM_CHUNK))
             valid, errors = _validate(validator, head, progress)
-            following = next(items, None)
+            rest = _the_rest(events, items, validator, clock)
+            following = next(rest, None)
             if following is not None:
-                return self._stream(policy, validator, valid, errors, chain((following,), items), skip_invalid,
-                                    progress, on_wait, in_commit)
+                with closing(rest):  # (a child validating the rest ends with it)
+                    return self._stream(policy, validator, valid, errors, chain((following,), rest), skip_invalid,
+                                        progress, on_wait, in_commit)
             result = IngestResult(rejected=len(errors), errors=errors)
             if errors and not skip_invalid:
                 return self._unwritten(result, self._store.ledger.last_checkpoint())
@@ -235,6 +240,7 @@ class Appender:
         rows_before = np.cumsum(np.bincount(subject, minlength=scored.size)[codes])
         cuts = np.searchsorted(rows_before, np.arange(_KERNEL_ROWS, int(rows_before[-1]) if codes.size else 0,
                                                       _KERNEL_ROWS), side="right")
+        digest = policy.digest
         for group in np.split(codes, cuts):
             if not group.size:
                 continue
@@ -242,10 +248,9 @@ class Appender:
             chosen[group] = True
             part = subset(columns, np.flatnonzero(chosen[subject]))
             scores = score_columns(policy, part, as_of)
-            digest = policy.digest
             self._store.standings.put(tx, [StandingRow(pseudonym, digest, size, *fields)
                                            for pseudonym, fields in scores.stored_rows()])
-            self._store.fold_states.put(tx, [FoldStateRow(pseudonym, policy.digest, size, state.to_json())
+            self._store.fold_states.put(tx, [FoldStateRow(pseudonym, digest, size, state.to_json())
                                              for pseudonym, state in fold_states(policy, part, scores)])
             result.folded_whole += len(group)
 
@@ -543,15 +548,43 @@ def _by_subject(entries: list[Entry]) -> dict[str, list[Entry]]:
     return by_subject
 
 
+def _the_rest(events: RawEvents, items: Iterator, validator: Validator, clock: Callable[[], int] | None) -> Iterator:
+    """What follows a batch's first chunk: the same items, or for a JSON lines input with more
+    lines, under the system clock, on a machine with a core to spare, (line, ValidEvent |
+    InputError) pairs made by a second process (intake/parallel.py) while this one appends."""
+    if not (isinstance(events, JsonLines) and clock is None):
+        return (item for item in items)  # (a generator, as the other: the caller closes it)
+    from ..intake import parallel  # (multiprocessing: only for a long input)
+
+    if not parallel.available():
+        return (item for item in items)
+    first, lines = events.rest()
+    following = next(lines, None)
+    if following is None:
+        return iter(())
+    return _numbered(parallel.validated(first, chain((following,), lines), validator))
+
+
+def _numbered(pairs: Iterator) -> Iterator:
+    """(0, pair) for each pair, as `enumerate(read_events(...))` gives them (the number is the
+    pair's own line), closing `pairs` when closed."""
+    with closing(pairs):
+        for pair in pairs:
+            yield 0, pair
+
+
 def _validate(validator: Validator, items: list[tuple[int, object]],
               progress: Callable[[int], None] | None) -> tuple[list[ValidEvent], list[IngestProblem]]:
-    """Validate numbered items: dicts, or (line, dict | InputError) pairs from `read_events`."""
+    """Validate numbered items: dicts, or (line, dict | InputError | ValidEvent) pairs from
+    `read_events` or a second process (validated there already)."""
     valid: list[ValidEvent] = []
     errors: list[IngestProblem] = []
     for number, item in items:
         line, raw = item if isinstance(item, tuple) else (number, item)
         if isinstance(raw, InputError):
             errors.append(IngestProblem(line, raw.message))
+        elif raw.__class__ is ValidEvent:
+            valid.append(raw)
         else:
             try:
                 valid.append(validator.validate(raw, line))
