@@ -8,9 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from socialcredit.errors import InvalidInput
 from socialcredit.instants import TimeFormatError, TimeOutOfRange, format_instant, parse_instant
 from socialcredit.intake.identity import Pseudonymizer
-from socialcredit.intake.readers import InputError, read_csv, read_jsonl
+from socialcredit.intake.readers import InputError, read_csv, read_jsonl, utf8_lines
 from socialcredit.intake.validation import Validator, configured_clock_skew_us, refuse_future
 from socialcredit.policy.load import load_policy
 
@@ -231,3 +232,12 @@ def test_a_csv_cell_over_the_limit_refuses_its_row_and_reading_goes_on():
     (first, refused), (second, row) = list(read_csv(io.StringIO(text)))
     assert (first, str(refused)) == (2, "a cell is longer than 131,072 characters, the most a CSV cell may hold")
     assert (second, row["subject"], row["key"]) == (3, "bob", "k2")
+
+
+def test_utf8_lines_leave_the_byte_order_mark_out_and_name_the_line_that_is_not_utf_8():
+    assert list(utf8_lines([b"\xef\xbb\xbf{}\n", b"\xc3\xa9\n"], "f")) == ["{}\n", "é\n"]
+    lines = utf8_lines([b"{}\n", b"\n", b'{"a": "caf\xe9"}\n'], "events.jsonl")
+    assert next(lines) == "{}\n" and next(lines) == "\n"
+    with pytest.raises(InvalidInput) as refused:
+        next(lines)
+    assert str(refused.value) == "events.jsonl line 3: not UTF-8 text (invalid continuation byte at byte 11 of the line)"

@@ -193,8 +193,8 @@ def test_a_key_reused_across_chunks_names_the_line_that_used_it(make_registry):
 
 def test_a_long_file_not_utf_8_late_is_refused_in_one_line_and_writes_nothing(make_registry, tmp_path):
     """The rest of a long file is read by a thread for the second process: a read error
-    there (bytes that are not UTF-8, past the first chunk) is the CLI's one-line refusal, as
-    it is when this process reads them, and no process of the ingest is left."""
+    there (bytes that are not UTF-8, past the first chunk) is the CLI's one-line refusal that
+    names the line, as it is when this process reads it, and no process of the ingest is left."""
     registry = make_registry()
     size = registry.size()
     path = tmp_path / "late.jsonl"
@@ -207,7 +207,7 @@ def test_a_long_file_not_utf_8_late_is_refused_in_one_line_and_writes_nothing(ma
                  clean_env())
     stdout, stderr = done.communicate(timeout=120)
     assert done.returncode == 2, stderr
-    (line,) = stderr.strip().splitlines()
-    assert line.startswith(f"error: {path}: not UTF-8 text (invalid continuation byte at byte "), line
+    assert stderr.strip().splitlines() == [
+        f"error: {path} line {count + 1}: not UTF-8 text (invalid continuation byte at byte 17 of the line)"]
     assert session_members(done.pid) == []
     assert registry.size() == size

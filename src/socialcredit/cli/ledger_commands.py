@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import InvalidInput, NotFound, excerpt
-from ..intake.readers import read_events
+from ..intake.readers import read_events, utf8_lines
 from ..policy.load import pack_names
 from ..registry import Registry, engine_named
 from .app import (EXIT_CHECK_FAILED, EXIT_ERROR, ApiKeyOption, JsonFlag, LockWait, ServerOption, app, caller, err, escape, handles_errors,
@@ -52,25 +52,30 @@ def ingest(
     fmt = fmt or ("csv" if file.lower().endswith(".csv") else "jsonl")
     if fmt not in ("jsonl", "csv"):
         raise InvalidInput(f"--format must be jsonl or csv, got {excerpt(fmt)}")
+    # JSON lines are read as bytes and decoded a line at a time, so that text that is not
+    # UTF-8 is named by its line; CSV (whose quoted cells may hold line breaks) as text.
+    # utf-8-sig: a file saved by a spreadsheet starts with a byte-order mark.
+    binary = fmt == "jsonl"
     if file == "-":
-        stream, total, label = sys.stdin, None, "<stdin>"
+        stream, total, label = sys.stdin.buffer if binary else sys.stdin, None, "<stdin>"
     else:
         path = Path(file)
         if path.is_dir():
             raise InvalidInput(f"{file}: is a folder; give an events file")
         if not path.is_file():
             raise NotFound(f"{file}: no such file")
-        # utf-8-sig: a CSV saved by a spreadsheet starts with a byte-order mark.
-        stream, total, label = path.open("r", encoding="utf-8-sig", newline=""), path.stat().st_size, file
+        stream = path.open("rb") if binary else path.open("r", encoding="utf-8-sig", newline="")
+        total, label = path.stat().st_size, file
     with open_registry(server, api_key) as registry, progress(not as_json) as bar:
         task = bar.add_task(f"Reading {label}", total=total)
         try:
-            events = read_events(_counting(stream, bar, task, by_bytes=total is not None), fmt)
+            lines = utf8_lines(stream, label) if binary else stream
+            events = read_events(_counting(lines, bar, task, by_bytes=total is not None), fmt)
             result = registry.ingest(events, provider=provider, skip_invalid=skip_invalid, on_wait=LockWait())
         except UnicodeDecodeError as exc:
             raise InvalidInput(f"{label}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
         finally:
-            if stream is not sys.stdin:
+            if stream not in (sys.stdin, sys.stdin.buffer):
                 stream.close()
     if as_json:
         print_json(result)

@@ -80,10 +80,10 @@ def validated(first: int, lines: Iterable[str], validator: Validator
         if sender.error is not None:
             raise sender.error
     finally:
-        sender.stop()
-        if worker.is_alive():
+        if worker.is_alive():  # stopped early (an error, Ctrl-C): its work is not wanted
             worker.kill()
         worker.join()
+        sender.stop()  # (sending to a dead child fails at once)
         from_child.close()
 
 

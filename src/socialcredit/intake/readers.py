@@ -6,6 +6,7 @@ names the line and the cause; validation (validation.py) comes next.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -166,6 +167,19 @@ def _csv_problem(reason: str) -> str:
     if reason.startswith("field larger than field limit"):
         return f"a cell is longer than {csv.field_size_limit():,} characters, the most a CSV cell may hold"
     return f"not valid CSV ({reason})"
+
+
+def utf8_lines(binary: Iterable[bytes], label: str) -> Iterator[str]:
+    """The lines of a binary stream as text (a byte-order mark at the start left out), or
+    `{label} line N: not UTF-8 text (... at byte K of the line)` for the first that is not."""
+    for number, raw in enumerate(binary, start=1):
+        if number == 1 and raw.startswith(codecs.BOM_UTF8):
+            raw = raw[len(codecs.BOM_UTF8):]
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidInput(f"{label} line {number}: not UTF-8 text ({exc.reason} at byte {exc.start + 1} of the "
+                               "line)") from None
 
 
 def read_events(stream: Iterable[str], fmt: str) -> Iterable[tuple[int, dict | InputError]]:
