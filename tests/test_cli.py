@@ -236,6 +236,20 @@ def test_ingest_csv_with_a_utf8_byte_order_mark(reg):
     assert json.loads(result.stdout)["accepted"] == 1
 
 
+def test_ingest_jsonl_from_stdin_leaves_a_byte_order_mark_out_and_names_a_line_that_is_not_utf_8(reg):
+    first = b"\xef\xbb\xbf" + json.dumps(ticket()).encode() + b"\n"
+    result = reg.runner.invoke(app, ["--db", reg.url, "ingest", "-", "--json"], input=first, env=ENV)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["accepted"] == 1
+    size = reg.size()
+    broken = json.dumps(late_payment()).encode() + b"\n" + b'{"subject": "caf\xe9"}\n'
+    result = reg.runner.invoke(app, ["--db", reg.url, "ingest", "-"], input=broken, env=ENV)
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: <stdin> line 2: not UTF-8 text (invalid continuation byte at byte 17 of the line)"]
+    assert reg.size() == size
+
+
 def test_ingesting_the_same_file_again_reports_only_duplicates(reg):
     path = reg.jsonl(ticket(), late_payment())
     first = reg.json("ingest", str(path))

@@ -107,8 +107,14 @@ def stored_form(score, tier, dimensions: list, lists: list, measures: list, reas
 def stored_fields(standing: CompactStanding) -> tuple:
     """(valid_from, valid_until, cacheable, score, tier, body): a standing as its stored row
     holds it, beside its subject, policy and ledger size."""
-    return (standing.valid_from_us, standing.valid_until_us, standing.cacheable, float(standing.score), standing.tier,
-            standing.to_json())
+    return fields_of(standing.valid_from_us, standing.valid_until_us, standing.cacheable, standing.score,
+                     standing.tier, standing.to_json())
+
+
+def fields_of(valid_from_us: int | None, valid_until_us: int | None, cacheable: bool, score, tier: str | None,
+              body: str) -> tuple:
+    """`stored_fields` from the parts (the batch kernel has them without the object)."""
+    return valid_from_us, valid_until_us, cacheable, float(score), tier, body
 
 
 def body_json(value) -> str:

@@ -40,7 +40,8 @@ import numpy as np
 
 from ...ledger.entries import EVENT, VOID, Entry
 from ...policy.compiled import Policy
-from ..compact import TOP_RULE_REASONS, CompactStanding, MeasureState, body_json, compact, stored_fields, stored_form, top_reasons
+from ..compact import (TOP_RULE_REASONS, CompactStanding, MeasureState, body_json, compact, fields_of, stored_fields,
+                       stored_form, top_reasons)
 from ..fold import Reason, fold
 from . import calendar
 
@@ -146,7 +147,8 @@ class BatchResult:
 
     def _reasons(self, rows: np.ndarray, encoded: bool) -> list:
         """The Reasons of contribution rows, in bulk (what `_reason` makes one by one), or with
-        `encoded` the lists a stored standing holds for them (`compact.encode_reason`)."""
+        `encoded` the lists a stored standing holds for them: `compact.encode_reason`'s format,
+        written here without the Reasons (tests hold `stored_rows` equal to the objects')."""
         rules = self.policy.rules
         ids = [rule.id for rule in rules]
         caps = [rule.score_cap is not None and not rule.points for rule in rules]
@@ -187,7 +189,7 @@ class BatchResult:
                 continue
             score, tier, dimensions, measures, reasons, valid_from, valid_until, cacheable = parts
             body = body_json(stored_form(score, tier, dimensions, [], measures, reasons, digest, valid_from, valid_until))
-            yield subject, (valid_from, valid_until, cacheable, float(score), tier, body)
+            yield subject, fields_of(valid_from, valid_until, cacheable, score, tier, body)
 
     def _parts(self, encoded: bool):
         """(subject, parts) for every subject, in order: a folded subject's CompactStanding, or
